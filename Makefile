@@ -1,0 +1,45 @@
+# smtpguard: build/libsmtpguard.so, its checker, test clients, tests, demo.
+CC      ?= cc
+PY      := /usr/bin/python3
+BUILD   := build
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Werror
+BASE    := -std=gnu11 -D_GNU_SOURCE $(WARN) -Ipolicy -Ishim
+
+SHIM_SRC := $(sort $(wildcard shim/*.c)) policy/policy.c
+SHIM_OBJ := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
+LIB      := $(BUILD)/libsmtpguard.so
+CHECKER  := $(BUILD)/smtpguard-policy
+CLIENTS  := $(patsubst tests/clients/%.c,$(BUILD)/clients/%,$(wildcard tests/clients/*.c))
+
+.PHONY: all clients test deps demo clean
+all: $(LIB) $(CHECKER)
+
+$(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(LIB): $(SHIM_OBJ) shim/smtpguard.map
+	$(CC) -shared -o $@ $(SHIM_OBJ) -Wl,--version-script=shim/smtpguard.map \
+	    -Wl,-z,defs -Wl,-z,relro -Wl,-z,now -ldl -lpthread
+
+$(CHECKER): policy/policy.c policy/policy_check.c policy/policy.h
+	@mkdir -p $(BUILD)
+	$(CC) $(BASE) $(CFLAGS) -o $@ policy/policy.c policy/policy_check.c
+
+clients: $(CLIENTS)
+$(BUILD)/clients/%: tests/clients/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) -o $@ $< -lssl -lcrypto -lpthread
+
+deps:
+	scripts/install-deps
+
+test: deps all clients
+	$(PY) -m pytest -n 2 tests
+
+demo: all
+	scripts/demo
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,95 @@
+/* The smtpguard policy: parsed once, then frozen and read without locks.
+ * Pure logic: no OpenSSL, no interposed state, no heap. Used by the shim and
+ * by the smtpguard-policy checker. */
+#ifndef SMTPGUARD_POLICY_H
+#define SMTPGUARD_POLICY_H
+
+#include <stddef.h>
+
+#define SG_MAX_DEST 64
+#define SG_MAX_PINS 4
+#define SG_HOST_MAX 256
+#define SG_PATH_MAX 1024
+#define SG_CIPHERS_MAX 512
+#define SG_ERROR_MAX 512
+#define SG_FILE_MAX (256 * 1024) /* a policy file larger than this is an error */
+#define SG_LINE_MAX 4096         /* a longer line is an error */
+
+enum sg_mode { SG_MODE_INHERIT = -1, SG_MODE_ENFORCE = 0, SG_MODE_AUDIT, SG_MODE_OFF };
+enum sg_log_kind { SG_LOG_SYSLOG = 0, SG_LOG_STDERR, SG_LOG_FILE };
+
+/* Protocol numbers are the TLS wire versions, as OpenSSL's TLS1_2_VERSION. */
+#define SG_TLS12 0x0303
+#define SG_TLS13 0x0304
+
+struct sg_dest {
+    char host[SG_HOST_MAX];  /* lower-case name or address literal (IPv6 without brackets) */
+    int port;                /* 0: any port */
+    int line;                /* line of the [destination ...] header */
+    int mode;                /* SG_MODE_INHERIT or a mode */
+    char ca_file[SG_PATH_MAX];     /* "" : not set; both unset: the global store applies */
+    char ca_path[SG_PATH_MAX];     /* "" : not set (use sg_policy_ca_file/_ca_path) */
+    char verify_name[SG_HOST_MAX]; /* "" : none */
+    int npins;
+    unsigned char pins[SG_MAX_PINS][32]; /* SPKI SHA-256 */
+};
+
+struct sg_policy {
+    int mode;                              /* enum sg_mode, never INHERIT */
+    unsigned char smtp_ports[65536 / 8];   /* bitmap */
+    unsigned char implicit_ports[65536 / 8];
+    int min_protocol;                      /* SG_TLS12 or SG_TLS13 */
+    char ciphers[SG_CIPHERS_MAX];          /* OpenSSL TLS 1.2 cipher list */
+    char ciphersuites[SG_CIPHERS_MAX];     /* OpenSSL TLS 1.3 ciphersuites */
+    char ca_file[SG_PATH_MAX];
+    char ca_path[SG_PATH_MAX];
+    int require_tls;                       /* 1 = yes */
+    int log_kind;                          /* enum sg_log_kind */
+    char log_path[SG_PATH_MAX];            /* for SG_LOG_FILE */
+    int log_json;                          /* log_format = json */
+    int ndest;
+    struct sg_dest dest[SG_MAX_DEST];
+    /* Where it came from and what went wrong. */
+    char source[SG_PATH_MAX];  /* the file read, or "built-in defaults" */
+    int broken;                /* 1: the file had an error; SMTP must fail closed */
+    char error[SG_ERROR_MAX];  /* first error: "FILE:LINE: problem" or "FILE: problem" */
+};
+
+/* Results of sg_policy_load. */
+#define SG_LOAD_OK 0
+#define SG_LOAD_ABSENT 1     /* no such file: defaults kept, not broken */
+#define SG_LOAD_ERROR 2      /* error: broken = 1, error says why */
+#define SG_LOAD_UNTRUSTED 3  /* privileged and the file is not root-owned or is group/other
+                                writable: defaults kept, not broken, error says why */
+
+void sg_policy_defaults(struct sg_policy *p);
+/* Parse text into p (which holds defaults already). 0 ok, -1 error (p->broken, p->error). */
+int sg_policy_parse(struct sg_policy *p, const char *name, const char *text, size_t len);
+/* Open, check and parse a file. Never blocks (FIFO), never follows into a directory.
+ * privileged != 0: the AT_SECURE rule applies. */
+int sg_policy_load(struct sg_policy *p, const char *path, int privileged);
+
+static inline int sg_port_in(const unsigned char *bitmap, int port)
+{
+    return port > 0 && port < 65536 && (bitmap[port >> 3] >> (port & 7)) & 1;
+}
+
+/* The destination section for a connection, or NULL. host may be NULL or "".
+ * addr is the numeric peer address. A section with a port matches only that port;
+ * a host match beats an address match; a port match beats an any-port one. */
+const struct sg_dest *sg_policy_match(const struct sg_policy *p, const char *host,
+                                      const char *addr, int port);
+/* Effective values for a connection (dest may be NULL). A section that sets ca_file or
+ * ca_path replaces the global trust store as a whole (the other one is then unset).
+ * The CA getters never return NULL; "" means not set. */
+int sg_policy_mode(const struct sg_policy *p, const struct sg_dest *d);
+const char *sg_policy_ca_file(const struct sg_policy *p, const struct sg_dest *d);
+const char *sg_policy_ca_path(const struct sg_policy *p, const struct sg_dest *d);
+const char *sg_mode_name(int mode);
+/* "enforce", "audit" or "off" (ASCII case-insensitive) to the mode, else -1: for SMTPGUARD_MODE. */
+int sg_mode_from_name(const char *name);
+/* The effective policy as policy file text (every key, then the sections), NUL-terminated
+ * and truncated to len. Returns the full length, as snprintf: >= len means truncated. */
+int sg_policy_format(const struct sg_policy *p, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,80 @@
+/* Policy loading. The environment is read with secure_getenv, so a setuid,
+ * setgid or file-capability program ignores it; such a program also ignores
+ * a policy file that root does not own or that others may write. A broken
+ * file leaves the policy marked broken: SMTP then fails closed. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+
+#include "config.h"
+#include "log.h"
+
+#define DEFAULT_POLICY "/etc/smtpguard/policy.conf"
+
+static struct sg_policy policy;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void mode_override(struct sg_policy *p)
+{
+    const char *m = secure_getenv("SMTPGUARD_MODE");
+    if (!m || !*m)
+        return;
+    for (int mode = SG_MODE_ENFORCE; mode <= SG_MODE_OFF; mode++)
+        if (strcmp(m, sg_mode_name(mode)) == 0) {
+            p->mode = mode;
+            return;
+        }
+    p->broken = 1;
+    snprintf(p->error, sizeof p->error,
+             "SMTPGUARD_MODE: bad value '%.40s': expected enforce, audit or off", m);
+}
+
+/* A broken file may have replaced the port lists halfway: keep guarding the
+ * standard ports whatever it said. */
+static void keep_default_ports(struct sg_policy *p)
+{
+    struct sg_policy d;
+    sg_policy_defaults(&d);
+    for (size_t i = 0; i < sizeof p->smtp_ports; i++) {
+        p->smtp_ports[i] |= d.smtp_ports[i];
+        p->implicit_ports[i] |= d.implicit_ports[i];
+    }
+}
+
+static void load(void)
+{
+    int privileged = getauxval(AT_SECURE) != 0;
+    const char *path = secure_getenv("SMTPGUARD_POLICY");
+    if (!path || !*path)
+        path = DEFAULT_POLICY;
+    sg_policy_defaults(&policy);
+    int r = sg_policy_load(&policy, path, privileged);
+    mode_override(&policy);
+    if (r == SG_LOAD_UNTRUSTED)
+        sg_log_note(&policy, "%s; built-in defaults apply", policy.error);
+    if (policy.broken)
+        keep_default_ports(&policy);
+}
+
+const struct sg_policy *sg_config(void)
+{
+    pthread_once(&once, load);
+    return &policy;
+}
+
+int sg_config_smtp_port(int port)
+{
+    return sg_port_in(sg_config()->smtp_ports, port);
+}
+
+void sg_config_rule(const struct sg_dest *d, char *out, size_t len)
+{
+    const struct sg_policy *p = sg_config();
+    if (d)
+        snprintf(out, len, "%s:%d [destination %s%s%.0d]", p->source, d->line, d->host,
+                 d->port ? ":" : "", d->port);
+    else
+        snprintf(out, len, "%s (global settings)", p->source);
+}

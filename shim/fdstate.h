@@ -1,0 +1,69 @@
+/* Per-descriptor SMTP state. The table is indexed by descriptor and read
+ * without a lock: a zero entry (every non-SMTP descriptor) is the fast path.
+ * Connection records live in a fixed pool; only SMTP sockets reach it. */
+#ifndef SG_FDSTATE_H
+#define SG_FDSTATE_H
+
+#include <netinet/in.h>
+#include <sys/types.h>
+
+#include "policy.h"
+#include "smtp.h"
+
+#define SG_FD_CAP 65536
+#define SG_CONN_MAX 1024
+
+enum sg_phase {
+    SG_PLAIN = 0,     /* plaintext SMTP dialogue */
+    SG_TLS_WANTED,    /* STARTTLS sent, or an implicit-TLS port: the handshake comes next */
+    SG_TLS_OK,        /* a handshake passed the verdict */
+    SG_TLS_FOREIGN,   /* a TLS record from a library the shim does not drive */
+    SG_DEAD,          /* refused: nothing more may be sent */
+};
+
+struct sg_conn {
+    int refs;                   /* descriptors pointing here; 0 = free */
+    dev_t dev;                  /* identity of the socket, to catch a number */
+    ino_t ino;                  /* reused behind our back (fclose of fdopen) */
+    int port;
+    int implicit;               /* implicit-TLS port: no plaintext at all */
+    int phase;                  /* enum sg_phase, atomic */
+    char host[SG_HOST_MAX];     /* the name the program meant, "" if unknown */
+    char addr[INET6_ADDRSTRLEN];
+    int starttls_sent;          /* awaiting the reply to STARTTLS */
+    int injected;               /* bytes came after the 220 reply to STARTTLS */
+    struct sg_smtp_out out;     /* outbound command tracker */
+    struct sg_smtp_in in;       /* inbound reply tracker */
+};
+
+extern unsigned short sg_fdtab[SG_FD_CAP];
+extern struct sg_conn sg_conn_pool[SG_CONN_MAX];
+extern int sg_conn_active; /* records in use: 0 lets close_range skip the scan */
+
+/* The fast path: is this descriptor an SMTP socket we track? */
+static inline int sg_fd_tracked(int fd)
+{
+    return (unsigned)fd < SG_FD_CAP && __atomic_load_n(&sg_fdtab[fd], __ATOMIC_RELAXED);
+}
+
+/* Start tracking fd as a connection to addr:port. Returns the record or NULL
+ * (pool or table exhausted). Replaces whatever fd had. */
+struct sg_conn *sg_conn_open(int fd, const struct sockaddr *addr, socklen_t len, int port);
+/* The record behind fd without the identity check, or NULL. */
+static inline struct sg_conn *sg_conn_peek(int fd);
+/* The record behind fd, or NULL; checks the socket is still the one tracked. */
+struct sg_conn *sg_conn_get(int fd);
+/* fd is gone (closed, or about to be overwritten by dup2). */
+void sg_fd_forget(int fd);
+/* newfd now refers to the same socket as oldfd. */
+void sg_fd_copy(int oldfd, int newfd);
+void sg_fd_forget_range(unsigned first, unsigned last);
+
+static inline struct sg_conn *sg_conn_peek(int fd)
+{
+    unsigned short slot =
+        (unsigned)fd < SG_FD_CAP ? __atomic_load_n(&sg_fdtab[fd], __ATOMIC_ACQUIRE) : 0;
+    return slot ? &sg_conn_pool[slot - 1] : NULL;
+}
+
+#endif

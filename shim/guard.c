@@ -1,0 +1,189 @@
+/* Guard decisions. A send is judged whole before any of it leaves: the
+ * tracker runs over a copy of its state, and only bytes the kernel took
+ * advance the real state. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "fdstate.h"
+#include "guard.h"
+#include "log.h"
+#include "real.h"
+#include "tls.h"
+
+static __thread int pending_fd __attribute__((tls_model("initial-exec"))) = -1;
+
+int sg_guard_tls_pending(void)
+{
+    return sg_fd_tracked(pending_fd) ? pending_fd : -1;
+}
+
+static void set_phase(struct sg_conn *c, int phase)
+{
+    __atomic_store_n(&c->phase, phase, __ATOMIC_RELEASE);
+}
+
+void sg_guard_connected(int fd, int implicit)
+{
+    struct sg_conn *c = sg_conn_peek(fd);
+    if (!c)
+        return;
+    c->implicit = implicit;
+    if (implicit) {
+        set_phase(c, SG_TLS_WANTED);
+        pending_fd = fd;
+    }
+}
+
+void sg_guard_tls_ok(int fd)
+{
+    struct sg_conn *c = sg_conn_get(fd);
+    if (c && c->phase != SG_DEAD)
+        set_phase(c, SG_TLS_OK);
+}
+
+void sg_guard_refused(int fd)
+{
+    struct sg_conn *c = sg_conn_get(fd);
+    if (c)
+        set_phase(c, SG_DEAD);
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+int sg_guard_injected(int fd)
+{
+    struct sg_conn *c = sg_conn_get(fd);
+    if (!c || c->implicit)
+        return 0;
+    if (c->injected)
+        return 1;
+    char byte;
+    return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+static void log_plain(struct sg_conn *c, int verdict, const char *check, const char *reason)
+{
+    char rule[SG_PATH_MAX + SG_HOST_MAX + 32];
+    const struct sg_policy *p = sg_config();
+    sg_config_rule(sg_policy_match(p, c->host, c->addr, c->port), rule, sizeof rule);
+    struct sg_event e = {.verdict = verdict, .what = "plaintext", .host = c->host,
+                         .addr = c->addr, .port = c->port, .check = check,
+                         .reason = reason, .rule = rule};
+    sg_log_event(p, &e);
+}
+
+static int refuse(int fd, struct sg_conn *c, const char *check, const char *reason)
+{
+    const struct sg_policy *p = sg_config();
+    int mode = sg_policy_mode(p, sg_policy_match(p, c->host, c->addr, c->port));
+    if (mode == SG_MODE_AUDIT && !p->broken) {
+        log_plain(c, SG_WOULD_REFUSE, check, reason);
+        return 0;
+    }
+    log_plain(c, SG_REFUSED, check, reason);
+    sg_guard_refused(fd);
+    errno = EACCES;
+    return -1;
+}
+
+static int is_tls_record(const struct iovec *iov, int iovcnt)
+{
+    for (int i = 0; i < iovcnt; i++)
+        if (iov[i].iov_len)
+            return ((const unsigned char *)iov[i].iov_base)[0] == 0x16;
+    return 0;
+}
+
+static unsigned scan(struct sg_smtp_out *st, const struct iovec *iov, int iovcnt, size_t limit)
+{
+    unsigned seen = 0;
+    for (int i = 0; i < iovcnt && limit; i++) {
+        size_t n = iov[i].iov_len < limit ? iov[i].iov_len : limit;
+        seen |= sg_smtp_out_feed(st, iov[i].iov_base, n);
+        limit -= n;
+    }
+    return seen;
+}
+
+static int check_plaintext(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt)
+{
+    const struct sg_policy *p = sg_config();
+    struct sg_smtp_out probe = c->out;
+    unsigned seen = scan(&probe, iov, iovcnt, (size_t)-1);
+    unsigned secret = seen & SG_V_SECRET;
+    if (!secret || (!p->require_tls && !p->broken))
+        return 0;
+    char reason[128];
+    snprintf(reason, sizeof reason, "%s before TLS was established (require_tls = yes)",
+             sg_smtp_verb_name(secret & -secret));
+    return refuse(fd, c, "plaintext", reason);
+}
+
+int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct sg_conn *c = sg_conn_get(fd);
+    if (!c)
+        return 0;
+    switch (__atomic_load_n(&c->phase, __ATOMIC_ACQUIRE)) {
+    case SG_TLS_OK:
+    case SG_TLS_FOREIGN:
+        return 0;
+    case SG_DEAD:
+        errno = EACCES;
+        return -1;
+    case SG_TLS_WANTED:
+        if (is_tls_record(iov, iovcnt)) {
+            /* A TLS library we do not drive started its handshake. */
+            if (!sg_tls_inside)
+                set_phase(c, SG_TLS_FOREIGN);
+            return 0;
+        }
+        if (c->implicit)
+            return refuse(fd, c, "plaintext", "plaintext on an implicit-TLS port");
+        set_phase(c, SG_PLAIN); /* the program went on without TLS */
+        break;
+    }
+    return check_plaintext(fd, c, iov, iovcnt);
+}
+
+void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n)
+{
+    struct sg_conn *c = sg_conn_peek(fd);
+    if (!c || __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_PLAIN)
+        return;
+    if (scan(&c->out, iov, iovcnt, n) & SG_V_STARTTLS) {
+        c->starttls_sent = 1;
+        memset(&c->in, 0, sizeof c->in);
+        pending_fd = fd;
+    }
+}
+
+int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
+{
+    struct sg_conn *c = sg_conn_peek(fd);
+    if (!c)
+        return 0;
+    int phase = __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE);
+    if (phase == SG_TLS_WANTED && !c->implicit && !sg_tls_inside && n &&
+        !is_tls_record(iov, iovcnt))
+        c->injected = 1; /* plaintext where the server's TLS handshake belongs */
+    if (phase != SG_PLAIN || !c->starttls_sent)
+        return 0;
+    for (int i = 0; i < iovcnt && n; i++) {
+        size_t len = iov[i].iov_len < n ? iov[i].iov_len : n;
+        size_t extra = sg_smtp_in_feed(&c->in, iov[i].iov_base, len, 1);
+        n -= len;
+        if (c->in.replies == 0)
+            continue;
+        c->starttls_sent = 0;
+        if (c->in.last_code == 220) {
+            set_phase(c, SG_TLS_WANTED);
+            c->injected = extra > 0 || n > 0;
+        }
+        break;
+    }
+    return 0;
+}

@@ -1,0 +1,25 @@
+/* The SMTP plaintext guard: follows the dialogue on SMTP sockets until TLS
+ * is up, refuses what would leak, spots STARTTLS response injection. */
+#ifndef SG_GUARD_H
+#define SG_GUARD_H
+
+#include <sys/uio.h>
+
+/* The SMTP socket this thread brought to the point of TLS, or -1. */
+int sg_guard_tls_pending(void);
+/* fd may be -1 in these. */
+void sg_guard_tls_ok(int fd);
+void sg_guard_refused(int fd);
+/* Did plaintext arrive after the 220 reply to STARTTLS (or is some pending)? */
+int sg_guard_injected(int fd);
+/* A new SMTP connection on this thread (connect). */
+void sg_guard_connected(int fd, int implicit);
+
+/* For the interposers of guard_io.c. Before sending: 0 to go on, -1 with
+ * errno set to refuse. After: account for the n bytes really sent. */
+int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt);
+void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n);
+/* After receiving n bytes; -1 with errno set when they must not be delivered. */
+int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n);
+
+#endif

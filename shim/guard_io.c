@@ -1,0 +1,87 @@
+/* The I/O interposers. For a descriptor that is not an SMTP socket each is
+ * one table load and a branch before the real call. */
+#include <errno.h>
+
+#include "fdstate.h"
+#include "guard.h"
+#include "real.h"
+
+#define ONE(buf, n) (&(struct iovec){(void *)(buf), (n)})
+
+#define GUARDED_SEND(fd, iov, iovcnt, call)                                     \
+    do {                                                                        \
+        if (SG_LIKELY(!sg_fd_tracked(fd)))                                      \
+            return call;                                                        \
+        if (sg_guard_before_send(fd, iov, iovcnt) != 0)                         \
+            return -1;                                                          \
+        ssize_t r_ = call;                                                      \
+        if (r_ > 0)                                                             \
+            sg_guard_sent(fd, iov, iovcnt, (size_t)r_);                         \
+        return r_;                                                              \
+    } while (0)
+
+#define OBSERVED_RECV(fd, iov, iovcnt, call)                                    \
+    do {                                                                        \
+        ssize_t r_ = call;                                                      \
+        if (SG_LIKELY(!sg_fd_tracked(fd)) || r_ <= 0)                           \
+            return r_;                                                          \
+        return sg_guard_received(fd, iov, iovcnt, (size_t)r_) == 0 ? r_ : -1;   \
+    } while (0)
+
+SG_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+    GUARDED_SEND(fd, ONE(buf, n), 1, REAL(write)(fd, buf, n));
+}
+
+SG_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+    GUARDED_SEND(fd, ONE(buf, n), 1, REAL(send)(fd, buf, n, flags));
+}
+
+SG_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+                         const struct sockaddr *to, socklen_t tolen)
+{
+    GUARDED_SEND(fd, ONE(buf, n), 1, REAL(sendto)(fd, buf, n, flags, to, tolen));
+}
+
+SG_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    GUARDED_SEND(fd, msg->msg_iov, (int)msg->msg_iovlen, REAL(sendmsg)(fd, msg, flags));
+}
+
+SG_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    GUARDED_SEND(fd, iov, iovcnt, REAL(writev)(fd, iov, iovcnt));
+}
+
+SG_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+    OBSERVED_RECV(fd, ONE(buf, n), 1, REAL(read)(fd, buf, n));
+}
+
+SG_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+    if (flags & MSG_PEEK)
+        return REAL(recv)(fd, buf, n, flags);
+    OBSERVED_RECV(fd, ONE(buf, n), 1, REAL(recv)(fd, buf, n, flags));
+}
+
+SG_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
+                           socklen_t *fromlen)
+{
+    if (flags & MSG_PEEK)
+        return REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
+    OBSERVED_RECV(fd, ONE(buf, n), 1, REAL(recvfrom)(fd, buf, n, flags, from, fromlen));
+}
+
+SG_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    if (flags & MSG_PEEK)
+        return REAL(recvmsg)(fd, msg, flags);
+    OBSERVED_RECV(fd, msg->msg_iov, (int)msg->msg_iovlen, REAL(recvmsg)(fd, msg, flags));
+}
+
+SG_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    OBSERVED_RECV(fd, iov, iovcnt, REAL(readv)(fd, iov, iovcnt));
+}

@@ -1,0 +1,12 @@
+/* Every mutex of the shim, in one place so that one pthread_atfork handler
+ * can keep a forked child from inheriting one held by another thread. */
+#ifndef SG_LOCKS_H
+#define SG_LOCKS_H
+
+#include <pthread.h>
+
+extern pthread_mutex_t sg_lock_fd;      /* descriptor table writers */
+extern pthread_mutex_t sg_lock_resolve; /* name memory */
+extern pthread_mutex_t sg_lock_ossl;    /* OpenSSL bindings and stores */
+
+#endif

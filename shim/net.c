@@ -1,0 +1,154 @@
+/* connect and the descriptor lifecycle. SMTP state is created by connect
+ * and dies with the descriptor; a dup shares it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "config.h"
+#include "fdstate.h"
+#include "guard.h"
+#include "log.h"
+#include "ossl.h"
+#include "real.h"
+#include "resolve.h"
+
+static int inet_port(const struct sockaddr *sa, socklen_t len)
+{
+    if (!sa)
+        return 0;
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in))
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}
+
+static int is_stream(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
+/* Fail closed: this SMTP connection cannot be guarded. */
+static int refuse_connect(const struct sockaddr *sa, int port, const char *why)
+{
+    const struct sg_policy *p = sg_config();
+    char addr[INET6_ADDRSTRLEN] = "";
+    const void *a = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    inet_ntop(sa->sa_family, a, addr, sizeof addr);
+    struct sg_event e = {.verdict = SG_REFUSED, .what = "connection", .host = "",
+                         .addr = addr, .port = port, .check = "policy", .reason = why,
+                         .rule = p->source};
+    sg_log_event(p, &e);
+    errno = EACCES;
+    return -1;
+}
+
+static void track(int fd, const struct sockaddr *sa, socklen_t len, int port)
+{
+    struct sg_conn *c = sg_conn_open(fd, sa, len, port);
+    if (!c)
+        return;
+    sg_resolve_lookup(c->addr, c->host, sizeof c->host);
+    sg_guard_connected(fd, sg_port_in(sg_config()->implicit_ports, port));
+}
+
+SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    int port = inet_port(sa, len);
+    if (SG_LIKELY(!port || !sg_config_smtp_port(port) || sg_config()->mode == SG_MODE_OFF ||
+                  !is_stream(fd))) {
+        if (SG_UNLIKELY(sg_fd_tracked(fd)))
+            sg_fd_forget(fd);
+        return REAL(connect)(fd, sa, len);
+    }
+    const struct sg_policy *p = sg_config();
+    if (p->broken)
+        return refuse_connect(sa, port, p->error);
+    if ((unsigned)fd >= SG_FD_CAP)
+        return refuse_connect(sa, port, "descriptor number too high to guard");
+    int r = REAL(connect)(fd, sa, len);
+    int saved = errno;
+    if (r == 0 || errno == EINPROGRESS || errno == EINTR)
+        track(fd, sa, len, port);
+    errno = saved;
+    return r;
+}
+
+SG_EXPORT int close(int fd)
+{
+    if (SG_UNLIKELY(sg_fd_tracked(fd)))
+        sg_fd_forget(fd);
+    return REAL(close)(fd);
+}
+
+SG_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    int r = REAL(close_range)(first, last, flags);
+    if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+        sg_fd_forget_range(first, last);
+    return r;
+}
+
+static int copied(int oldfd, int newfd)
+{
+    if (newfd >= 0 && newfd != oldfd && (sg_fd_tracked(oldfd) || sg_fd_tracked(newfd)))
+        sg_fd_copy(oldfd, newfd);
+    return newfd;
+}
+
+SG_EXPORT int dup(int fd)
+{
+    return copied(fd, REAL(dup)(fd));
+}
+
+SG_EXPORT int dup2(int oldfd, int newfd)
+{
+    return copied(oldfd, REAL(dup2)(oldfd, newfd));
+}
+
+SG_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    return copied(oldfd, REAL(dup3)(oldfd, newfd, flags));
+}
+
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, va_list ap)
+{
+    void *arg = va_arg(ap, void *);
+    int r = real(fd, cmd, arg);
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+        copied(fd, r);
+    return r;
+}
+
+SG_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    int r = fcntl_common(REAL(fcntl), fd, cmd, ap);
+    va_end(ap);
+    return r;
+}
+
+SG_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    int r = fcntl_common(REAL(fcntl64), fd, cmd, ap);
+    va_end(ap);
+    return r;
+}
+
+/* Postfix's smtp client sets up TLS, then chroots where neither the policy
+ * nor the trust store can be read: read them while they are reachable. */
+SG_EXPORT int chroot(const char *path)
+{
+    const struct sg_policy *p = sg_config();
+    sg_ossl_prepare_stores(p);
+    return REAL(chroot)(path);
+}

@@ -1,0 +1,69 @@
+/* The OpenSSL entry points that can run a handshake. Each finds the library
+ * its caller really uses, passes anything that is not OpenSSL (or that we
+ * cannot drive) straight through, and otherwise lets tls.c decide. */
+#include "ossl.h"
+#include "real.h"
+#include "tls.h"
+
+#define CALLER __builtin_return_address(0)
+
+/* Resolve o for this caller; calls from inside a real OpenSSL call, and
+ * objects of other libraries, go straight to the real function. */
+#define ENTRY(name, fail, direct)                                              \
+    struct sg_ossl *o = sg_ossl_for_caller(CALLER, #name);                     \
+    if (SG_UNLIKELY(!o || !o->name))                                           \
+        return fail;                                                           \
+    if (SG_UNLIKELY(o->kind == SG_OSSL_FOREIGN || !o->complete || sg_tls_inside)) \
+        return direct;
+
+#define IO_CALL(name, fail, call)                                              \
+    ENTRY(name, fail, call)                                                    \
+    int ok_ = sg_tls_before_io(o, s);                                          \
+    if (ok_ != 1)                                                              \
+        return ok_ <= 0 && (fail) == 0 ? 0 : ok_;                              \
+    sg_tls_inside++;                                                           \
+    __typeof__(call) r_ = call;                                                \
+    sg_tls_inside--;                                                           \
+    return r_;
+
+SG_EXPORT int SSL_connect(SSL *s)
+{
+    ENTRY(SSL_connect, -1, o->SSL_connect(s))
+    return sg_tls_handshake(o, s, o->SSL_connect);
+}
+
+SG_EXPORT int SSL_do_handshake(SSL *s)
+{
+    ENTRY(SSL_do_handshake, -1, o->SSL_do_handshake(s))
+    return sg_tls_handshake(o, s, o->SSL_do_handshake);
+}
+
+SG_EXPORT int SSL_write(SSL *s, const void *buf, int n)
+{
+    IO_CALL(SSL_write, -1, o->SSL_write(s, buf, n))
+}
+
+SG_EXPORT int SSL_write_ex(SSL *s, const void *buf, size_t n, size_t *written)
+{
+    IO_CALL(SSL_write_ex, 0, o->SSL_write_ex(s, buf, n, written))
+}
+
+SG_EXPORT int SSL_read(SSL *s, void *buf, int n)
+{
+    IO_CALL(SSL_read, -1, o->SSL_read(s, buf, n))
+}
+
+SG_EXPORT int SSL_read_ex(SSL *s, void *buf, size_t n, size_t *got)
+{
+    IO_CALL(SSL_read_ex, 0, o->SSL_read_ex(s, buf, n, got))
+}
+
+SG_EXPORT int SSL_peek(SSL *s, void *buf, int n)
+{
+    IO_CALL(SSL_peek, -1, o->SSL_peek(s, buf, n))
+}
+
+SG_EXPORT int SSL_peek_ex(SSL *s, void *buf, size_t n, size_t *got)
+{
+    IO_CALL(SSL_peek_ex, 0, o->SSL_peek_ex(s, buf, n, got))
+}

@@ -1,0 +1,72 @@
+/* Error codes are packed differently by OpenSSL 1.1 and 3; the library
+ * number comes from ERR_get_next_error_library so we clash with nobody. */
+#include "ossl_err.h"
+
+static const struct {
+    const char *check;
+    const char *text;
+} reasons[SG_R_COUNT] = {
+    [SG_R_CHAIN] = {"chain", "smtpguard: server certificate not trusted by the policy trust store"},
+    [SG_R_HOSTNAME] = {"hostname", "smtpguard: server certificate does not match the host name"},
+    [SG_R_PROTOCOL] = {"protocol", "smtpguard: TLS version below the policy minimum"},
+    [SG_R_CIPHER] = {"cipher", "smtpguard: cipher is not forward-secret AEAD"},
+    [SG_R_NO_NAME] = {"no-hostname", "smtpguard: no host name known for this server"},
+    [SG_R_POLICY] = {"policy", "smtpguard: policy file is invalid, SMTP refused"},
+    [SG_R_PIN] = {"pin", "smtpguard: server key does not match the pinned key"},
+    [SG_R_APPLY] = {"apply", "smtpguard: could not apply the policy to the connection"},
+    [SG_R_INJECTION] = {"injection", "smtpguard: STARTTLS response injection"},
+    [SG_R_NO_CERT] = {"chain", "smtpguard: server presented no certificate"},
+    [SG_R_REFUSED] = {"refused", "smtpguard: connection was refused earlier"},
+    [SG_R_HANDSHAKE] = {"handshake", "smtpguard: TLS handshake failed under the policy"},
+    [SG_R_STORE] = {"trust-store", "smtpguard: policy trust store cannot be read"},
+    [SG_R_UNSUPPORTED] = {"unsupported", "smtpguard: this OpenSSL cannot be driven"},
+};
+
+const char *sg_reason_check(int reason)
+{
+    return reason > 0 && reason < SG_R_COUNT ? reasons[reason].check : "unknown";
+}
+
+const char *sg_reason_text(int reason)
+{
+    return reason > 0 && reason < SG_R_COUNT ? reasons[reason].text : "smtpguard";
+}
+
+static unsigned long pack(const struct sg_ossl *o, int lib, int reason)
+{
+    if (o->kind == SG_OSSL_3)
+        return ((unsigned long)(lib & 0x7FFFFF) << 23) | (reason & 0x7FFFFF);
+    return ((unsigned long)(lib & 0xFF) << 24) | (reason & 0xFFF);
+}
+
+void sg_ossl_errors_init(struct sg_ossl *o)
+{
+    int lib = o->ERR_get_next_error_library();
+    if (lib <= 0)
+        return;
+    /* The library's own name cannot go through the patching call (an entry
+     * of 0 ends the list), so it is loaded packed, with library 0. */
+    ERR_STRING_DATA *s = o->strings;
+    s[0] = (ERR_STRING_DATA){pack(o, lib, 0), "smtpguard"};
+    s[1] = (ERR_STRING_DATA){0, NULL};
+    o->ERR_load_strings(0, s);
+    for (int r = 1; r < SG_R_COUNT; r++)
+        s[r + 1] = (ERR_STRING_DATA){(unsigned long)r, reasons[r].text};
+    s[SG_R_COUNT + 1] = (ERR_STRING_DATA){0, NULL};
+    o->ERR_load_strings(lib, s + 2);
+    o->err_lib = lib;
+}
+
+void sg_ossl_error(struct sg_ossl *o, int reason, const char *detail)
+{
+    int lib = o->err_lib ? o->err_lib : ERR_LIB_SSL;
+    int code = o->err_lib ? reason : SSL_R_CERTIFICATE_VERIFY_FAILED;
+    if (o->kind == SG_OSSL_3) {
+        o->err_new();
+        o->err_set_debug("smtpguard", 0, "smtpguard");
+        o->err_set_error(lib, code, "%s", detail);
+    } else {
+        o->err_put_error(lib, 0, code, "smtpguard", 0);
+        o->err_add_error_data(1, detail);
+    }
+}

@@ -1,0 +1,269 @@
+/* Per-SSL state lives in the object's own ex_data slot as a small tagged
+ * integer: no allocation, freed with the object, no struct read. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "fdstate.h"
+#include "guard.h"
+#include "log.h"
+#include "ossl_err.h"
+#include "real.h"
+#include "target.h"
+#include "tls.h"
+#include "verdict.h"
+
+__thread int sg_tls_inside __attribute__((tls_model("initial-exec")));
+
+enum {
+    ST_SEEN = 1,     /* classified */
+    ST_SMTP = 2,     /* an SMTP connection: the policy applies */
+    ST_PASSED = 4,   /* the verdict accepted the handshake */
+    ST_REFUSED = 8,  /* refused: every later call fails */
+};
+
+static unsigned state_of(struct sg_ossl *o, SSL *s)
+{
+    return (unsigned)(uintptr_t)o->SSL_get_ex_data(s, o->ex_index);
+}
+
+static void set_state(struct sg_ossl *o, SSL *s, unsigned st)
+{
+    o->SSL_set_ex_data(s, o->ex_index, (void *)(uintptr_t)st);
+}
+
+static void log_decision(struct sg_ossl *o, SSL *s, const struct sg_target *t, int verdict,
+                         int reason, const char *detail, int handshook)
+{
+    char rule[SG_PATH_MAX + SG_HOST_MAX + 32], words[768];
+    const SSL_CIPHER *c = handshook ? o->SSL_get_current_cipher(s) : NULL;
+    sg_config_rule(t->dest, rule, sizeof rule);
+    snprintf(words, sizeof words, "%s (%s)", sg_reason_text(reason) + strlen("smtpguard: "),
+             detail);
+    struct sg_event e = {
+        .verdict = verdict,
+        .what = "TLS",
+        .host = t->host,
+        .addr = t->addr,
+        .port = t->port,
+        .protocol = handshook ? o->SSL_get_version(s) : NULL,
+        .cipher = c ? o->SSL_CIPHER_get_name(c) : NULL,
+        .check = reason ? sg_reason_check(reason) : NULL,
+        .reason = reason ? words : NULL,
+        .rule = rule,
+    };
+    sg_log_event(sg_config(), &e);
+}
+
+/* Enforce: the program gets an error naming the check, the socket is shut
+ * so nothing more leaves on it. Audit: only the log line. */
+static int refuse(struct sg_ossl *o, SSL *s, const struct sg_target *t, int reason,
+                  const char *detail, int handshook)
+{
+    if (t->mode == SG_MODE_AUDIT && reason != SG_R_POLICY) {
+        log_decision(o, s, t, SG_WOULD_REFUSE, reason, detail, handshook);
+        set_state(o, s, ST_SEEN | ST_SMTP | ST_PASSED);
+        sg_guard_tls_ok(t->fd);
+        return 1;
+    }
+    char words[1024];
+    snprintf(words, sizeof words, "%s[%s]:%d: %s", t->host[0] ? t->host : "unknown", t->addr,
+             t->port, detail);
+    log_decision(o, s, t, SG_REFUSED, reason, detail, handshook);
+    o->ERR_clear_error();
+    sg_ossl_error(o, reason, words);
+    set_state(o, s, ST_SEEN | ST_SMTP | ST_REFUSED);
+    sg_guard_refused(t->fd);
+    return -1;
+}
+
+static int apply_versions_and_ciphers(struct sg_ossl *o, SSL *s, const struct sg_policy *p)
+{
+    o->SSL_clear_options(s, SSL_OP_NO_TLSv1_2 | SSL_OP_NO_TLSv1_3);
+    if (o->SSL_ctrl(s, SSL_CTRL_GET_MIN_PROTO_VERSION, 0, NULL) < p->min_protocol)
+        o->SSL_ctrl(s, SSL_CTRL_SET_MIN_PROTO_VERSION, p->min_protocol, NULL);
+    long max = o->SSL_ctrl(s, SSL_CTRL_GET_MAX_PROTO_VERSION, 0, NULL);
+    if (max && max < p->min_protocol)
+        o->SSL_ctrl(s, SSL_CTRL_SET_MAX_PROTO_VERSION, 0, NULL);
+    if (o->SSL_get_security_level(s) < 2)
+        o->SSL_set_security_level(s, 2);
+    return o->SSL_set_cipher_list(s, p->ciphers) == 1 &&
+           o->SSL_set_ciphersuites(s, p->ciphersuites) == 1;
+}
+
+/* A program that verifies nothing gets verification against the policy
+ * store; one that verifies keeps its own (it can only add strictness), and
+ * the verdict judges both kinds the same way afterwards. */
+static int apply_verification(struct sg_ossl *o, SSL *s, const struct sg_target *t)
+{
+    if (o->SSL_get_verify_mode(s) & SSL_VERIFY_PEER)
+        return 1;
+    const struct sg_policy *p = sg_config();
+    X509_STORE *store = sg_ossl_store(o, sg_policy_ca_file(p, t->dest),
+                                      sg_policy_ca_path(p, t->dest));
+    if (!store)
+        return 0;
+    o->SSL_set_verify(s, SSL_VERIFY_PEER, NULL);
+    o->SSL_ctrl(s, SSL_CTRL_SET_VERIFY_CERT_STORE, 1, store);
+    return t->ip_literal ? o->X509_VERIFY_PARAM_set1_ip_asc(o->SSL_get0_param(s), t->host)
+                         : o->SSL_set1_host(s, t->host);
+}
+
+static int apply(struct sg_ossl *o, SSL *s, const struct sg_target *t, char *detail, size_t len)
+{
+    const struct sg_policy *p = sg_config();
+    if (p->broken) {
+        snprintf(detail, len, "%s", p->error);
+        return SG_R_POLICY;
+    }
+    if (t->mode != SG_MODE_ENFORCE)
+        return 0;
+    if (!t->host[0]) {
+        snprintf(detail, len, "the program set no SNI and resolved no name for %s; add "
+                 "a [destination %s] section with verify_name", t->addr, t->addr);
+        return SG_R_NO_NAME;
+    }
+    if (sg_guard_injected(t->fd)) {
+        snprintf(detail, len, "bytes arrived after the 220 reply to STARTTLS");
+        return SG_R_INJECTION;
+    }
+    if (!t->ip_literal && !o->SSL_get_servername(s, TLSEXT_NAMETYPE_host_name))
+        o->SSL_ctrl(s, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, (void *)t->host);
+    if (!apply_versions_and_ciphers(o, s, p)) {
+        snprintf(detail, len, "OpenSSL rejected the policy's ciphers or ciphersuites");
+        return SG_R_APPLY;
+    }
+    if (!apply_verification(o, s, t)) {
+        snprintf(detail, len, "cannot load ca_file '%s' / ca_path '%s'",
+                 sg_policy_ca_file(p, t->dest), sg_policy_ca_path(p, t->dest));
+        return SG_R_STORE;
+    }
+    return 0;
+}
+
+/* The handshake failed inside OpenSSL: say what the policy had to do with it. */
+static int explain_failure(struct sg_ossl *o, SSL *s, const struct sg_target *t, int r)
+{
+    int err = o->SSL_get_error(s, r);
+    if (err != SSL_ERROR_SSL || t->mode != SG_MODE_ENFORCE)
+        return r;
+    char detail[512];
+    long v = o->SSL_get_verify_result(s);
+    int reason = SG_R_HANDSHAKE;
+    if (v != X509_V_OK) {
+        reason = (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH)
+                     ? SG_R_HOSTNAME
+                     : SG_R_CHAIN;
+        snprintf(detail, sizeof detail, "%s (expected %s)", o->X509_verify_cert_error_string(v),
+                 t->host);
+    } else {
+        const char *why = o->ERR_reason_error_string(o->ERR_peek_last_error());
+        snprintf(detail, sizeof detail, "%s; the policy requires TLS 1.2 or newer with a "
+                 "forward-secret AEAD cipher", why ? why : "handshake failure");
+    }
+    return refuse(o, s, t, reason, detail, 0);
+}
+
+static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t)
+{
+    if (!sg_target_of(o, s, t) || t->mode == SG_MODE_OFF) {
+        set_state(o, s, ST_SEEN);
+        return 1;
+    }
+    char detail[512];
+    int reason = apply(o, s, t, detail, sizeof detail);
+    if (reason)
+        return refuse(o, s, t, reason, detail, 0);
+    set_state(o, s, ST_SEEN | ST_SMTP);
+    return 1;
+}
+
+static int judge(struct sg_ossl *o, SSL *s, struct sg_target *t)
+{
+    char detail[512];
+    int reason = 0;
+    /* A connect BIO has connected by now: learn the socket. */
+    if (t->fd < 0)
+        sg_target_of(o, s, t);
+    if (!t->host[0]) {
+        snprintf(detail, sizeof detail, "no SNI and no resolved name for %s", t->addr);
+        reason = SG_R_NO_NAME;
+    } else {
+        reason = sg_verdict(o, s, t, detail, sizeof detail);
+    }
+    if (reason)
+        return refuse(o, s, t, reason, detail, 1);
+    log_decision(o, s, t, SG_ACCEPTED, 0, "", 1);
+    set_state(o, s, ST_SEEN | ST_SMTP | ST_PASSED);
+    sg_guard_tls_ok(t->fd);
+    return 1;
+}
+
+static int run_real(SSL *s, int (*real)(SSL *))
+{
+    sg_tls_inside++;
+    int r = real(s);
+    sg_tls_inside--;
+    return r;
+}
+
+static int refused_earlier(struct sg_ossl *o)
+{
+    sg_ossl_error(o, SG_R_REFUSED, "an earlier check refused this connection");
+    return -1;
+}
+
+/* A handshake finished where we did not see it (an entry point we do not
+ * wrap): judge it before any application byte moves. */
+static int judge_late(struct sg_ossl *o, SSL *s, unsigned st)
+{
+    struct sg_target t;
+    if (st & ST_PASSED || (st & ST_SEEN && !(st & ST_SMTP)))
+        return 1;
+    if (!sg_target_of(o, s, &t) || t.mode == SG_MODE_OFF) {
+        set_state(o, s, ST_SEEN);
+        return 1;
+    }
+    return judge(o, s, &t);
+}
+
+int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
+{
+    unsigned st = state_of(o, s);
+    struct sg_target t;
+    if (st & ST_REFUSED)
+        return refused_earlier(o);
+    if (o->SSL_is_init_finished(s)) {
+        int r = judge_late(o, s, st);
+        return r == 1 ? run_real(s, real) : r;
+    }
+    if (st & ST_SEEN && !(st & (ST_SMTP | ST_PASSED)))
+        return run_real(s, real);
+    if (!(st & ST_SEEN) || (st & ST_PASSED)) { /* new, or a new handshake on it */
+        int r = first_contact(o, s, &t);
+        if (r != 1 || !(state_of(o, s) & ST_SMTP))
+            return r == 1 ? run_real(s, real) : r;
+    } else if (!sg_target_of(o, s, &t)) {
+        return run_real(s, real);
+    }
+    int r = run_real(s, real);
+    if (r != 1)
+        return explain_failure(o, s, &t, r);
+    return judge(o, s, &t);
+}
+
+int sg_tls_before_io(struct sg_ossl *o, SSL *s)
+{
+    unsigned st = state_of(o, s);
+    if (SG_UNLIKELY(st & ST_REFUSED))
+        return refused_earlier(o);
+    if (SG_LIKELY(o->SSL_is_init_finished(s)))
+        return SG_LIKELY(st & ST_SEEN) && !((st & ST_SMTP) && !(st & ST_PASSED))
+                   ? 1
+                   : judge_late(o, s, st);
+    if (o->SSL_is_server(s))
+        return 1;
+    return sg_tls_handshake(o, s, o->SSL_do_handshake);
+}
