@@ -21,11 +21,11 @@ static void mode_override(struct sg_policy *p)
     const char *m = secure_getenv("SMTPGUARD_MODE");
     if (!m || !*m)
         return;
-    for (int mode = SG_MODE_ENFORCE; mode <= SG_MODE_OFF; mode++)
-        if (strcmp(m, sg_mode_name(mode)) == 0) {
-            p->mode = mode;
-            return;
-        }
+    int mode = sg_mode_from_name(m);
+    if (mode >= 0) {
+        p->mode = mode;
+        return;
+    }
     p->broken = 1;
     snprintf(p->error, sizeof p->error,
              "SMTPGUARD_MODE: bad value '%.40s': expected enforce, audit or off", m);

@@ -16,6 +16,7 @@
 enum sg_phase {
     SG_PLAIN = 0,     /* plaintext SMTP dialogue */
     SG_TLS_WANTED,    /* STARTTLS sent, or an implicit-TLS port: the handshake comes next */
+    SG_TLS_HANDSHAKE, /* OpenSSL is running the handshake; the verdict comes next */
     SG_TLS_OK,        /* a handshake passed the verdict */
     SG_TLS_FOREIGN,   /* a TLS record from a library the shim does not drive */
     SG_DEAD,          /* refused: nothing more may be sent */

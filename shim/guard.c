@@ -89,12 +89,18 @@ static int refuse(int fd, struct sg_conn *c, const char *check, const char *reas
     return -1;
 }
 
-static int is_tls_record(const struct iovec *iov, int iovcnt)
+/* The first byte of the data, or -1 when there is none. */
+static int first_byte(const struct iovec *iov, int iovcnt)
 {
     for (int i = 0; i < iovcnt; i++)
         if (iov[i].iov_len)
-            return ((const unsigned char *)iov[i].iov_base)[0] == 0x16;
-    return 0;
+            return ((const unsigned char *)iov[i].iov_base)[0];
+    return -1;
+}
+
+static int is_tls_record(const struct iovec *iov, int iovcnt)
+{
+    return first_byte(iov, iovcnt) == 0x16;
 }
 
 static unsigned scan(struct sg_smtp_out *st, const struct iovec *iov, int iovcnt, size_t limit)
@@ -125,9 +131,10 @@ static int check_plaintext(int fd, struct sg_conn *c, const struct iovec *iov, i
 int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
 {
     struct sg_conn *c = sg_conn_get(fd);
-    if (!c)
+    if (!c || first_byte(iov, iovcnt) < 0)
         return 0;
     switch (__atomic_load_n(&c->phase, __ATOMIC_ACQUIRE)) {
+    case SG_TLS_HANDSHAKE:
     case SG_TLS_OK:
     case SG_TLS_FOREIGN:
         return 0;
@@ -136,9 +143,8 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
         return -1;
     case SG_TLS_WANTED:
         if (is_tls_record(iov, iovcnt)) {
-            /* A TLS library we do not drive started its handshake. */
-            if (!sg_tls_inside)
-                set_phase(c, SG_TLS_FOREIGN);
+            /* Outside a handshake we drive, it is a TLS library we do not. */
+            set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
             return 0;
         }
         if (c->implicit)

@@ -15,21 +15,28 @@
 
 static const char *const verdicts[] = {"accepted", "refused", "audit: would refuse"};
 
+static void write_line(int fd, const char *line, size_t len)
+{
+    if (fd >= 0 && REAL(write)(fd, line, len) < 0)
+        return; /* nowhere left to report it */
+}
+
+/* A broken policy is also said on stderr: the administrator running the
+ * failing command must see why, wherever the log goes. */
 static void emit(const struct sg_policy *p, int priority, char *line, size_t len)
 {
     int saved = errno;
+    line[len] = '\n';
     if (p->log_kind == SG_LOG_SYSLOG) {
-        syslog(LOG_MAIL | priority, "%s", line);
-    } else {
-        line[len] = '\n';
-        int fd = 2;
-        if (p->log_kind == SG_LOG_FILE)
-            fd = open(p->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd >= 0 && REAL(write)(fd, line, len + 1) < 0)
-            (void)0; /* nowhere left to report it */
-        if (fd > 2)
+        syslog(LOG_MAIL | priority, "%.*s", (int)len, line);
+    } else if (p->log_kind == SG_LOG_FILE) {
+        int fd = open(p->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        write_line(fd, line, len + 1);
+        if (fd >= 0)
             REAL(close)(fd);
     }
+    if (p->log_kind == SG_LOG_STDERR || p->broken)
+        write_line(2, line, len + 1);
     errno = saved;
 }
 

@@ -42,8 +42,7 @@ static int refuse_connect(const struct sockaddr *sa, int port, const char *why)
                         : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
     inet_ntop(sa->sa_family, a, addr, sizeof addr);
     struct sg_event e = {.verdict = SG_REFUSED, .what = "connection", .host = "",
-                         .addr = addr, .port = port, .check = "policy", .reason = why,
-                         .rule = p->source};
+                         .addr = addr, .port = port, .check = "policy", .reason = why};
     sg_log_event(p, &e);
     errno = EACCES;
     return -1;
@@ -61,13 +60,13 @@ static void track(int fd, const struct sockaddr *sa, socklen_t len, int port)
 SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
     int port = inet_port(sa, len);
-    if (SG_LIKELY(!port || !sg_config_smtp_port(port) || sg_config()->mode == SG_MODE_OFF ||
-                  !is_stream(fd))) {
+    const struct sg_policy *p = sg_config();
+    if (SG_LIKELY(!port || !sg_port_in(p->smtp_ports, port) ||
+                  (p->mode == SG_MODE_OFF && !p->broken) || !is_stream(fd))) {
         if (SG_UNLIKELY(sg_fd_tracked(fd)))
             sg_fd_forget(fd);
         return REAL(connect)(fd, sa, len);
     }
-    const struct sg_policy *p = sg_config();
     if (p->broken)
         return refuse_connect(sa, port, p->error);
     if ((unsigned)fd >= SG_FD_CAP)

@@ -29,13 +29,13 @@
 SG_EXPORT int SSL_connect(SSL *s)
 {
     ENTRY(SSL_connect, -1, o->SSL_connect(s))
-    return sg_tls_handshake(o, s, o->SSL_connect);
+    return sg_tls_handshake(o, s, o->SSL_connect, 1);
 }
 
 SG_EXPORT int SSL_do_handshake(SSL *s)
 {
     ENTRY(SSL_do_handshake, -1, o->SSL_do_handshake(s))
-    return sg_tls_handshake(o, s, o->SSL_do_handshake);
+    return sg_tls_handshake(o, s, o->SSL_do_handshake, 0);
 }
 
 SG_EXPORT int SSL_write(SSL *s, const void *buf, int n)

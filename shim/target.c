@@ -82,10 +82,10 @@ static int locate(struct sg_ossl *o, SSL *s, struct sg_target *t)
     return t->fd >= 0 && peer_of_socket(t->fd, t);
 }
 
-int sg_target_of(struct sg_ossl *o, SSL *s, struct sg_target *t)
+int sg_target_of(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
 {
     memset(t, 0, sizeof *t);
-    if (o->SSL_is_server(s) || !locate(o, s, t) || !sg_config_smtp_port(t->port))
+    if ((!client && o->SSL_is_server(s)) || !locate(o, s, t) || !sg_config_smtp_port(t->port))
         return 0;
     const struct sg_policy *p = sg_config();
     const char *sni = o->SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);

@@ -17,7 +17,9 @@ struct sg_target {
     char addr[INET6_ADDRSTRLEN];
 };
 
-/* Fills t and returns 1 when s is a client TLS object on an SMTP port of the policy. */
-int sg_target_of(struct sg_ossl *o, SSL *s, struct sg_target *t);
+/* Fills t and returns 1 when s is a client TLS object on an SMTP port of the
+ * policy. client: the caller knows it is a client (SSL_connect: a generic
+ * TLS_method object still says "server" until the handshake starts). */
+int sg_target_of(struct sg_ossl *o, SSL *s, struct sg_target *t, int client);
 
 #endif

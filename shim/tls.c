@@ -143,6 +143,26 @@ static int apply(struct sg_ossl *o, SSL *s, const struct sg_target *t, char *det
     return 0;
 }
 
+/* Which policy requirement an OpenSSL handshake error most likely comes from. */
+static int failure_reason(struct sg_ossl *o, unsigned long e)
+{
+    int r = (int)(o->kind == SG_OSSL_3 ? e & 0x7FFFFF : e & 0xFFF);
+    switch (r) {
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+    case SSL_R_WRONG_SSL_VERSION:
+        return SG_R_PROTOCOL;
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_CIPHERS_AVAILABLE:
+    case SSL_R_WRONG_CIPHER_RETURNED:
+        return SG_R_CIPHER;
+    default:
+        return SG_R_HANDSHAKE;
+    }
+}
+
 /* The handshake failed inside OpenSSL: say what the policy had to do with it. */
 static int explain_failure(struct sg_ossl *o, SSL *s, const struct sg_target *t, int r)
 {
@@ -159,16 +179,20 @@ static int explain_failure(struct sg_ossl *o, SSL *s, const struct sg_target *t,
         snprintf(detail, sizeof detail, "%s (expected %s)", o->X509_verify_cert_error_string(v),
                  t->host);
     } else {
-        const char *why = o->ERR_reason_error_string(o->ERR_peek_last_error());
-        snprintf(detail, sizeof detail, "%s; the policy requires TLS 1.2 or newer with a "
-                 "forward-secret AEAD cipher", why ? why : "handshake failure");
+        unsigned long e = o->ERR_peek_last_error();
+        const char *why = o->ERR_reason_error_string(e);
+        reason = failure_reason(o, e);
+        snprintf(detail, sizeof detail, "%s; the policy requires %s", why ? why : "failure",
+                 reason == SG_R_PROTOCOL ? "TLS 1.2 or newer"
+                 : reason == SG_R_CIPHER ? "a forward-secret AEAD cipher"
+                                         : "TLS 1.2 or newer with a forward-secret AEAD cipher");
     }
     return refuse(o, s, t, reason, detail, 0);
 }
 
-static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t)
+static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
 {
-    if (!sg_target_of(o, s, t) || t->mode == SG_MODE_OFF) {
+    if (!sg_target_of(o, s, t, client) || t->mode == SG_MODE_OFF) {
         set_state(o, s, ST_SEEN);
         return 1;
     }
@@ -186,7 +210,7 @@ static int judge(struct sg_ossl *o, SSL *s, struct sg_target *t)
     int reason = 0;
     /* A connect BIO has connected by now: learn the socket. */
     if (t->fd < 0)
-        sg_target_of(o, s, t);
+        sg_target_of(o, s, t, 1);
     if (!t->host[0]) {
         snprintf(detail, sizeof detail, "no SNI and no resolved name for %s", t->addr);
         reason = SG_R_NO_NAME;
@@ -222,14 +246,14 @@ static int judge_late(struct sg_ossl *o, SSL *s, unsigned st)
     struct sg_target t;
     if (st & ST_PASSED || (st & ST_SEEN && !(st & ST_SMTP)))
         return 1;
-    if (!sg_target_of(o, s, &t) || t.mode == SG_MODE_OFF) {
+    if (!sg_target_of(o, s, &t, 0) || t.mode == SG_MODE_OFF) {
         set_state(o, s, ST_SEEN);
         return 1;
     }
     return judge(o, s, &t);
 }
 
-int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
+int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client)
 {
     unsigned st = state_of(o, s);
     struct sg_target t;
@@ -242,10 +266,10 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
     if (st & ST_SEEN && !(st & (ST_SMTP | ST_PASSED)))
         return run_real(s, real);
     if (!(st & ST_SEEN) || (st & ST_PASSED)) { /* new, or a new handshake on it */
-        int r = first_contact(o, s, &t);
+        int r = first_contact(o, s, &t, client);
         if (r != 1 || !(state_of(o, s) & ST_SMTP))
             return r == 1 ? run_real(s, real) : r;
-    } else if (!sg_target_of(o, s, &t)) {
+    } else if (!sg_target_of(o, s, &t, 1)) {
         return run_real(s, real);
     }
     int r = run_real(s, real);
@@ -265,5 +289,5 @@ int sg_tls_before_io(struct sg_ossl *o, SSL *s)
                    : judge_late(o, s, st);
     if (o->SSL_is_server(s))
         return 1;
-    return sg_tls_handshake(o, s, o->SSL_do_handshake);
+    return sg_tls_handshake(o, s, o->SSL_do_handshake, 0);
 }

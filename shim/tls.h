@@ -4,9 +4,10 @@
 
 #include "ossl.h"
 
-/* Run a handshake step (real is SSL_connect or SSL_do_handshake of o).
- * Returns what the program should get: 1, or <= 0 with the error queued. */
-int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *));
+/* Run a handshake step (real is SSL_connect or SSL_do_handshake of o);
+ * client: called through SSL_connect. Returns what the program should
+ * get: 1, or <= 0 with the error queued. */
+int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client);
 /* Before application I/O on s: 1 to go on with the real call, or <= 0 to
  * return (the object was refused, or an implicit handshake did not finish). */
 int sg_tls_before_io(struct sg_ossl *o, SSL *s);

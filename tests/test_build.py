@@ -1,0 +1,37 @@
+"""The library's shape: it exports only the interposed names and links no TLS
+library, so loading it costs nothing in processes that never send mail."""
+import re
+import subprocess
+
+from lib.runner import LIB
+
+EXPORTED = {
+    "connect", "close", "close_range", "dup", "dup2", "dup3", "fcntl", "fcntl64", "chroot",
+    "write", "send", "sendto", "sendmsg", "writev",
+    "read", "recv", "recvfrom", "recvmsg", "readv",
+    "getaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r", "gethostbyname2_r",
+    "SSL_connect", "SSL_do_handshake", "SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex",
+    "SSL_peek", "SSL_peek_ex",
+}
+ALLOWED_NEEDED = re.compile(r"^(libc|libdl|libpthread)\.so\.\d+$")
+
+
+def _out(*cmd):
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=30).stdout
+
+
+def test_exports_only_the_interposed_names(build):
+    names = {line.split()[-1] for line in _out("nm", "-D", "--defined-only", LIB).splitlines()
+             if line.strip()}
+    assert names == EXPORTED
+
+
+def test_links_no_tls_library(build):
+    needed = re.findall(r"\(NEEDED\).*\[(.+)\]", _out("readelf", "-d", LIB))
+    assert needed, "readelf shows no NEEDED entry at all"
+    assert all(ALLOWED_NEEDED.match(n) for n in needed), needed
+
+
+def test_no_undefined_tls_symbols(build):
+    undefined = _out("nm", "-D", "--undefined-only", LIB)
+    assert not re.search(r"\b(SSL|X509|ERR|gnutls)_\w+", undefined), undefined
