@@ -38,7 +38,7 @@ deps:
 test: deps all clients
 	$(PY) -m pytest -n 2 tests
 
-demo: all
+demo: deps all
 	scripts/demo
 
 clean:
