@@ -4,6 +4,7 @@
 #define SG_REAL_H
 
 #include <netdb.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -41,7 +42,8 @@
                              struct hostent **, int *))                           \
     X(int, gethostbyname2_r, (const char *, int, struct hostent *, char *, size_t,\
                               struct hostent **, int *))                          \
-    X(int, chroot, (const char *))
+    X(int, chroot, (const char *))                                                \
+    X(FILE *, fdopen, (int, const char *))
 
 struct sg_libc {
 #define SG_MEMBER(ret, name, args) ret(*name) args;

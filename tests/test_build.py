@@ -6,7 +6,7 @@ import subprocess
 from lib.runner import LIB
 
 EXPORTED = {
-    "connect", "close", "close_range", "dup", "dup2", "dup3", "fcntl", "fcntl64", "chroot",
+    "connect", "close", "close_range", "dup", "dup2", "dup3", "fcntl", "fcntl64", "chroot", "fdopen",
     "write", "send", "sendto", "sendmsg", "writev",
     "read", "recv", "recvfrom", "recvmsg", "readv",
     "getaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r", "gethostbyname2_r",
