@@ -13,6 +13,7 @@ CHECKER  := $(BUILD)/smtpguard-policy
 CLIENTS  := $(patsubst tests/clients/%.c,$(BUILD)/clients/%,$(wildcard tests/clients/*.c))
 
 .PHONY: all clients test deps demo clean
+TEST_ARGS ?=
 all: $(LIB) $(CHECKER)
 
 $(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h)
@@ -36,10 +37,13 @@ deps:
 	scripts/install-deps
 
 test: deps all clients
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 $(TEST_ARGS) tests
 
 demo: deps all
 	scripts/demo
 
 clean:
 	rm -rf $(BUILD)
+
+# Further targets (install, fuzz, bench, stress, ...) live beside what they build.
+include $(sort $(wildcard scripts/*.mk tests/*/*.mk))
