@@ -11,7 +11,7 @@
 #include "guard.h"
 #include "log.h"
 #include "real.h"
-#include "tls.h"
+#include "decision.h"
 
 static __thread int pending_fd __attribute__((tls_model("initial-exec"))) = -1;
 

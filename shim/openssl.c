@@ -3,7 +3,7 @@
  * cannot drive) straight through, and otherwise lets tls.c decide. */
 #include "ossl.h"
 #include "real.h"
-#include "tls.h"
+#include "ossl_tls.h"
 
 #define CALLER __builtin_return_address(0)
 

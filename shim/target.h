@@ -1,10 +1,10 @@
-/* What a TLS object is connected to, and whether the policy covers it. */
+/* What a TLS session is connected to, and whether the policy covers it.
+ * Shared by every TLS library backend. */
 #ifndef SG_TARGET_H
 #define SG_TARGET_H
 
 #include <netinet/in.h>
 
-#include "ossl.h"
 #include "policy.h"
 
 struct sg_target {
@@ -17,9 +17,10 @@ struct sg_target {
     char addr[INET6_ADDRSTRLEN];
 };
 
-/* Fills t and returns 1 when s is a client TLS object on an SMTP port of the
- * policy. client: the caller knows it is a client (SSL_connect: a generic
- * TLS_method object still says "server" until the handshake starts). */
-int sg_target_of(struct sg_ossl *o, SSL *s, struct sg_target *t, int client);
+/* A socket (fd < 0: none) on an SMTP port of the policy: fill t, return 1.
+ * sni is the name the program set for the server, or NULL. */
+int sg_target_socket(int fd, const char *sni, struct sg_target *t);
+/* A connection not made yet, known by the host and port the program gave. */
+int sg_target_named(const char *host, int port, const char *sni, struct sg_target *t);
 
 #endif

@@ -2,6 +2,7 @@
 #ifndef SG_TLS_H
 #define SG_TLS_H
 
+#include "decision.h"
 #include "ossl.h"
 
 /* Run a handshake step (real is SSL_connect or SSL_do_handshake of o);
@@ -11,9 +12,5 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client);
 /* Before application I/O on s: 1 to go on with the real call, or <= 0 to
  * return (the object was refused, or an implicit handshake did not finish). */
 int sg_tls_before_io(struct sg_ossl *o, SSL *s);
-
-/* Depth of real OpenSSL calls on this thread: libssl calls its own exported
- * functions through the PLT, which lands in our wrappers again. */
-extern __thread int sg_tls_inside __attribute__((tls_model("initial-exec")));
 
 #endif

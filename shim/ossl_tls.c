@@ -1,26 +1,23 @@
-/* Per-SSL state lives in the object's own ex_data slot as a small tagged
- * integer: no allocation, freed with the object, no struct read. */
+/* The OpenSSL handshake driver: apply the policy to the SSL object before the
+ * handshake, judge it after (decision.c). Per-SSL state lives in the object's
+ * own ex_data slot as a small tagged integer: no allocation, freed with the
+ * object, no struct read. */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "config.h"
-#include "fdstate.h"
 #include "guard.h"
-#include "log.h"
 #include "ossl_err.h"
+#include "ossl_tls.h"
+#include "ossl_verdict.h"
 #include "real.h"
-#include "target.h"
-#include "tls.h"
-#include "verdict.h"
-
-__thread int sg_tls_inside __attribute__((tls_model("initial-exec")));
 
 enum {
     ST_SEEN = 1,     /* classified */
     ST_SMTP = 2,     /* an SMTP connection: the policy applies */
-    ST_PASSED = 4,   /* the verdict accepted the handshake */
+    ST_PASSED = 4,   /* the verdict let the handshake through */
     ST_REFUSED = 8,  /* refused: every later call fails */
 };
 
@@ -34,48 +31,45 @@ static void set_state(struct sg_ossl *o, SSL *s, unsigned st)
     o->SSL_set_ex_data(s, o->ex_index, (void *)(uintptr_t)st);
 }
 
-static void log_decision(struct sg_ossl *o, SSL *s, const struct sg_target *t, int verdict,
-                         int reason, const char *detail, int handshook)
+/* The socket: the descriptor OpenSSL reads from; else the one a connect BIO
+ * will open (BIO_new_ssl_connect); else, for a custom BIO (curl), the SMTP
+ * socket this thread brought to the point of TLS. client: the caller knows
+ * (SSL_connect); a TLS_method object says "server" until it starts. */
+static int target_of(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
 {
-    char rule[SG_PATH_MAX + SG_HOST_MAX + 32], words[768];
-    const SSL_CIPHER *c = handshook ? o->SSL_get_current_cipher(s) : NULL;
-    sg_config_rule(t->dest, rule, sizeof rule);
-    snprintf(words, sizeof words, "%s (%s)", sg_reason_text(reason) + strlen("smtpguard: "),
-             detail);
-    struct sg_event e = {
-        .verdict = verdict,
-        .what = "TLS",
-        .host = t->host,
-        .addr = t->addr,
-        .port = t->port,
-        .protocol = handshook ? o->SSL_get_version(s) : NULL,
-        .cipher = c ? o->SSL_CIPHER_get_name(c) : NULL,
-        .check = reason ? sg_reason_check(reason) : NULL,
-        .reason = reason ? words : NULL,
-        .rule = rule,
-    };
-    sg_log_event(sg_config(), &e);
+    if (!client && o->SSL_is_server(s))
+        return 0;
+    const char *sni = o->SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
+    int fd = o->SSL_get_fd(s);
+    if (fd >= 0)
+        return sg_target_socket(fd, sni, t);
+    BIO *b = o->SSL_get_rbio(s);
+    if (b && o->BIO_method_type(b) == BIO_TYPE_CONNECT) {
+        const char *host = o->BIO_ptr_ctrl(b, BIO_C_GET_CONNECT, 0);
+        const char *port = o->BIO_ptr_ctrl(b, BIO_C_GET_CONNECT, 1);
+        return host && port && sg_target_named(host, atoi(port), sni, t);
+    }
+    return sg_target_socket(sg_guard_tls_pending(), sni, t);
 }
 
 /* Enforce: the program gets an error naming the check, the socket is shut
  * so nothing more leaves on it. Audit: only the log line. */
-static int refuse(struct sg_ossl *o, SSL *s, const struct sg_target *t, int reason,
-                  const char *detail, int handshook)
+static int conclude(struct sg_ossl *o, SSL *s, const struct sg_target *t, int reason,
+                    const char *detail, int handshook)
 {
-    if (t->mode == SG_MODE_AUDIT && reason != SG_R_POLICY) {
-        log_decision(o, s, t, SG_WOULD_REFUSE, reason, detail, handshook);
+    struct sg_ossl_session x = {o, s};
+    const char *proto = handshook ? sg_ossl_checks.version_name(&x) : NULL;
+    const char *cipher = handshook ? sg_ossl_checks.cipher_name(&x) : NULL;
+    if (sg_conclude(t, reason, detail, proto, cipher)) {
         set_state(o, s, ST_SEEN | ST_SMTP | ST_PASSED);
-        sg_guard_tls_ok(t->fd);
         return 1;
     }
     char words[1024];
     snprintf(words, sizeof words, "%s[%s]:%d: %s", t->host[0] ? t->host : "unknown", t->addr,
              t->port, detail);
-    log_decision(o, s, t, SG_REFUSED, reason, detail, handshook);
     o->ERR_clear_error();
     sg_ossl_error(o, reason, words);
     set_state(o, s, ST_SEEN | ST_SMTP | ST_REFUSED);
-    sg_guard_refused(t->fd);
     return -1;
 }
 
@@ -166,12 +160,11 @@ static int failure_reason(struct sg_ossl *o, unsigned long e)
 /* The handshake failed inside OpenSSL: say what the policy had to do with it. */
 static int explain_failure(struct sg_ossl *o, SSL *s, const struct sg_target *t, int r)
 {
-    int err = o->SSL_get_error(s, r);
-    if (err != SSL_ERROR_SSL || t->mode != SG_MODE_ENFORCE)
+    if (o->SSL_get_error(s, r) != SSL_ERROR_SSL || t->mode != SG_MODE_ENFORCE)
         return r;
     char detail[512];
     long v = o->SSL_get_verify_result(s);
-    int reason = SG_R_HANDSHAKE;
+    int reason;
     if (v != X509_V_OK) {
         reason = (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH)
                      ? SG_R_HOSTNAME
@@ -187,19 +180,19 @@ static int explain_failure(struct sg_ossl *o, SSL *s, const struct sg_target *t,
                  : reason == SG_R_CIPHER ? "a forward-secret AEAD cipher"
                                          : "TLS 1.2 or newer with a forward-secret AEAD cipher");
     }
-    return refuse(o, s, t, reason, detail, 0);
+    return conclude(o, s, t, reason, detail, 0);
 }
 
 static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
 {
-    if (!sg_target_of(o, s, t, client) || t->mode == SG_MODE_OFF) {
+    if (!target_of(o, s, t, client) || t->mode == SG_MODE_OFF) {
         set_state(o, s, ST_SEEN);
         return 1;
     }
     char detail[512];
     int reason = apply(o, s, t, detail, sizeof detail);
     if (reason)
-        return refuse(o, s, t, reason, detail, 0);
+        return conclude(o, s, t, reason, detail, 0);
     set_state(o, s, ST_SEEN | ST_SMTP);
     return 1;
 }
@@ -207,22 +200,11 @@ static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t, int cli
 static int judge(struct sg_ossl *o, SSL *s, struct sg_target *t)
 {
     char detail[512];
-    int reason = 0;
-    /* A connect BIO has connected by now: learn the socket. */
-    if (t->fd < 0)
-        sg_target_of(o, s, t, 1);
-    if (!t->host[0]) {
-        snprintf(detail, sizeof detail, "no SNI and no resolved name for %s", t->addr);
-        reason = SG_R_NO_NAME;
-    } else {
-        reason = sg_verdict(o, s, t, detail, sizeof detail);
-    }
-    if (reason)
-        return refuse(o, s, t, reason, detail, 1);
-    log_decision(o, s, t, SG_ACCEPTED, 0, "", 1);
-    set_state(o, s, ST_SEEN | ST_SMTP | ST_PASSED);
-    sg_guard_tls_ok(t->fd);
-    return 1;
+    struct sg_ossl_session x = {o, s};
+    if (t->fd < 0) /* a connect BIO has connected by now: learn the socket */
+        target_of(o, s, t, 1);
+    int reason = sg_decide(&sg_ossl_checks, &x, t, detail, sizeof detail);
+    return conclude(o, s, t, reason, detail, 1);
 }
 
 static int run_real(SSL *s, int (*real)(SSL *))
@@ -246,7 +228,7 @@ static int judge_late(struct sg_ossl *o, SSL *s, unsigned st)
     struct sg_target t;
     if (st & ST_PASSED || (st & ST_SEEN && !(st & ST_SMTP)))
         return 1;
-    if (!sg_target_of(o, s, &t, 0) || t.mode == SG_MODE_OFF) {
+    if (!target_of(o, s, &t, 0) || t.mode == SG_MODE_OFF) {
         set_state(o, s, ST_SEEN);
         return 1;
     }
@@ -269,7 +251,7 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client)
         int r = first_contact(o, s, &t, client);
         if (r != 1 || !(state_of(o, s) & ST_SMTP))
             return r == 1 ? run_real(s, real) : r;
-    } else if (!sg_target_of(o, s, &t, 1)) {
+    } else if (!target_of(o, s, &t, 1)) {
         return run_real(s, real);
     }
     int r = run_real(s, real);

@@ -1,0 +1,74 @@
+/* The order of the checks is the order an administrator reads them in:
+ * which name, which version, which cipher, which certificate. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "decision.h"
+#include "guard.h"
+#include "log.h"
+
+__thread int sg_tls_inside __attribute__((tls_model("initial-exec")));
+
+static int check_pins(const struct sg_target *t, unsigned char spki[][32], int n,
+                      char *detail, size_t len)
+{
+    if (!t->dest || t->dest->npins == 0)
+        return 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < t->dest->npins; k++)
+            if (memcmp(spki[i], t->dest->pins[k], 32) == 0)
+                return 0;
+    snprintf(detail, len, "no certificate in the chain has a pin_sha256 of the policy");
+    return SG_R_PIN;
+}
+
+int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *t,
+              char *detail, size_t len)
+{
+    const struct sg_policy *p = sg_config();
+    if (!t->host[0]) {
+        snprintf(detail, len, "no SNI and no resolved name for %s; add a [destination %s] "
+                 "section with verify_name", t->addr, t->addr);
+        return SG_R_NO_NAME;
+    }
+    if (c->version(session) < p->min_protocol) {
+        snprintf(detail, len, "negotiated %s, policy min_protocol is %s",
+                 c->version_name(session), p->min_protocol == SG_TLS13 ? "TLSv1.3" : "TLSv1.2");
+        return SG_R_PROTOCOL;
+    }
+    if (!c->fs_aead(session)) {
+        snprintf(detail, len, "negotiated %s, which is not forward-secret AEAD",
+                 c->cipher_name(session));
+        return SG_R_CIPHER;
+    }
+    unsigned char spki[SG_MAX_CHAIN][32];
+    int n = 0;
+    int r = c->chain(session, t, sg_policy_ca_file(p, t->dest), sg_policy_ca_path(p, t->dest),
+                     spki, &n, detail, len);
+    return r ? r : check_pins(t, spki, n, detail, len);
+}
+
+int sg_conclude(const struct sg_target *t, int reason, const char *detail,
+                const char *protocol, const char *cipher)
+{
+    char rule[SG_PATH_MAX + SG_HOST_MAX + 32], words[768];
+    int verdict = !reason ? SG_ACCEPTED
+                  : (t->mode == SG_MODE_AUDIT && reason != SG_R_POLICY) ? SG_WOULD_REFUSE
+                                                                       : SG_REFUSED;
+    sg_config_rule(t->dest, rule, sizeof rule);
+    snprintf(words, sizeof words, "%s (%s)", sg_reason_text(reason) + strlen("smtpguard: "),
+             detail ? detail : "");
+    struct sg_event e = {.verdict = verdict, .what = "TLS", .host = t->host, .addr = t->addr,
+                         .port = t->port, .protocol = protocol, .cipher = cipher,
+                         .check = reason ? sg_reason_check(reason) : NULL,
+                         .reason = reason ? words : NULL, .rule = rule};
+    sg_log_event(sg_config(), &e);
+    if (verdict == SG_REFUSED) {
+        sg_guard_refused(t->fd);
+        return 0;
+    }
+    if (protocol)
+        sg_guard_tls_ok(t->fd);
+    return 1;
+}

@@ -1,0 +1,112 @@
+/* Checking SSL_get_verify_result would trust whatever verify callback,
+ * store or flags the program set, so the chain is verified again here, from
+ * scratch, against the store the policy names. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ossl_verdict.h"
+
+#define SESSION struct sg_ossl_session *x = session
+
+static int version(void *session)
+{
+    SESSION;
+    return x->o->SSL_version(x->s);
+}
+
+static const char *version_name(void *session)
+{
+    SESSION;
+    return x->o->SSL_get_version(x->s);
+}
+
+static const char *cipher_name(void *session)
+{
+    SESSION;
+    const SSL_CIPHER *c = x->o->SSL_get_current_cipher(x->s);
+    return c ? x->o->SSL_CIPHER_get_name(c) : "no cipher";
+}
+
+static int fs_aead(void *session)
+{
+    SESSION;
+    const SSL_CIPHER *c = x->o->SSL_get_current_cipher(x->s);
+    int kx = c ? x->o->SSL_CIPHER_get_kx_nid(c) : 0;
+    return c && (kx == NID_kx_ecdhe || kx == NID_kx_dhe || kx == NID_kx_any) &&
+           x->o->SSL_CIPHER_is_aead(c);
+}
+
+static int spki_digest(struct sg_ossl *o, X509 *cert, unsigned char digest[32])
+{
+    unsigned char der[8192], *p = der;
+    X509_PUBKEY *key = o->X509_get_X509_PUBKEY(cert);
+    int n = o->i2d_X509_PUBKEY(key, NULL);
+    if (n <= 0 || n > (int)sizeof der || o->i2d_X509_PUBKEY(key, &p) != n)
+        return 0;
+    o->SHA256(der, (size_t)n, digest);
+    return 1;
+}
+
+static void chain_digests(struct sg_ossl *o, X509_STORE_CTX *ctx, unsigned char spki[][32],
+                          int *n)
+{
+    STACK_OF(X509) *chain = o->X509_STORE_CTX_get0_chain(ctx);
+    int count = chain ? o->OPENSSL_sk_num((OPENSSL_STACK *)chain) : 0;
+    for (int i = 0; i < count && *n < SG_MAX_CHAIN; i++)
+        *n += spki_digest(o, o->OPENSSL_sk_value((OPENSSL_STACK *)chain, i), spki[*n]);
+}
+
+static int set_name(struct sg_ossl *o, X509_STORE_CTX *ctx, const struct sg_target *t)
+{
+    X509_VERIFY_PARAM *param = o->X509_STORE_CTX_get0_param(ctx);
+    return t->ip_literal ? o->X509_VERIFY_PARAM_set1_ip_asc(param, t->host)
+                         : o->X509_VERIFY_PARAM_set1_host(param, t->host, 0);
+}
+
+static int verify(struct sg_ossl *o, SSL *s, X509_STORE *store, X509 *leaf,
+                  const struct sg_target *t, unsigned char spki[][32], int *n,
+                  char *detail, size_t len)
+{
+    X509_STORE_CTX *ctx = o->X509_STORE_CTX_new();
+    int reason = SG_R_APPLY;
+    snprintf(detail, len, "cannot set up certificate verification");
+    if (ctx && o->X509_STORE_CTX_init(ctx, store, leaf, o->SSL_get_peer_cert_chain(s)) &&
+        o->X509_STORE_CTX_set_default(ctx, "ssl_server") && set_name(o, ctx, t)) {
+        if (o->X509_verify_cert(ctx) == 1) {
+            reason = 0;
+            chain_digests(o, ctx, spki, n);
+        } else {
+            int err = o->X509_STORE_CTX_get_error(ctx);
+            reason = (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH)
+                         ? SG_R_HOSTNAME
+                         : SG_R_CHAIN;
+            snprintf(detail, len, "%s (expected %s)", o->X509_verify_cert_error_string(err),
+                     t->host);
+        }
+    }
+    if (ctx)
+        o->X509_STORE_CTX_free(ctx);
+    return reason;
+}
+
+static int chain(void *session, const struct sg_target *t, const char *ca_file,
+                 const char *ca_path, unsigned char spki[][32], int *n, char *detail,
+                 size_t len)
+{
+    SESSION;
+    X509_STORE *store = sg_ossl_store(x->o, ca_file, ca_path);
+    if (!store) {
+        snprintf(detail, len, "cannot load ca_file '%s' / ca_path '%s'", ca_file, ca_path);
+        return SG_R_STORE;
+    }
+    X509 *leaf = x->o->get1_peer_cert(x->s);
+    if (!leaf) {
+        snprintf(detail, len, "no certificate");
+        return SG_R_NO_CERT;
+    }
+    int reason = verify(x->o, x->s, store, leaf, t, spki, n, detail, len);
+    x->o->X509_free(leaf);
+    return reason;
+}
+
+const struct sg_checks sg_ossl_checks = {version, version_name, cipher_name, fs_aead, chain};

@@ -1,0 +1,31 @@
+#include "reasons.h"
+
+static const struct {
+    const char *check;
+    const char *text;
+} reasons[SG_R_COUNT] = {
+    [SG_R_CHAIN] = {"chain", "smtpguard: server certificate not trusted by the policy trust store"},
+    [SG_R_HOSTNAME] = {"hostname", "smtpguard: server certificate does not match the host name"},
+    [SG_R_PROTOCOL] = {"protocol", "smtpguard: TLS version below the policy minimum"},
+    [SG_R_CIPHER] = {"cipher", "smtpguard: cipher is not forward-secret AEAD"},
+    [SG_R_NO_NAME] = {"no-hostname", "smtpguard: no host name known for this server"},
+    [SG_R_POLICY] = {"policy", "smtpguard: policy file is invalid, SMTP refused"},
+    [SG_R_PIN] = {"pin", "smtpguard: server key does not match the pinned key"},
+    [SG_R_APPLY] = {"apply", "smtpguard: could not apply the policy to the connection"},
+    [SG_R_INJECTION] = {"injection", "smtpguard: STARTTLS response injection"},
+    [SG_R_NO_CERT] = {"chain", "smtpguard: server presented no certificate"},
+    [SG_R_REFUSED] = {"refused", "smtpguard: connection was refused earlier"},
+    [SG_R_HANDSHAKE] = {"handshake", "smtpguard: TLS handshake failed under the policy"},
+    [SG_R_STORE] = {"trust-store", "smtpguard: policy trust store cannot be read"},
+    [SG_R_UNSUPPORTED] = {"unsupported", "smtpguard: this TLS library cannot be driven"},
+};
+
+const char *sg_reason_check(int reason)
+{
+    return reason > 0 && reason < SG_R_COUNT ? reasons[reason].check : "unknown";
+}
+
+const char *sg_reason_text(int reason)
+{
+    return reason > 0 && reason < SG_R_COUNT ? reasons[reason].text : "smtpguard";
+}
