@@ -1,0 +1,211 @@
+/* The GnuTLS handshake driver, the counterpart of ossl_tls.c: before the
+ * first handshake step of a client session on an SMTP socket, the policy's
+ * priority string and SNI; after the handshake, the shared verdict. A refused
+ * session returns a fatal error, its socket is shut down (so later record
+ * I/O fails) and gnutls_strerror gives the program smtpguard's words. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+
+#include "config.h"
+#include "gnutls_verdict.h"
+#include "guard.h"
+#include "locks.h"
+#include "real.h"
+
+#define CALLER __builtin_return_address(0)
+#define PENDING 64
+
+/* Sessions whose handshake is under way (non-blocking loops): the policy is
+ * applied once. A fixed ring; an entry ends with the verdict. */
+static gnutls_session_t pending[PENDING];
+static unsigned next_pending;
+
+static int pending_slot(gnutls_session_t s)
+{
+    for (int i = 0; i < PENDING; i++)
+        if (pending[i] == s)
+            return i;
+    return -1;
+}
+
+static int mark_pending(gnutls_session_t s, int on)
+{
+    pthread_mutex_lock(&sg_lock_ossl);
+    int i = pending_slot(s), was = i >= 0;
+    if (on && !was)
+        pending[next_pending++ % PENDING] = s;
+    if (!on && was)
+        pending[i] = NULL;
+    pthread_mutex_unlock(&sg_lock_ossl);
+    return was;
+}
+
+/* Words for the program's gnutls_strerror of the code we returned. */
+static __thread int refused_code __attribute__((tls_model("initial-exec")));
+static __thread const char *refused_text __attribute__((tls_model("initial-exec")));
+
+/* A server's socket has the SMTP port on its own side. */
+static int local_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static int target_of(struct sg_gnutls *g, gnutls_session_t s, struct sg_target *t)
+{
+    char sni[SG_HOST_MAX] = "";
+    size_t len = sizeof sni;
+    unsigned type = 0;
+    if (g->gnutls_server_name_get(s, sni, &len, &type, 0) < 0 || type != GNUTLS_NAME_DNS)
+        sni[0] = 0;
+    int fd = g->gnutls_transport_get_int(s);
+    if (fd < 0)
+        fd = sg_guard_tls_pending();
+    if (fd < 0 || sg_port_in(sg_config()->smtp_ports, local_port(fd)))
+        return 0;
+    return sg_target_socket(fd, sni, t);
+}
+
+static int error_code(int reason)
+{
+    switch (reason) {
+    case SG_R_PROTOCOL:
+        return GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
+    case SG_R_CIPHER:
+        return GNUTLS_E_INSUFFICIENT_SECURITY;
+    default:
+        return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR;
+    }
+}
+
+static int conclude(struct sg_gnutls *g, gnutls_session_t s, const struct sg_target *t,
+                    int reason, const char *detail, int handshook)
+{
+    struct sg_gnutls_session x = {g, s};
+    mark_pending(s, 0);
+    if (sg_conclude(t, reason, detail, handshook ? sg_gnutls_checks.version_name(&x) : NULL,
+                    handshook ? sg_gnutls_checks.cipher_name(&x) : NULL))
+        return 0;
+    refused_code = error_code(reason);
+    refused_text = sg_reason_text(reason);
+    return refused_code;
+}
+
+static const char *priority(const struct sg_policy *p)
+{
+    return p->min_protocol == SG_TLS13
+               ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+               : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"
+                 "-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:-MAC-ALL:+AEAD";
+}
+
+static int apply(struct sg_gnutls *g, gnutls_session_t s, const struct sg_target *t,
+                 char *detail, size_t len)
+{
+    const struct sg_policy *p = sg_config();
+    if (p->broken) {
+        snprintf(detail, len, "%s", p->error);
+        return SG_R_POLICY;
+    }
+    if (t->mode != SG_MODE_ENFORCE)
+        return 0;
+    if (!t->host[0]) {
+        snprintf(detail, len, "the program set no SNI and resolved no name for %s; add "
+                 "a [destination %s] section with verify_name", t->addr, t->addr);
+        return SG_R_NO_NAME;
+    }
+    if (sg_guard_injected(t->fd)) {
+        snprintf(detail, len, "bytes arrived after the 220 reply to STARTTLS");
+        return SG_R_INJECTION;
+    }
+    char sni[4];
+    size_t n = sizeof sni;
+    unsigned type;
+    if (!t->ip_literal && g->gnutls_server_name_get(s, sni, &n, &type, 0) ==
+                              GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+        g->gnutls_server_name_set(s, GNUTLS_NAME_DNS, t->host, strlen(t->host));
+    if (g->gnutls_priority_set_direct(s, priority(p), NULL) < 0) {
+        snprintf(detail, len, "GnuTLS rejected the policy's priority string");
+        return SG_R_APPLY;
+    }
+    return 0;
+}
+
+/* Which policy requirement a failed handshake most likely comes from. */
+static int failure_reason(struct sg_gnutls *g, gnutls_session_t s, int r)
+{
+    int alert = r == GNUTLS_E_FATAL_ALERT_RECEIVED ? (int)g->gnutls_alert_get(s) : -1;
+    if (r == GNUTLS_E_UNSUPPORTED_VERSION_PACKET || alert == GNUTLS_A_PROTOCOL_VERSION)
+        return SG_R_PROTOCOL;
+    if (r == GNUTLS_E_NO_CIPHER_SUITES || alert == GNUTLS_A_HANDSHAKE_FAILURE ||
+        alert == GNUTLS_A_INSUFFICIENT_SECURITY)
+        return SG_R_CIPHER;
+    return SG_R_HANDSHAKE;
+}
+
+static int explain_failure(struct sg_gnutls *g, gnutls_session_t s, const struct sg_target *t,
+                           int r)
+{
+    if (!g->gnutls_error_is_fatal(r))
+        return r;
+    mark_pending(s, 0);
+    if (t->mode != SG_MODE_ENFORCE)
+        return r;
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s; the policy requires TLS 1.2 or newer with a "
+             "forward-secret AEAD cipher", g->gnutls_strerror(r));
+    int code = conclude(g, s, t, failure_reason(g, s, r), detail, 0);
+    return code ? code : r;
+}
+
+static int run_real(struct sg_gnutls *g, gnutls_session_t s)
+{
+    sg_tls_inside++;
+    int r = g->gnutls_handshake(s);
+    sg_tls_inside--;
+    return r;
+}
+
+static int handshake(struct sg_gnutls *g, gnutls_session_t s)
+{
+    struct sg_target t;
+    char detail[512];
+    if (!target_of(g, s, &t) || t.mode == SG_MODE_OFF)
+        return run_real(g, s);
+    if (!mark_pending(s, 1)) {
+        int reason = apply(g, s, &t, detail, sizeof detail);
+        if (reason)
+            return conclude(g, s, &t, reason, detail, 0);
+    }
+    int r = run_real(g, s);
+    if (r < 0)
+        return explain_failure(g, s, &t, r);
+    struct sg_gnutls_session x = {g, s};
+    int reason = sg_decide(&sg_gnutls_checks, &x, &t, detail, sizeof detail);
+    return conclude(g, s, &t, reason, detail, 1);
+}
+
+SG_EXPORT int gnutls_handshake(gnutls_session_t s)
+{
+    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_handshake");
+    if (SG_UNLIKELY(!g || !g->gnutls_handshake))
+        return GNUTLS_E_INTERNAL_ERROR;
+    if (!g->complete || sg_tls_inside)
+        return g->gnutls_handshake(s);
+    return handshake(g, s);
+}
+
+SG_EXPORT const char *gnutls_strerror(int error)
+{
+    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_strerror");
+    if (error != 0 && error == refused_code && refused_text)
+        return refused_text;
+    return g && g->gnutls_strerror ? g->gnutls_strerror(error) : "unknown error";
+}

@@ -1,0 +1,42 @@
+/* One GnuTLS as loaded in this process, its functions found at run time in
+ * that very library: nothing is linked. */
+#ifndef SG_GNUTLS_API_H
+#define SG_GNUTLS_API_H
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#define SG_GNUTLS_FUNCS(X)                                                            \
+    X(gnutls_handshake) X(gnutls_strerror) X(gnutls_error_is_fatal) X(gnutls_alert_get)  \
+    X(gnutls_transport_get_int) X(gnutls_server_name_get) X(gnutls_server_name_set)     \
+    X(gnutls_priority_set_direct) X(gnutls_protocol_get_version)                      \
+    X(gnutls_protocol_get_name) X(gnutls_cipher_get) X(gnutls_cipher_get_name)         \
+    X(gnutls_kx_get) X(gnutls_certificate_get_peers) X(gnutls_x509_crt_init)           \
+    X(gnutls_x509_crt_import) X(gnutls_x509_crt_deinit) X(gnutls_x509_crt_get_key_id)  \
+    X(gnutls_x509_trust_list_init) X(gnutls_x509_trust_list_deinit)                   \
+    X(gnutls_x509_trust_list_add_trust_file) X(gnutls_x509_trust_list_add_trust_dir)  \
+    X(gnutls_x509_trust_list_verify_crt2) X(gnutls_certificate_verification_status_print)
+
+#define SG_TRUST_LISTS 8
+
+struct sg_gnutls {
+    const void *base;      /* load address of the owning library */
+    int complete;          /* every function the shim needs was found */
+    void (**free_fn)(void *); /* gnutls_free is a variable holding a function */
+    struct {
+        const char *ca_file, *ca_path; /* policy strings, compared by address */
+        gnutls_x509_trust_list_t list;
+    } lists[SG_TRUST_LISTS];
+#define SG_MEMBER(f) __typeof__(f) *f;
+    SG_GNUTLS_FUNCS(SG_MEMBER)
+#undef SG_MEMBER
+};
+
+/* The GnuTLS that the caller at ret would have reached for sym; NULL when
+ * none is loaded. */
+struct sg_gnutls *sg_gnutls_for_caller(const void *ret, const char *sym);
+/* The trust list for these policy paths, built once; NULL if unreadable. */
+gnutls_x509_trust_list_t sg_gnutls_trust(struct sg_gnutls *g, const char *ca_file,
+                                         const char *ca_path);
+
+#endif

@@ -1,0 +1,123 @@
+/* The peer chain is verified here against the policy's trust list, whatever
+ * verify function, flags or credentials the program gave GnuTLS. */
+#include <stdio.h>
+#include <string.h>
+
+#include "gnutls_verdict.h"
+
+#define SESSION struct sg_gnutls_session *x = session
+
+static int version(void *session)
+{
+    SESSION;
+    int v = x->g->gnutls_protocol_get_version(x->s);
+    /* GNUTLS_TLS1_0 is 2 ... GNUTLS_TLS1_3 is 5; SSL 3 and unknown count as lowest. */
+    return v >= GNUTLS_TLS1_0 && v <= GNUTLS_TLS1_3 ? 0x0301 + (v - GNUTLS_TLS1_0) : 0x0300;
+}
+
+static const char *version_name(void *session)
+{
+    SESSION;
+    const char *n = x->g->gnutls_protocol_get_name(x->g->gnutls_protocol_get_version(x->s));
+    return n ? n : "unknown";
+}
+
+static const char *cipher_name(void *session)
+{
+    SESSION;
+    const char *n = x->g->gnutls_cipher_get_name(x->g->gnutls_cipher_get(x->s));
+    return n ? n : "unknown";
+}
+
+static int aead(gnutls_cipher_algorithm_t c)
+{
+    return c == GNUTLS_CIPHER_AES_128_GCM || c == GNUTLS_CIPHER_AES_256_GCM ||
+           c == GNUTLS_CIPHER_CHACHA20_POLY1305 || c == GNUTLS_CIPHER_AES_128_CCM ||
+           c == GNUTLS_CIPHER_AES_256_CCM;
+}
+
+static int fs_aead(void *session)
+{
+    SESSION;
+    gnutls_kx_algorithm_t kx = x->g->gnutls_kx_get(x->s);
+    int fs = version(session) >= 0x0304 || kx == GNUTLS_KX_ECDHE_RSA ||
+             kx == GNUTLS_KX_ECDHE_ECDSA || kx == GNUTLS_KX_DHE_RSA || kx == GNUTLS_KX_DHE_DSS;
+    return fs && aead(x->g->gnutls_cipher_get(x->s));
+}
+
+static int import_peers(struct sg_gnutls *g, gnutls_session_t s, gnutls_x509_crt_t *crts)
+{
+    unsigned n = 0;
+    const gnutls_datum_t *der = g->gnutls_certificate_get_peers(s, &n);
+    int count = 0;
+    for (unsigned i = 0; der && i < n && count < SG_MAX_CHAIN; i++) {
+        if (g->gnutls_x509_crt_init(&crts[count]) < 0)
+            break;
+        if (g->gnutls_x509_crt_import(crts[count], &der[i], GNUTLS_X509_FMT_DER) < 0) {
+            g->gnutls_x509_crt_deinit(crts[count]);
+            break;
+        }
+        count++;
+    }
+    return count;
+}
+
+static void describe(struct sg_gnutls *g, unsigned status, char *detail, size_t len)
+{
+    gnutls_datum_t out = {NULL, 0};
+    if (g->gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) == 0 &&
+        out.data) {
+        snprintf(detail, len, "%s", out.data);
+        (*g->free_fn)(out.data);
+    } else {
+        snprintf(detail, len, "verification status 0x%x", status);
+    }
+}
+
+static int verify(struct sg_gnutls *g, gnutls_x509_trust_list_t list, gnutls_x509_crt_t *crts,
+                  int n, const struct sg_target *t, char *detail, size_t len)
+{
+    gnutls_typed_vdata_st data[] = {
+        {GNUTLS_DT_DNS_HOSTNAME, (unsigned char *)t->host, 0},
+        {GNUTLS_DT_KEY_PURPOSE_OID, (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER, 0},
+    };
+    unsigned status = 0;
+    if (g->gnutls_x509_trust_list_verify_crt2(list, crts, (unsigned)n, data, 2, 0, &status,
+                                               NULL) < 0) {
+        snprintf(detail, len, "GnuTLS could not verify the chain");
+        return SG_R_CHAIN;
+    }
+    if (!status)
+        return 0;
+    describe(g, status, detail, len);
+    return status == (GNUTLS_CERT_INVALID | GNUTLS_CERT_UNEXPECTED_OWNER) ? SG_R_HOSTNAME
+                                                                         : SG_R_CHAIN;
+}
+
+static int chain(void *session, const struct sg_target *t, const char *ca_file,
+                 const char *ca_path, unsigned char spki[][32], int *nspki, char *detail,
+                 size_t len)
+{
+    SESSION;
+    gnutls_x509_trust_list_t list = sg_gnutls_trust(x->g, ca_file, ca_path);
+    if (!list) {
+        snprintf(detail, len, "cannot load ca_file '%s' / ca_path '%s'", ca_file, ca_path);
+        return SG_R_STORE;
+    }
+    gnutls_x509_crt_t crts[SG_MAX_CHAIN];
+    int n = import_peers(x->g, x->s, crts);
+    int reason = SG_R_NO_CERT;
+    snprintf(detail, len, "no certificate");
+    if (n > 0)
+        reason = verify(x->g, list, crts, n, t, detail, len);
+    for (int i = 0; i < n; i++) {
+        size_t size = 32;
+        if (!reason && x->g->gnutls_x509_crt_get_key_id(crts[i], GNUTLS_KEYID_USE_SHA256,
+                                                        spki[*nspki], &size) == 0)
+            (*nspki)++;
+        x->g->gnutls_x509_crt_deinit(crts[i]);
+    }
+    return reason;
+}
+
+const struct sg_checks sg_gnutls_checks = {version, version_name, cipher_name, fs_aead, chain};

@@ -1,0 +1,97 @@
+#include <dlfcn.h>
+#include <link.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "real.h"
+#include "scope.h"
+
+static int basename_starts(const char *path, const char *prefix)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    return strncmp(base, prefix, strlen(prefix)) == 0;
+}
+
+static void *sym_in_scope_of(const void *addr, const char *sym)
+{
+    struct link_map *map = NULL;
+    Dl_info info;
+    if (!dladdr1(addr, &info, (void **)&map, RTLD_DL_LINKMAP) || !map || !map->l_name[0])
+        return NULL; /* the main program: its scope is the global one */
+    /* Pinned on purpose: call-site caches keep addresses inside it. */
+    void *h = dlopen(map->l_name, RTLD_LAZY | RTLD_NOLOAD);
+    return h ? dlsym(h, sym) : NULL;
+}
+
+struct search {
+    const char *prefix;
+    void *handle;
+};
+
+static int find_by_prefix(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    struct search *s = arg;
+    (void)size;
+    if (info->dlpi_name && basename_starts(info->dlpi_name, s->prefix))
+        s->handle = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
+    return s->handle != NULL;
+}
+
+static void *usable(void *fn)
+{
+    return fn && !sg_is_own_address(fn) ? fn : NULL;
+}
+
+void *sg_scope_next(const void *ret, const char *sym, const char *prefix)
+{
+    void *fn = usable(sym_in_scope_of(ret, sym));
+    if (!fn)
+        fn = usable(dlsym(RTLD_NEXT, sym));
+    if (!fn) {
+        struct search s = {prefix, NULL};
+        dl_iterate_phdr(find_by_prefix, &s);
+        fn = s.handle ? usable(dlsym(s.handle, sym)) : NULL;
+    }
+    return fn;
+}
+
+void *sg_scope_owner(const void *fn, const void **base, const char **path)
+{
+    Dl_info info;
+    if (!dladdr(fn, &info) || !info.dli_fname)
+        return NULL;
+    *base = info.dli_fbase;
+    *path = info.dli_fname;
+    return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+}
+
+static unsigned slot_of(const void *ret)
+{
+    return (unsigned)((uintptr_t)ret >> 3) % SG_CALLSITES;
+}
+
+void *sg_callsite_get(struct sg_callsites *c, const void *ret)
+{
+    for (unsigned i = 0, h = slot_of(ret); i < 16; i++) {
+        unsigned s = (h + i) % SG_CALLSITES;
+        const void *r = __atomic_load_n(&c->ret[s], __ATOMIC_ACQUIRE);
+        if (r == ret)
+            return c->val[s];
+        if (!r)
+            return NULL;
+    }
+    return NULL;
+}
+
+void sg_callsite_put(struct sg_callsites *c, const void *ret, void *val)
+{
+    for (unsigned i = 0, h = slot_of(ret); i < 16; i++) {
+        unsigned s = (h + i) % SG_CALLSITES;
+        if (!c->ret[s]) {
+            c->val[s] = val;
+            __atomic_store_n(&c->ret[s], ret, __ATOMIC_RELEASE);
+            return;
+        }
+    }
+}
