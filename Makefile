@@ -31,7 +31,7 @@ $(CHECKER): policy/policy.c policy/policy_check.c policy/policy.h
 clients: $(CLIENTS)
 $(BUILD)/clients/%: tests/clients/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CFLAGS) -o $@ $< -lssl -lcrypto -lpthread
+	$(CC) $(BASE) $(CFLAGS) -o $@ $< -lssl -lcrypto -lgnutls -lpthread
 
 deps:
 	scripts/install-deps
