@@ -78,3 +78,12 @@ void sg_config_rule(const struct sg_dest *d, char *out, size_t len)
     else
         snprintf(out, len, "%s (global settings)", p->source);
 }
+
+void sg_config_each_store(void (*fn)(const char *ca_file, const char *ca_path, void *arg),
+                          void *arg)
+{
+    const struct sg_policy *p = sg_config();
+    fn(sg_policy_ca_file(p, NULL), sg_policy_ca_path(p, NULL), arg);
+    for (int d = 0; d < p->ndest; d++)
+        fn(sg_policy_ca_file(p, &p->dest[d]), sg_policy_ca_path(p, &p->dest[d]), arg);
+}

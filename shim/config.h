@@ -10,4 +10,8 @@ int sg_config_smtp_port(int port);
 /* "FILE:LINE [destination ...]" or "FILE (global settings)" for a log line. */
 void sg_config_rule(const struct sg_dest *d, char *out, size_t len);
 
+/* Call fn for the global trust store and each destination's. */
+void sg_config_each_store(void (*fn)(const char *ca_file, const char *ca_path, void *arg),
+                          void *arg);
+
 #endif

@@ -1,9 +1,11 @@
 /* Binding GnuTLS like OpenSSL (ossl.c): through the caller's scope, cached
  * per call site, one record per loaded copy of the library. */
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <string.h>
 
+#include "config.h"
 #include "gnutls_api.h"
 #include "locks.h"
 #include "real.h"
@@ -100,4 +102,33 @@ gnutls_x509_trust_list_t sg_gnutls_trust(struct sg_gnutls *g, const char *ca_fil
     }
     pthread_mutex_unlock(&sg_lock_ossl);
     return list;
+}
+
+static int bind_each(struct dl_phdr_info *info, size_t size, void *unused)
+{
+    (void)size, (void)unused;
+    const char *base = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+    if (!base || strncmp(base + 1, "libgnutls.so", 12) != 0)
+        return 0;
+    void *h = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
+    void *fn = h ? dlsym(h, "gnutls_handshake") : NULL;
+    if (fn) {
+        pthread_mutex_lock(&sg_lock_ossl);
+        library_of(fn);
+        pthread_mutex_unlock(&sg_lock_ossl);
+    }
+    return 0;
+}
+
+static void build_for(const char *ca_file, const char *ca_path, void *g)
+{
+    sg_gnutls_trust(g, ca_file, ca_path);
+}
+
+void sg_gnutls_prepare_trust(void)
+{
+    dl_iterate_phdr(bind_each, NULL);
+    for (int i = 0; i < __atomic_load_n(&nlibs, __ATOMIC_ACQUIRE); i++)
+        if (libs[i].complete)
+            sg_config_each_store(build_for, &libs[i]);
 }

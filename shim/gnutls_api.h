@@ -39,4 +39,8 @@ struct sg_gnutls *sg_gnutls_for_caller(const void *ret, const char *sym);
 gnutls_x509_trust_list_t sg_gnutls_trust(struct sg_gnutls *g, const char *ca_file,
                                          const char *ca_path);
 
+/* Bind every GnuTLS in the process and build the trust lists the policy
+ * names, before a chroot hides them. */
+void sg_gnutls_prepare_trust(void);
+
 #endif

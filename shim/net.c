@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "fdstate.h"
+#include "gnutls_api.h"
 #include "guard.h"
 #include "log.h"
 #include "ossl.h"
@@ -147,7 +148,8 @@ SG_EXPORT int fcntl64(int fd, int cmd, ...)
  * nor the trust store can be read: read them while they are reachable. */
 SG_EXPORT int chroot(const char *path)
 {
-    const struct sg_policy *p = sg_config();
-    sg_ossl_prepare_stores(p);
+    sg_config();
+    sg_ossl_prepare_stores();
+    sg_gnutls_prepare_trust();
     return REAL(chroot)(path);
 }

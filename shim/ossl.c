@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "locks.h"
-#include "policy.h"
+#include "config.h"
 #include "ossl.h"
 #include "real.h"
 
@@ -222,15 +222,15 @@ X509_STORE *sg_ossl_store(struct sg_ossl *o, const char *ca_file, const char *ca
     return st;
 }
 
-void sg_ossl_prepare_stores(const struct sg_policy *p)
+static void build_for(const char *ca_file, const char *ca_path, void *o)
+{
+    sg_ossl_store(o, ca_file, ca_path);
+}
+
+void sg_ossl_prepare_stores(void)
 {
     dl_iterate_phdr(bind_each_libssl, NULL);
-    for (int i = 0; i < __atomic_load_n(&nlibs, __ATOMIC_ACQUIRE); i++) {
-        if (!libs[i].complete)
-            continue;
-        sg_ossl_store(&libs[i], sg_policy_ca_file(p, NULL), sg_policy_ca_path(p, NULL));
-        for (int d = 0; d < p->ndest; d++)
-            sg_ossl_store(&libs[i], sg_policy_ca_file(p, &p->dest[d]),
-                          sg_policy_ca_path(p, &p->dest[d]));
-    }
+    for (int i = 0; i < __atomic_load_n(&nlibs, __ATOMIC_ACQUIRE); i++)
+        if (libs[i].complete)
+            sg_config_each_store(build_for, &libs[i]);
 }

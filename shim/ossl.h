@@ -73,8 +73,7 @@ struct sg_ossl {
 struct sg_ossl *sg_ossl_for_caller(const void *ret, const char *sym);
 /* Bind every OpenSSL in the process and build the trust stores the policy
  * names, before a chroot hides them. */
-struct sg_policy;
-void sg_ossl_prepare_stores(const struct sg_policy *p);
+void sg_ossl_prepare_stores(void);
 /* The trust store for these policy paths, built once; NULL if unreadable. */
 X509_STORE *sg_ossl_store(struct sg_ossl *o, const char *ca_file, const char *ca_path);
 

@@ -794,6 +794,22 @@ static void usage(void)
     exit(1);
 }
 
+/* Like Postfix's smtp client: set TLS up, then chroot (SG_CHROOT) and drop
+ * to an unprivileged user (SG_SETUID) before any connection, where neither the
+ * policy nor the trust store can be read any more. */
+static void enter_jail(void)
+{
+    const char *dir = getenv("SG_CHROOT"), *uid = getenv("SG_SETUID");
+    if (dir && (chroot(dir) != 0 || chdir("/") != 0)) {
+        perror("chroot");
+        exit(1);
+    }
+    if (uid && setuid((uid_t)atoi(uid)) != 0) {
+        perror("setuid");
+        exit(1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5 || argc > 6)
@@ -831,6 +847,7 @@ int main(int argc, char **argv)
     if (!c.ctx)
         fail_tls("SSL_CTX_new");
     s->ctx_setup(c.ctx);
+    enter_jail();
 
     dialogue(&c, s, msg, msglen);
 
