@@ -46,7 +46,8 @@ SG_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 
 SG_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    GUARDED_SEND(fd, msg->msg_iov, (int)msg->msg_iovlen, REAL(sendmsg)(fd, msg, flags));
+    GUARDED_SEND(fd, msg ? msg->msg_iov : NULL, msg ? (int)msg->msg_iovlen : 0,
+                 REAL(sendmsg)(fd, msg, flags));
 }
 
 SG_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
@@ -78,7 +79,8 @@ SG_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
     if (flags & MSG_PEEK)
         return REAL(recvmsg)(fd, msg, flags);
-    OBSERVED_RECV(fd, msg->msg_iov, (int)msg->msg_iovlen, REAL(recvmsg)(fd, msg, flags));
+    OBSERVED_RECV(fd, msg ? msg->msg_iov : NULL, msg ? (int)msg->msg_iovlen : 0,
+                  REAL(recvmsg)(fd, msg, flags));
 }
 
 SG_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
