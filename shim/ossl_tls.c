@@ -137,6 +137,14 @@ static int apply(struct sg_ossl *o, SSL *s, const struct sg_target *t, char *det
     return 0;
 }
 
+/* A connect BIO has connected during the handshake: learn its socket. */
+static void relearn_socket(struct sg_ossl *o, SSL *s, struct sg_target *t)
+{
+    struct sg_target now;
+    if (t->fd < 0 && target_of(o, s, &now, 1))
+        *t = now;
+}
+
 /* Which policy requirement an OpenSSL handshake error most likely comes from. */
 static int failure_reason(struct sg_ossl *o, unsigned long e)
 {
@@ -158,10 +166,11 @@ static int failure_reason(struct sg_ossl *o, unsigned long e)
 }
 
 /* The handshake failed inside OpenSSL: say what the policy had to do with it. */
-static int explain_failure(struct sg_ossl *o, SSL *s, const struct sg_target *t, int r)
+static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r)
 {
     if (o->SSL_get_error(s, r) != SSL_ERROR_SSL || t->mode != SG_MODE_ENFORCE)
         return r;
+    relearn_socket(o, s, t);
     char detail[512];
     long v = o->SSL_get_verify_result(s);
     int reason;
@@ -201,8 +210,7 @@ static int judge(struct sg_ossl *o, SSL *s, struct sg_target *t)
 {
     char detail[512];
     struct sg_ossl_session x = {o, s};
-    if (t->fd < 0) /* a connect BIO has connected by now: learn the socket */
-        target_of(o, s, t, 1);
+    relearn_socket(o, s, t);
     int reason = sg_decide(&sg_ossl_checks, &x, t, detail, sizeof detail);
     return conclude(o, s, t, reason, detail, 1);
 }
