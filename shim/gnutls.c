@@ -33,13 +33,13 @@ static int pending_slot(gnutls_session_t s)
 
 static int mark_pending(gnutls_session_t s, int on)
 {
-    pthread_mutex_lock(&sg_lock_ossl);
+    pthread_mutex_lock(&sg_lock_tls);
     int i = pending_slot(s), was = i >= 0;
     if (on && !was)
         pending[next_pending++ % PENDING] = s;
     if (!on && was)
         pending[i] = NULL;
-    pthread_mutex_unlock(&sg_lock_ossl);
+    pthread_mutex_unlock(&sg_lock_tls);
     return was;
 }
 

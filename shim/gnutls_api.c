@@ -27,7 +27,7 @@ static void bind_library(struct sg_gnutls *g, void *h)
     g->complete = ok && g->free_fn;
 }
 
-/* Under sg_lock_ossl. */
+/* Under sg_lock_tls. */
 static struct sg_gnutls *library_of(const void *fn)
 {
     const void *base;
@@ -53,11 +53,11 @@ struct sg_gnutls *sg_gnutls_for_caller(const void *ret, const char *sym)
     void *fn = sg_scope_next(ret, sym, "libgnutls.so");
     if (!fn)
         return NULL;
-    pthread_mutex_lock(&sg_lock_ossl);
+    pthread_mutex_lock(&sg_lock_tls);
     g = library_of(fn);
     if (g)
         sg_callsite_put(&sites, ret, g);
-    pthread_mutex_unlock(&sg_lock_ossl);
+    pthread_mutex_unlock(&sg_lock_tls);
     return g;
 }
 
@@ -85,7 +85,7 @@ gnutls_x509_trust_list_t sg_gnutls_trust(struct sg_gnutls *g, const char *ca_fil
                                          const char *ca_path)
 {
     gnutls_x509_trust_list_t list = NULL;
-    pthread_mutex_lock(&sg_lock_ossl);
+    pthread_mutex_lock(&sg_lock_tls);
     int i = 0;
     for (; i < SG_TRUST_LISTS && g->lists[i].list; i++)
         if (g->lists[i].ca_file == ca_file && g->lists[i].ca_path == ca_path)
@@ -100,7 +100,7 @@ gnutls_x509_trust_list_t sg_gnutls_trust(struct sg_gnutls *g, const char *ca_fil
             g->lists[i].list = list;
         }
     }
-    pthread_mutex_unlock(&sg_lock_ossl);
+    pthread_mutex_unlock(&sg_lock_tls);
     return list;
 }
 
@@ -113,9 +113,9 @@ static int bind_each(struct dl_phdr_info *info, size_t size, void *unused)
     void *h = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
     void *fn = h ? dlsym(h, "gnutls_handshake") : NULL;
     if (fn) {
-        pthread_mutex_lock(&sg_lock_ossl);
+        pthread_mutex_lock(&sg_lock_tls);
         library_of(fn);
-        pthread_mutex_unlock(&sg_lock_ossl);
+        pthread_mutex_unlock(&sg_lock_tls);
     }
     return 0;
 }

@@ -1,10 +1,6 @@
-/* Finding the OpenSSL a caller uses. A program linked to libssl reaches it
- * through the global scope (RTLD_NEXT from here); Python's _ssl and Perl's
- * Net::SSLeay load it in a local scope, reachable only through the caller's
- * own handle; ssmtp's "OpenSSL" is GnuTLS's compatibility library, which we
- * must pass through untouched. So: ask the caller's scope first, then the
- * global one, and judge the library that owns the function found. The answer
- * is cached per call site, lock-free for readers. */
+/* Finding the OpenSSL a caller uses (scope.c), and judging the library that
+ * owns the function found: ssmtp's "OpenSSL" is GnuTLS's compatibility
+ * library, whose objects must never reach an OpenSSL function. */
 #include <dlfcn.h>
 #include <link.h>
 #include <stdint.h>
@@ -14,87 +10,19 @@
 #include "config.h"
 #include "ossl.h"
 #include "real.h"
+#include "scope.h"
 
 #define MAX_LIBS 4
-#define CACHE 512
 
 static struct sg_ossl libs[MAX_LIBS];
 static int nlibs;
-static struct {
-    const void *ret;
-    struct sg_ossl *o;
-} cache[CACHE];
-
-static struct sg_ossl *cache_get(const void *ret)
-{
-    unsigned h = (unsigned)((uintptr_t)ret >> 3) % CACHE;
-    for (unsigned i = 0; i < 16; i++) {
-        unsigned s = (h + i) % CACHE;
-        const void *r = __atomic_load_n(&cache[s].ret, __ATOMIC_ACQUIRE);
-        if (r == ret)
-            return cache[s].o;
-        if (!r)
-            return NULL;
-    }
-    return NULL;
-}
-
-/* Under sg_lock_ossl. A full neighbourhood just means no caching. */
-static void cache_put(const void *ret, struct sg_ossl *o)
-{
-    unsigned h = (unsigned)((uintptr_t)ret >> 3) % CACHE;
-    for (unsigned i = 0; i < 16; i++) {
-        unsigned s = (h + i) % CACHE;
-        if (!cache[s].ret) {
-            cache[s].o = o;
-            __atomic_store_n(&cache[s].ret, ret, __ATOMIC_RELEASE);
-            return;
-        }
-    }
-}
+static struct sg_callsites sites;
 
 static int is_libssl(const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     return strncmp(base, "libssl.so", 9) == 0;
-}
-
-static void *sym_in_scope_of(const void *addr, const char *sym)
-{
-    struct link_map *map = NULL;
-    Dl_info info;
-    if (!dladdr1(addr, &info, (void **)&map, RTLD_DL_LINKMAP) || !map || !map->l_name[0])
-        return NULL; /* the main program: its scope is the global one */
-    /* Pinned on purpose: the cache keeps addresses inside it. */
-    void *h = dlopen(map->l_name, RTLD_LAZY | RTLD_NOLOAD);
-    return h ? dlsym(h, sym) : NULL;
-}
-
-static int find_libssl(struct dl_phdr_info *info, size_t size, void *out)
-{
-    (void)size;
-    if (info->dlpi_name && is_libssl(info->dlpi_name)) {
-        void *h = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
-        if (h) {
-            *(void **)out = h;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static void *find_next(const void *ret, const char *sym)
-{
-    void *fn = sym_in_scope_of(ret, sym);
-    if (!fn || sg_is_own_address(fn))
-        fn = dlsym(RTLD_NEXT, sym);
-    if (!fn || sg_is_own_address(fn)) {
-        void *h = NULL;
-        dl_iterate_phdr(find_libssl, &h);
-        fn = h ? dlsym(h, sym) : NULL;
-    }
-    return fn && !sg_is_own_address(fn) ? fn : NULL;
 }
 
 void sg_ossl_errors_init(struct sg_ossl *o);
@@ -131,21 +59,20 @@ static void bind_foreign(struct sg_ossl *o, void *h)
     o->kind = SG_OSSL_FOREIGN;
 }
 
-/* Under sg_lock_ossl. */
+/* Under sg_lock_tls. */
 static struct sg_ossl *library_of(const void *fn)
 {
-    Dl_info info;
-    if (!dladdr(fn, &info) || !info.dli_fname)
-        return NULL;
+    const void *base;
+    const char *path;
+    void *h = sg_scope_owner(fn, &base, &path);
     for (int i = 0; i < nlibs; i++)
-        if (libs[i].base == info.dli_fbase)
+        if (libs[i].base == base)
             return &libs[i];
-    void *h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
     if (!h || nlibs == MAX_LIBS)
         return NULL;
     struct sg_ossl *o = &libs[nlibs];
-    o->base = info.dli_fbase;
-    if (is_libssl(info.dli_fname) && dlsym(h, "OpenSSL_version_num"))
+    o->base = base;
+    if (is_libssl(path) && dlsym(h, "OpenSSL_version_num"))
         bind_openssl(o, h);
     else
         bind_foreign(o, h);
@@ -155,17 +82,17 @@ static struct sg_ossl *library_of(const void *fn)
 
 struct sg_ossl *sg_ossl_for_caller(const void *ret, const char *sym)
 {
-    struct sg_ossl *o = cache_get(ret);
+    struct sg_ossl *o = sg_callsite_get(&sites, ret);
     if (SG_LIKELY(o != NULL))
         return o;
-    void *fn = find_next(ret, sym);
+    void *fn = sg_scope_next(ret, sym, "libssl.so");
     if (!fn)
         return NULL;
-    pthread_mutex_lock(&sg_lock_ossl);
+    pthread_mutex_lock(&sg_lock_tls);
     o = library_of(fn);
     if (o)
-        cache_put(ret, o);
-    pthread_mutex_unlock(&sg_lock_ossl);
+        sg_callsite_put(&sites, ret, o);
+    pthread_mutex_unlock(&sg_lock_tls);
     return o;
 }
 
@@ -177,15 +104,15 @@ static int bind_each_libssl(struct dl_phdr_info *info, size_t size, void *unused
     void *h = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
     void *fn = h ? dlsym(h, "SSL_connect") : NULL;
     if (fn) {
-        pthread_mutex_lock(&sg_lock_ossl);
+        pthread_mutex_lock(&sg_lock_tls);
         library_of(fn);
-        pthread_mutex_unlock(&sg_lock_ossl);
+        pthread_mutex_unlock(&sg_lock_tls);
     }
     return 0;
 }
 
 
-/* Under sg_lock_ossl. */
+/* Under sg_lock_tls. */
 static X509_STORE *build_store(struct sg_ossl *o, const char *ca_file, const char *ca_path)
 {
     X509_STORE *st = o->X509_STORE_new();
@@ -206,7 +133,7 @@ static X509_STORE *build_store(struct sg_ossl *o, const char *ca_file, const cha
 X509_STORE *sg_ossl_store(struct sg_ossl *o, const char *ca_file, const char *ca_path)
 {
     X509_STORE *st = NULL;
-    pthread_mutex_lock(&sg_lock_ossl);
+    pthread_mutex_lock(&sg_lock_tls);
     int i = 0;
     for (; i < SG_STORES && o->stores[i].store; i++)
         if (o->stores[i].ca_file == ca_file && o->stores[i].ca_path == ca_path)
@@ -218,7 +145,7 @@ X509_STORE *sg_ossl_store(struct sg_ossl *o, const char *ca_file, const char *ca
         if (st && i < SG_STORES)
             o->stores[i] = (struct sg_store){ca_file, ca_path, st};
     }
-    pthread_mutex_unlock(&sg_lock_ossl);
+    pthread_mutex_unlock(&sg_lock_tls);
     return st;
 }
 

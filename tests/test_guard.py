@@ -172,6 +172,7 @@ def test_fd_reuse_untouched(guarded, smtp_server, shim, baseline, plainguard, tm
     assert res.returncode == DONE, why
     for variant in REUSES:
         assert (tmp_path / f"reused.{variant}").read_bytes() == FAKE_SMTP, (variant, why)
+    server.wait_sessions(len(REUSES))
     assert len(server.sessions) == len(REUSES), why
     assert all(s.commands == [] for s in server.sessions), why
 

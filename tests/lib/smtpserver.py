@@ -7,6 +7,7 @@ import base64
 import socket
 import ssl
 import threading
+import time
 import warnings
 
 MAX_LINE = 64 * 1024
@@ -134,6 +135,14 @@ class SMTPServer:
         """Wait until no session is running; True when idle."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._active, timeout)
+
+    def wait_sessions(self, count, timeout=5.0):
+        """Wait until count connections were accepted and all are over (the
+        kernel may still hold a connection the accept loop has not taken)."""
+        deadline = time.monotonic() + timeout
+        while len(self.sessions) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.wait_idle(max(0.1, deadline - time.monotonic()))
 
     def credentials(self):
         self.wait_idle(2.0)
