@@ -1,0 +1,49 @@
+# make install / make uninstall (PREFIX, DESTDIR). `make` alone never installs.
+#   $(PREFIX)/lib/smtpguard/libsmtpguard.so      the library (0644)
+#   $(PREFIX)/lib/smtpguard/smtpguard-policy     the policy checker
+#   $(PREFIX)/sbin/smtpguard                     the administrator's command
+#   $(PREFIX)/share/man/man8/smtpguard.8, man5/smtpguard.conf.5
+#   /etc/smtpguard/policy.conf                   policy/default.conf, only if absent
+# The policy path is the one the library reads, hence not under PREFIX. Uninstall keeps it
+# (an administrator's policy), and refuses while /etc/ld.so.preload names the library:
+# removing it then would leave every program warning that it cannot preload it.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+SG_LIBDIR  = $(PREFIX)/lib/smtpguard
+SG_SBINDIR = $(PREFIX)/sbin
+SG_MANDIR  = $(PREFIX)/share/man
+SG_ETCDIR  = /etc/smtpguard
+SG_FILES   = $(SG_LIBDIR)/libsmtpguard.so $(SG_LIBDIR)/smtpguard-policy \
+             $(SG_SBINDIR)/smtpguard $(SG_MANDIR)/man8/smtpguard.8 \
+             $(SG_MANDIR)/man5/smtpguard.conf.5
+
+.PHONY: install uninstall
+install: $(LIB) $(CHECKER)
+	install -d -m 0755 $(DESTDIR)$(SG_LIBDIR) $(DESTDIR)$(SG_SBINDIR) \
+	    $(DESTDIR)$(SG_MANDIR)/man8 $(DESTDIR)$(SG_MANDIR)/man5 $(DESTDIR)$(SG_ETCDIR)
+	@# Running programs map the library: replace it by rename(2), never in place.
+	install -m 0644 $(LIB) $(DESTDIR)$(SG_LIBDIR)/.libsmtpguard.so.new
+	mv -f $(DESTDIR)$(SG_LIBDIR)/.libsmtpguard.so.new $(DESTDIR)$(SG_LIBDIR)/libsmtpguard.so
+	install -m 0755 $(CHECKER) $(DESTDIR)$(SG_LIBDIR)/smtpguard-policy
+	sed 's|@LIBDIR@|$(SG_LIBDIR)|g' scripts/smtpguard > $(DESTDIR)$(SG_SBINDIR)/.smtpguard.new
+	chmod 0755 $(DESTDIR)$(SG_SBINDIR)/.smtpguard.new
+	mv -f $(DESTDIR)$(SG_SBINDIR)/.smtpguard.new $(DESTDIR)$(SG_SBINDIR)/smtpguard
+	install -m 0644 scripts/smtpguard.8 $(DESTDIR)$(SG_MANDIR)/man8/smtpguard.8
+	install -m 0644 policy/smtpguard.conf.5 $(DESTDIR)$(SG_MANDIR)/man5/smtpguard.conf.5
+	@if [ -e $(DESTDIR)$(SG_ETCDIR)/policy.conf ]; then \
+	    echo "keeping $(DESTDIR)$(SG_ETCDIR)/policy.conf"; \
+	else \
+	    echo "install -m 0644 policy/default.conf $(DESTDIR)$(SG_ETCDIR)/policy.conf"; \
+	    install -m 0644 policy/default.conf $(DESTDIR)$(SG_ETCDIR)/policy.conf; \
+	fi
+
+uninstall:
+	@if grep -qsF '$(SG_LIBDIR)/libsmtpguard.so' $(DESTDIR)/etc/ld.so.preload; then \
+	    echo "$(DESTDIR)/etc/ld.so.preload names $(SG_LIBDIR)/libsmtpguard.so:" \
+	         "run '$(SG_SBINDIR)/smtpguard disable' first" >&2; \
+	    exit 1; \
+	fi
+	rm -f $(addprefix $(DESTDIR),$(SG_FILES))
+	rmdir $(DESTDIR)$(SG_LIBDIR) 2>/dev/null || true
+	@echo "kept $(DESTDIR)$(SG_ETCDIR)/policy.conf (yours to remove)"
