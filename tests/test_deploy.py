@@ -22,6 +22,7 @@ from lib.httpsserver import HTTPSServer
 from lib.mailers import MAILERS, PY
 from lib.runner import BUILD, CLIENTS, LIB, REPO, baseline_env, describe, policy_text, run
 from lib.sysroot import EtcOverlay, unavailable
+from test_legacy import legacy  # noqa: F401 (a fixture)
 from test_mailers import assert_delivered
 
 SMTPGUARD = REPO / "scripts" / "smtpguard"
@@ -466,7 +467,9 @@ CHECKS = {   # program -> (verdict, reason)
     "openssl-client": (lambda tmp: CARELESS, "covered", "OpenSSL 3 (libssl.so.3)"),
     "static": (lambda tmp: DEPLOY / "static_hello", "not covered", "statically linked"),
     "go": (lambda tmp: DEPLOY / "fake_go", "not covered", "Go program"),
-    "gnutls-msmtp": (lambda tmp: shutil.which("msmtp"), "partial", "GnuTLS (libgnutls.so.30)"),
+    "gnutls-msmtp": (lambda tmp: shutil.which("msmtp"), "covered", "GnuTLS (libgnutls.so.30)"),
+    "openssl-1.1": (lambda tmp: BUILD / "legacy" / "careless11", "covered",
+                    "OpenSSL 1.1 (libssl.so.1.1; past its upstream end of life"),
     "python-script": (_python_script, "covered",
                       "script for /usr/bin/python3; its _ssl module: OpenSSL 3"),
     "no-tls": (lambda tmp: DEPLOY / "workload", "covered", "no TLS library"),
@@ -476,8 +479,10 @@ CHECKS = {   # program -> (verdict, reason)
 
 
 @pytest.mark.parametrize("kind", CHECKS)
-def test_check_tells_whether_a_program_is_covered(root, tmp_path, helpers, kind):
+def test_check_tells_whether_a_program_is_covered(root, tmp_path, helpers, kind, request):
     make, verdict, reason = CHECKS[kind]
+    if kind == "openssl-1.1":
+        request.getfixturevalue("legacy")  # Debian 11's OpenSSL 1.1 (tests/test_legacy.py)
     program = make(tmp_path)
     assert program, f"{kind}: program missing (scripts/deps/deploy.txt)"
     if kind == "setuid-enabled":
