@@ -1,8 +1,11 @@
 # smtpguard: build/libsmtpguard.so, its checker, test clients, tests, demo.
 CC      ?= cc
 PY      := /usr/bin/python3
-BUILD   := build
+BUILD   := build$(if $(filter 1,$(SANITIZE)),/asan)
 CFLAGS  ?= -O2 -g
+ifeq ($(SANITIZE),1)   # ASan+UBSan build in build/asan; the test run: tests/fuzz/fuzz.mk
+override CC := $(CC) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
 WARN    := -Wall -Wextra -Werror
 BASE    := -std=gnu11 -D_GNU_SOURCE $(WARN) -Ipolicy -Ishim
 

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from . import sanitize
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "build"
-LIB = Path(os.environ.get("SMTPGUARD_TEST_LIB") or BUILD / "libsmtpguard.so")  # override: test another build
-CLIENTS = BUILD / "clients"
+OUT = sanitize.build_dir(BUILD)   # build/asan with SANITIZE=1 (tests/lib/sanitize.py)
+LIB = Path(os.environ.get("SMTPGUARD_TEST_LIB") or OUT / "libsmtpguard.so")  # override: test another build
+CLIENTS = OUT / "clients"
 SHIM_VARS = ("LD_PRELOAD", "SMTPGUARD_POLICY")
 
 
@@ -57,6 +60,7 @@ def baseline_env():
     env = ShimEnv(os.environ)
     for name in SHIM_VARS:
         env.pop(name, None)
+    env.update(sanitize.options())
     return env
 
 
@@ -77,7 +81,7 @@ def shim_env(policy_path, log_path, text):
     """Write the policy and return the environment that preloads the shim with it."""
     Path(policy_path).write_text(text)
     env = baseline_env()
-    env["LD_PRELOAD"] = str(LIB)
+    env["LD_PRELOAD"] = sanitize.preload(LIB)
     env["SMTPGUARD_POLICY"] = str(policy_path)
     env.policy_path, env.log_path = str(policy_path), str(log_path)
     return env
