@@ -23,6 +23,27 @@ static int check_pins(const struct sg_target *t, unsigned char spki[][32], int n
     return SG_R_PIN;
 }
 
+int sg_before_handshake(const struct sg_target *t, char *detail, size_t len)
+{
+    const struct sg_policy *p = sg_config();
+    if (p->broken) {
+        snprintf(detail, len, "%s", p->error);
+        return SG_R_POLICY;
+    }
+    if (t->mode != SG_MODE_ENFORCE)
+        return 0;
+    if (!t->host[0]) {
+        snprintf(detail, len, "the program set no SNI and resolved no name for %s; add "
+                 "a [destination %s] section with verify_name", t->addr, t->addr);
+        return SG_R_NO_NAME;
+    }
+    if (sg_guard_injected(t->fd)) {
+        snprintf(detail, len, "bytes arrived after the 220 reply to STARTTLS");
+        return SG_R_INJECTION;
+    }
+    return 0;
+}
+
 int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *t,
               char *detail, size_t len)
 {

@@ -24,6 +24,10 @@ struct sg_checks {
                  char *detail, size_t len);
 };
 
+/* Before the handshake: 0 when it may start (the backend then applies the
+ * policy if t->mode is enforce), else an SG_R_* reason with words in detail. */
+int sg_before_handshake(const struct sg_target *t, char *detail, size_t len);
+
 /* 0 when the connection passes, else an SG_R_* reason with words in detail. */
 int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *t,
               char *detail, size_t len);

@@ -110,21 +110,9 @@ static int apply(struct sg_gnutls *g, gnutls_session_t s, const struct sg_target
                  char *detail, size_t len)
 {
     const struct sg_policy *p = sg_config();
-    if (p->broken) {
-        snprintf(detail, len, "%s", p->error);
-        return SG_R_POLICY;
-    }
-    if (t->mode != SG_MODE_ENFORCE)
-        return 0;
-    if (!t->host[0]) {
-        snprintf(detail, len, "the program set no SNI and resolved no name for %s; add "
-                 "a [destination %s] section with verify_name", t->addr, t->addr);
-        return SG_R_NO_NAME;
-    }
-    if (sg_guard_injected(t->fd)) {
-        snprintf(detail, len, "bytes arrived after the 220 reply to STARTTLS");
-        return SG_R_INJECTION;
-    }
+    int reason = sg_before_handshake(t, detail, len);
+    if (reason || t->mode != SG_MODE_ENFORCE)
+        return reason;
     char sni[4];
     size_t n = sizeof sni;
     unsigned type;
@@ -197,7 +185,7 @@ SG_EXPORT int gnutls_handshake(gnutls_session_t s)
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_handshake");
     if (SG_UNLIKELY(!g || !g->gnutls_handshake))
         return GNUTLS_E_INTERNAL_ERROR;
-    if (!g->complete || sg_tls_inside)
+    if (!g->lib.complete || sg_tls_inside)
         return g->gnutls_handshake(s);
     return handshake(g, s);
 }

@@ -6,6 +6,8 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "backend.h"
+
 #define SG_GNUTLS_FUNCS(X)                                                            \
     X(gnutls_handshake) X(gnutls_strerror) X(gnutls_error_is_fatal) X(gnutls_alert_get)  \
     X(gnutls_transport_get_int) X(gnutls_server_name_get) X(gnutls_server_name_set)     \
@@ -17,16 +19,9 @@
     X(gnutls_x509_trust_list_add_trust_file) X(gnutls_x509_trust_list_add_trust_dir)  \
     X(gnutls_x509_trust_list_verify_crt2) X(gnutls_certificate_verification_status_print)
 
-#define SG_TRUST_LISTS 8
-
 struct sg_gnutls {
-    const void *base;      /* load address of the owning library */
-    int complete;          /* every function the shim needs was found */
+    struct sg_lib lib;     /* first: the record backend.c keeps */
     void (**free_fn)(void *); /* gnutls_free is a variable holding a function */
-    struct {
-        const char *ca_file, *ca_path; /* policy strings, compared by address */
-        gnutls_x509_trust_list_t list;
-    } lists[SG_TRUST_LISTS];
 #define SG_MEMBER(f) __typeof__(f) *f;
     SG_GNUTLS_FUNCS(SG_MEMBER)
 #undef SG_MEMBER

@@ -13,7 +13,7 @@
     struct sg_ossl *o = sg_ossl_for_caller(CALLER, #name);                     \
     if (SG_UNLIKELY(!o || !o->name))                                           \
         return fail;                                                           \
-    if (SG_UNLIKELY(o->kind == SG_OSSL_FOREIGN || !o->complete || sg_tls_inside)) \
+    if (SG_UNLIKELY(o->kind == SG_OSSL_FOREIGN || !o->lib.complete || sg_tls_inside)) \
         return direct;
 
 #define IO_CALL(name, fail, call)                                              \

@@ -1,22 +1,15 @@
-/* Finding the OpenSSL a caller uses (scope.c), and judging the library that
- * owns the function found: ssmtp's "OpenSSL" is GnuTLS's compatibility
- * library, whose objects must never reach an OpenSSL function. */
+/* Binding the OpenSSL a caller uses (backend.c finds it), and judging the
+ * library that owns the function found: ssmtp's "OpenSSL" is GnuTLS's
+ * compatibility library, whose objects must never reach an OpenSSL function:
+ * it is bound as "foreign", only to be passed through. */
 #include <dlfcn.h>
-#include <link.h>
-#include <stdint.h>
 #include <string.h>
 
-#include "locks.h"
-#include "config.h"
 #include "ossl.h"
-#include "real.h"
-#include "scope.h"
 
 #define MAX_LIBS 4
 
 static struct sg_ossl libs[MAX_LIBS];
-static int nlibs;
-static struct sg_callsites sites;
 
 static int is_libssl(const char *path)
 {
@@ -42,11 +35,12 @@ static void bind_openssl(struct sg_ossl *o, void *h)
     o->err_set_error = dlsym(h, "ERR_set_error");
     o->err_put_error = dlsym(h, "ERR_put_error");
     o->err_add_error_data = dlsym(h, "ERR_add_error_data");
-    o->complete = ok && o->get1_peer_cert &&
-                  (o->kind == SG_OSSL_3 ? o->err_set_error != NULL : o->err_put_error != NULL);
-    if (o->complete) {
+    o->lib.complete = ok && o->get1_peer_cert &&
+                      (o->kind == SG_OSSL_3 ? o->err_set_error != NULL
+                                            : o->err_put_error != NULL);
+    if (o->lib.complete) {
         o->ex_index = o->CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
-        o->complete = o->ex_index >= 0;
+        o->lib.complete = o->ex_index >= 0;
         sg_ossl_errors_init(o);
     }
 }
@@ -59,62 +53,19 @@ static void bind_foreign(struct sg_ossl *o, void *h)
     o->kind = SG_OSSL_FOREIGN;
 }
 
-/* Under sg_lock_tls. */
-static struct sg_ossl *library_of(const void *fn)
+static int bind_library(struct sg_lib *rec, void *h, const char *path)
 {
-    const void *base;
-    const char *path;
-    void *h = sg_scope_owner(fn, &base, &path);
-    for (int i = 0; i < nlibs; i++)
-        if (libs[i].base == base)
-            return &libs[i];
-    if (!h || nlibs == MAX_LIBS)
-        return NULL;
-    struct sg_ossl *o = &libs[nlibs];
-    o->base = base;
+    struct sg_ossl *o = (struct sg_ossl *)rec;
     if (is_libssl(path) && dlsym(h, "OpenSSL_version_num"))
         bind_openssl(o, h);
     else
         bind_foreign(o, h);
-    __atomic_store_n(&nlibs, nlibs + 1, __ATOMIC_RELEASE);
-    return o;
+    return 1;
 }
 
-struct sg_ossl *sg_ossl_for_caller(const void *ret, const char *sym)
+static void *build_store(struct sg_lib *rec, const char *ca_file, const char *ca_path)
 {
-    struct sg_ossl *o = sg_callsite_get(&sites, ret);
-    if (SG_LIKELY(o != NULL))
-        return o;
-    void *fn = sg_scope_next(ret, sym, "libssl.so");
-    if (!fn)
-        return NULL;
-    pthread_mutex_lock(&sg_lock_tls);
-    o = library_of(fn);
-    if (o)
-        sg_callsite_put(&sites, ret, o);
-    pthread_mutex_unlock(&sg_lock_tls);
-    return o;
-}
-
-static int bind_each_libssl(struct dl_phdr_info *info, size_t size, void *unused)
-{
-    (void)size, (void)unused;
-    if (!info->dlpi_name || !is_libssl(info->dlpi_name))
-        return 0;
-    void *h = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
-    void *fn = h ? dlsym(h, "SSL_connect") : NULL;
-    if (fn) {
-        pthread_mutex_lock(&sg_lock_tls);
-        library_of(fn);
-        pthread_mutex_unlock(&sg_lock_tls);
-    }
-    return 0;
-}
-
-
-/* Under sg_lock_tls. */
-static X509_STORE *build_store(struct sg_ossl *o, const char *ca_file, const char *ca_path)
-{
+    struct sg_ossl *o = (struct sg_ossl *)rec;
     X509_STORE *st = o->X509_STORE_new();
     if (!st)
         return NULL;
@@ -130,34 +81,22 @@ static X509_STORE *build_store(struct sg_ossl *o, const char *ca_file, const cha
     return st;
 }
 
-X509_STORE *sg_ossl_store(struct sg_ossl *o, const char *ca_file, const char *ca_path)
+static struct sg_backend openssl = {
+    .prefix = "libssl.so", .probe = "SSL_connect", .records = libs, .size = sizeof libs[0],
+    .max = MAX_LIBS, .bind = bind_library, .build_store = build_store,
+};
+
+struct sg_ossl *sg_ossl_for_caller(const void *ret, const char *sym)
 {
-    X509_STORE *st = NULL;
-    pthread_mutex_lock(&sg_lock_tls);
-    int i = 0;
-    for (; i < SG_STORES && o->stores[i].store; i++)
-        if (o->stores[i].ca_file == ca_file && o->stores[i].ca_path == ca_path)
-            break;
-    if (i < SG_STORES && o->stores[i].store) {
-        st = o->stores[i].store;
-    } else {
-        st = build_store(o, ca_file, ca_path);
-        if (st && i < SG_STORES)
-            o->stores[i] = (struct sg_store){ca_file, ca_path, st};
-    }
-    pthread_mutex_unlock(&sg_lock_tls);
-    return st;
+    return (struct sg_ossl *)sg_backend_for_caller(&openssl, ret, sym);
 }
 
-static void build_for(const char *ca_file, const char *ca_path, void *o)
+X509_STORE *sg_ossl_store(struct sg_ossl *o, const char *ca_file, const char *ca_path)
 {
-    sg_ossl_store(o, ca_file, ca_path);
+    return sg_backend_store(&openssl, &o->lib, ca_file, ca_path);
 }
 
 void sg_ossl_prepare_stores(void)
 {
-    dl_iterate_phdr(bind_each_libssl, NULL);
-    for (int i = 0; i < __atomic_load_n(&nlibs, __ATOMIC_ACQUIRE); i++)
-        if (libs[i].complete)
-            sg_config_each_store(build_for, &libs[i]);
+    sg_backend_prepare(&openssl);
 }

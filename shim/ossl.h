@@ -11,6 +11,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "backend.h"
+
 enum sg_ossl_kind { SG_OSSL_FOREIGN = 0, SG_OSSL_11, SG_OSSL_3 };
 
 /* Functions that OpenSSL 1.1.1 and 3 both have under the same name. */
@@ -40,22 +42,14 @@ enum sg_ossl_kind { SG_OSSL_FOREIGN = 0, SG_OSSL_11, SG_OSSL_3 };
     X(SSL_connect) X(SSL_do_handshake) X(SSL_read) X(SSL_read_ex) X(SSL_peek)         \
     X(SSL_peek_ex) X(SSL_write) X(SSL_write_ex)
 
-#define SG_STORES 8
 #define SG_REASONS 16
 
-struct sg_store {
-    const char *ca_file, *ca_path; /* policy strings: frozen, compared by address */
-    X509_STORE *store;
-};
-
 struct sg_ossl {
+    struct sg_lib lib;     /* first: the record backend.c keeps */
     int kind;
-    int complete;          /* every function the shim needs was found */
-    const void *base;      /* load address of the owning library */
     int ex_index;          /* our per-SSL slot */
     int err_lib;           /* our error library number, 0 if none */
     ERR_STRING_DATA strings[SG_REASONS + 2];
-    struct sg_store stores[SG_STORES];
 #define SG_MEMBER(f) __typeof__(f) *f;
     SG_OSSL_FUNCS(SG_MEMBER)
 #undef SG_MEMBER

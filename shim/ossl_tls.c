@@ -108,21 +108,9 @@ static int apply_verification(struct sg_ossl *o, SSL *s, const struct sg_target 
 static int apply(struct sg_ossl *o, SSL *s, const struct sg_target *t, char *detail, size_t len)
 {
     const struct sg_policy *p = sg_config();
-    if (p->broken) {
-        snprintf(detail, len, "%s", p->error);
-        return SG_R_POLICY;
-    }
-    if (t->mode != SG_MODE_ENFORCE)
-        return 0;
-    if (!t->host[0]) {
-        snprintf(detail, len, "the program set no SNI and resolved no name for %s; add "
-                 "a [destination %s] section with verify_name", t->addr, t->addr);
-        return SG_R_NO_NAME;
-    }
-    if (sg_guard_injected(t->fd)) {
-        snprintf(detail, len, "bytes arrived after the 220 reply to STARTTLS");
-        return SG_R_INJECTION;
-    }
+    int reason = sg_before_handshake(t, detail, len);
+    if (reason || t->mode != SG_MODE_ENFORCE)
+        return reason;
     if (!t->ip_literal && !o->SSL_get_servername(s, TLSEXT_NAMETYPE_host_name))
         o->SSL_ctrl(s, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, (void *)t->host);
     if (!apply_versions_and_ciphers(o, s, p)) {

@@ -1,0 +1,110 @@
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "backend.h"
+#include "config.h"
+#include "locks.h"
+#include "real.h"
+
+static struct sg_lib *record(struct sg_backend *b, int i)
+{
+    return (struct sg_lib *)((char *)b->records + (size_t)i * b->size);
+}
+
+/* Under sg_lock_tls. */
+static struct sg_lib *library_of(struct sg_backend *b, const void *fn)
+{
+    const void *base;
+    const char *path;
+    void *h = sg_scope_owner(fn, &base, &path);
+    for (int i = 0; i < b->n; i++)
+        if (record(b, i)->base == base)
+            return record(b, i);
+    if (!h || b->n == b->max)
+        return NULL;
+    struct sg_lib *rec = record(b, b->n);
+    rec->base = base;
+    if (!b->bind(rec, h, path)) {
+        memset(rec, 0, b->size);
+        return NULL;
+    }
+    __atomic_store_n(&b->n, b->n + 1, __ATOMIC_RELEASE);
+    return rec;
+}
+
+struct sg_lib *sg_backend_for_caller(struct sg_backend *b, const void *ret, const char *sym)
+{
+    struct sg_lib *rec = sg_callsite_get(&b->sites, ret);
+    if (SG_LIKELY(rec != NULL))
+        return rec;
+    void *fn = sg_scope_next(ret, sym, b->prefix);
+    if (!fn)
+        return NULL;
+    pthread_mutex_lock(&sg_lock_tls);
+    rec = library_of(b, fn);
+    if (rec)
+        sg_callsite_put(&b->sites, ret, rec);
+    pthread_mutex_unlock(&sg_lock_tls);
+    return rec;
+}
+
+void *sg_backend_store(struct sg_backend *b, struct sg_lib *rec, const char *ca_file,
+                       const char *ca_path)
+{
+    pthread_mutex_lock(&sg_lock_tls);
+    int i = 0;
+    while (i < SG_STORES && rec->stores[i].obj &&
+           !(rec->stores[i].ca_file == ca_file && rec->stores[i].ca_path == ca_path))
+        i++;
+    void *obj = i < SG_STORES ? rec->stores[i].obj : NULL;
+    if (!obj) {
+        obj = b->build_store(rec, ca_file, ca_path);
+        if (obj && i < SG_STORES) {
+            rec->stores[i].ca_file = ca_file;
+            rec->stores[i].ca_path = ca_path;
+            rec->stores[i].obj = obj;
+        }
+    }
+    pthread_mutex_unlock(&sg_lock_tls);
+    return obj;
+}
+
+static int bind_loaded(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    struct sg_backend *b = arg;
+    (void)size;
+    const char *name = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+    if (!name || strncmp(name + 1, b->prefix, strlen(b->prefix)) != 0)
+        return 0;
+    void *h = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
+    void *fn = h ? dlsym(h, b->probe) : NULL;
+    if (fn) {
+        pthread_mutex_lock(&sg_lock_tls);
+        library_of(b, fn);
+        pthread_mutex_unlock(&sg_lock_tls);
+    }
+    return 0;
+}
+
+struct prepare {
+    struct sg_backend *b;
+    struct sg_lib *rec;
+};
+
+static void build_for(const char *ca_file, const char *ca_path, void *arg)
+{
+    struct prepare *p = arg;
+    sg_backend_store(p->b, p->rec, ca_file, ca_path);
+}
+
+void sg_backend_prepare(struct sg_backend *b)
+{
+    dl_iterate_phdr(bind_loaded, b);
+    for (int i = 0; i < __atomic_load_n(&b->n, __ATOMIC_ACQUIRE); i++) {
+        struct prepare p = {b, record(b, i)};
+        if (p.rec->complete)
+            sg_config_each_store(build_for, &p);
+    }
+}

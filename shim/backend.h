@@ -1,0 +1,46 @@
+/* The TLS libraries loaded in this process, one record each, bound once and
+ * shared by every call site that reaches them. Each backend (OpenSSL,
+ * GnuTLS) describes its kind of library; this file does the rest. */
+#ifndef SG_BACKEND_H
+#define SG_BACKEND_H
+
+#include <stddef.h>
+
+#include "scope.h"
+
+#define SG_STORES 8
+
+/* What every backend's record starts with. */
+struct sg_lib {
+    const void *base;      /* load address of the owning library */
+    int complete;          /* every function the shim needs was found */
+    struct {
+        const char *ca_file, *ca_path; /* policy strings: frozen, compared by address */
+        void *obj;
+    } stores[SG_STORES];
+};
+
+struct sg_backend {
+    const char *prefix;    /* file name of the library: "libssl.so" */
+    const char *probe;     /* a function each such library has: "SSL_connect" */
+    void *records;         /* array of max records of size bytes, each starting with sg_lib */
+    size_t size;
+    int max;
+    int n;
+    /* Fill a new record for the library behind handle h; 0 refuses it. */
+    int (*bind)(struct sg_lib *rec, void *h, const char *path);
+    /* A trust store for the policy paths, or NULL when they cannot be read. */
+    void *(*build_store)(struct sg_lib *rec, const char *ca_file, const char *ca_path);
+    struct sg_callsites sites;
+};
+
+/* The record of the library the caller at ret would reach for sym. */
+struct sg_lib *sg_backend_for_caller(struct sg_backend *b, const void *ret, const char *sym);
+/* The trust store for these policy paths, built once; NULL if unreadable. */
+void *sg_backend_store(struct sg_backend *b, struct sg_lib *rec, const char *ca_file,
+                       const char *ca_path);
+/* Bind every loaded library of this kind and build the stores the policy
+ * names, before a chroot hides them. */
+void sg_backend_prepare(struct sg_backend *b);
+
+#endif
