@@ -20,6 +20,7 @@ enum sg_phase {
     SG_TLS_OK,        /* a handshake passed the verdict */
     SG_TLS_FOREIGN,   /* a TLS record from a library the shim does not drive */
     SG_DEAD,          /* refused: nothing more may be sent */
+    SG_INHERITED,     /* came across exec: plaintext or TLS, its first send tells */
 };
 
 struct sg_conn {

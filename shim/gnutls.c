@@ -65,8 +65,11 @@ static int target_of(struct sg_gnutls *g, gnutls_session_t s, struct sg_target *
     unsigned type = 0;
     if (g->gnutls_server_name_get(s, sni, &len, &type, 0) < 0 || type != GNUTLS_NAME_DNS)
         sni[0] = 0;
+    /* With a transport pointer and push/pull functions of the program's own
+     * (GIO), the "descriptor" is the low half of a pointer: then the socket
+     * is the SMTP socket this thread brought to the point of TLS. */
     int fd = g->gnutls_transport_get_int(s);
-    if (fd < 0)
+    if (fd < 0 || !sg_target_socket(fd, sni, t))
         fd = sg_guard_tls_pending();
     if (fd < 0 || sg_port_in(sg_config()->smtp_ports, local_port(fd)))
         return 0;

@@ -37,6 +37,15 @@ void sg_guard_connected(int fd, int implicit)
     }
 }
 
+void sg_guard_inherited(int fd, int implicit)
+{
+    struct sg_conn *c = sg_conn_peek(fd);
+    if (c) {
+        c->implicit = implicit;
+        set_phase(c, SG_INHERITED);
+    }
+}
+
 void sg_guard_tls_ok(int fd)
 {
     struct sg_conn *c = sg_conn_get(fd);
@@ -141,6 +150,12 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
     case SG_DEAD:
         errno = EACCES;
         return -1;
+    case SG_INHERITED:
+        if (first_byte(iov, iovcnt) >= 0x14 && first_byte(iov, iovcnt) <= 0x17) {
+            set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
+            return 0;
+        }
+        __attribute__((fallthrough)); /* a plaintext dialogue, judged like any other */
     case SG_TLS_WANTED:
         if (is_tls_record(iov, iovcnt)) {
             /* Outside a handshake we drive, it is a TLS library we do not. */

@@ -14,6 +14,8 @@ void sg_guard_refused(int fd);
 int sg_guard_injected(int fd);
 /* A new SMTP connection on this thread (connect). */
 void sg_guard_connected(int fd, int implicit);
+/* An SMTP socket this process got across exec, in an unknown phase. */
+void sg_guard_inherited(int fd, int implicit);
 
 /* For the interposers of guard_io.c. Before sending: 0 to go on, -1 with
  * errno set to refuse. After: account for the n bytes really sent. */
