@@ -44,5 +44,10 @@ SG_EXPORT FILE *fdopen(int fd, const char *mode)
     if (!sg_fd_tracked(fd) && !unconnected_tcp(fd))
         return REAL(fdopen)(fd, mode);
     cookie_io_functions_t io = {cookie_read, cookie_write, NULL, cookie_close};
-    return fopencookie((void *)(intptr_t)fd, mode, io);
+    FILE *f = fopencookie((void *)(intptr_t)fd, mode, io);
+    /* Programs poll or setsockopt on fileno(f): a cookie stream says -1. The
+     * field is glibc's public FILE ABI; its cookie I/O never uses it. */
+    if (f)
+        f->_fileno = fd;
+    return f;
 }

@@ -409,6 +409,9 @@ static int conn_open(struct conn *c, const struct args *a, const struct io *io)
         return EXIT_ERROR;
     if (io->stdio == STDIO_LATE && !(c->fp = fdopen(c->fd, "r+")))
         return say(c, EXIT_ERROR, "fdopen: %s", strerror(errno));
+    /* Programs poll their stream's descriptor: fileno must still name the socket. */
+    if (c->fp && fileno(c->fp) != c->fd)
+        return say(c, EXIT_ERROR, "fileno of the stream is %d, not %d", fileno(c->fp), c->fd);
     return 0;
 }
 
