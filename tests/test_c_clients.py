@@ -190,3 +190,16 @@ def test_builtin_message(smtp_server, baseline, run):
 def test_baseline_matrix_is_not_empty(style):
     """Every careless style leaks somewhere without the shim, or it tests nothing."""
     assert any(no_baseline_leak(style, s) is None for s in HOSTILE)
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_refused_object_stays_refused(mode, smtp_server, shim, run, message_file):
+    """A program that goes on after the failed handshake gets errors from
+    SSL_write/SSL_read too; the server gets nothing."""
+    server = smtp_server("selfsigned", mode)
+    env = shim([server.port], implicit=[server.port] if mode == "implicit" else ())
+    env["SG_IGNORE_FAILURE"] = "1"
+    res = run([CLIENT, "verify_none", "localhost", server.port, mode, message_file], env)
+    assert res.returncode == 2, describe(res)
+    assert "going on anyway" in res.stderr and "refused earlier" in res.stderr, describe(res)
+    assert server.credentials() == [] and server.transactions() == [], describe(res)
