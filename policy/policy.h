@@ -63,6 +63,9 @@ struct sg_policy {
                                 writable: defaults kept, not broken, error says why */
 
 void sg_policy_defaults(struct sg_policy *p);
+/* The same on a policy that is all zero already (zeroed = 1): no page is written
+ * but the ones the defaults live in. */
+void sg_policy_init_zeroed(struct sg_policy *p, int zeroed);
 /* Parse text into p (which holds defaults already). 0 ok, -1 error (p->broken, p->error). */
 int sg_policy_parse(struct sg_policy *p, const char *name, const char *text, size_t len);
 /* Open, check and parse a file. Never blocks (FIFO), never follows into a directory.

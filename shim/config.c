@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "real.h"
 
 #define DEFAULT_POLICY "/etc/smtpguard/policy.conf"
 
@@ -35,8 +36,8 @@ static void mode_override(struct sg_policy *p)
  * standard ports whatever it said. */
 static void keep_default_ports(struct sg_policy *p)
 {
-    struct sg_policy d;
-    sg_policy_defaults(&d);
+    static struct sg_policy d; /* static: too large for a thread's stack */
+    sg_policy_init_zeroed(&d, 1);
     for (size_t i = 0; i < sizeof p->smtp_ports; i++) {
         p->smtp_ports[i] |= d.smtp_ports[i];
         p->implicit_ports[i] |= d.implicit_ports[i];
@@ -49,7 +50,7 @@ static void load(void)
     const char *path = secure_getenv("SMTPGUARD_POLICY");
     if (!path || !*path)
         path = DEFAULT_POLICY;
-    sg_policy_defaults(&policy);
+    sg_policy_init_zeroed(&policy, 1); /* static: zero, loaded once */
     int r = sg_policy_load(&policy, path, privileged);
     mode_override(&policy);
     if (r == SG_LOAD_UNTRUSTED)
@@ -58,9 +59,20 @@ static void load(void)
         keep_default_ports(&policy);
 }
 
+const struct sg_policy *sg_config_loaded;
+
+static void load_and_publish(void)
+{
+    load();
+    __atomic_store_n(&sg_config_loaded, &policy, __ATOMIC_RELEASE);
+}
+
 const struct sg_policy *sg_config(void)
 {
-    pthread_once(&once, load);
+    const struct sg_policy *p = __atomic_load_n(&sg_config_loaded, __ATOMIC_ACQUIRE);
+    if (SG_LIKELY(p != NULL))
+        return p;
+    pthread_once(&once, load_and_publish);
     return &policy;
 }
 

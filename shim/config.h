@@ -5,6 +5,8 @@
 #include "policy.h"
 
 const struct sg_policy *sg_config(void);
+/* The policy once loaded, else NULL: for fast paths that fall back to sg_config(). */
+extern const struct sg_policy *sg_config_loaded;
 /* Is this port an SMTP port? Loads the policy on first use. */
 int sg_config_smtp_port(int port);
 /* "FILE:LINE [destination ...]" or "FILE (global settings)" for a log line. */

@@ -7,6 +7,7 @@
 #include "decision.h"
 #include "guard.h"
 #include "log.h"
+#include "verdict_cache.h"
 
 __thread int sg_tls_inside __attribute__((tls_model("initial-exec")));
 
@@ -63,10 +64,15 @@ int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *
                  c->cipher_name(session));
         return SG_R_CIPHER;
     }
-    unsigned char spki[SG_MAX_CHAIN][32];
-    int n = 0;
-    int r = c->chain(session, t, sg_policy_ca_file(p, t->dest), sg_policy_ca_path(p, t->dest),
-                     spki, &n, detail, len);
+    const char *ca_file = sg_policy_ca_file(p, t->dest), *ca_path = sg_policy_ca_path(p, t->dest);
+    unsigned char spki[SG_MAX_CHAIN][32], fp[32];
+    int n = 0, pins = t->dest && t->dest->npins;
+    int keyed = !pins && c->fingerprint && c->fingerprint(session, SG_VERDICT_TTL, fp);
+    if (keyed && sg_verdict_cached(fp, t, ca_file, ca_path))
+        return 0;
+    int r = c->chain(session, t, ca_file, ca_path, spki, &n, detail, len);
+    if (!r && keyed)
+        sg_verdict_remember(fp, t, ca_file, ca_path);
     return r ? r : check_pins(t, spki, n, detail, len);
 }
 

@@ -22,6 +22,9 @@ struct sg_checks {
     int (*chain)(void *session, const struct sg_target *t, const char *ca_file,
                  const char *ca_path, unsigned char spki[][32], int *nspki,
                  char *detail, size_t len);
+    /* Optional: a SHA-256 over the chain the server presented, 1 when none of
+     * its certificates expires within valid_for seconds, else 0 (not cached). */
+    int (*fingerprint)(void *session, long valid_for, unsigned char key[32]);
 };
 
 /* Before the handshake: 0 when it may start (the backend then applies the

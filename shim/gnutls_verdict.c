@@ -120,4 +120,6 @@ static int chain(void *session, const struct sg_target *t, const char *ca_file,
     return reason;
 }
 
-const struct sg_checks sg_gnutls_checks = {version, version_name, cipher_name, fs_aead, chain};
+/* No fingerprint: GnuTLS mailers send one message per process. */
+const struct sg_checks sg_gnutls_checks = {version, version_name, cipher_name, fs_aead, chain,
+                                           NULL};

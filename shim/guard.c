@@ -139,7 +139,11 @@ static int check_plaintext(int fd, struct sg_conn *c, const struct iovec *iov, i
 
 int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
 {
-    struct sg_conn *c = sg_conn_get(fd);
+    struct sg_conn *c = sg_conn_peek(fd);
+    int phase = c ? __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) : SG_TLS_OK;
+    if (phase == SG_TLS_HANDSHAKE || phase == SG_TLS_OK || phase == SG_TLS_FOREIGN)
+        return 0; /* nothing to judge, so no identity check (an fstat per TLS record) */
+    c = sg_conn_get(fd);
     if (!c || first_byte(iov, iovcnt) < 0)
         return 0;
     switch (__atomic_load_n(&c->phase, __ATOMIC_ACQUIRE)) {

@@ -28,9 +28,25 @@
         return sg_guard_received(fd, iov, iovcnt, (size_t)r_) == 0 ? r_ : -1;   \
     } while (0)
 
-SG_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+/* The fast path as a tail call with no stack frame: the real function is
+ * bound and the descriptor is not an SMTP socket. Anything else goes to the
+ * out-of-line NAME_slow. */
+#define FAST_OR_SLOW(name, fd, ...)                                             \
+    do {                                                                        \
+        __typeof__(sg_libc.name) real_ = __atomic_load_n(&sg_libc.name, __ATOMIC_RELAXED); \
+        if (SG_LIKELY(real_ != NULL && !sg_fd_tracked(fd)))                     \
+            return real_(__VA_ARGS__);                                          \
+        return name##_slow(__VA_ARGS__);                                        \
+    } while (0)
+
+__attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, size_t n)
 {
     GUARDED_SEND(fd, ONE(buf, n), 1, REAL(write)(fd, buf, n));
+}
+
+SG_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+    FAST_OR_SLOW(write, fd, fd, buf, n);
 }
 
 SG_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
@@ -55,9 +71,17 @@ SG_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     GUARDED_SEND(fd, iov, iovcnt, REAL(writev)(fd, iov, iovcnt));
 }
 
-SG_EXPORT ssize_t read(int fd, void *buf, size_t n)
+/* Tracked-ness is taken before the call: it cannot become tracked during a
+ * read of this descriptor, and a number closed and reused meanwhile must not
+ * feed the old socket's bytes to the new one's tracker. */
+__attribute__((noinline)) static ssize_t read_slow(int fd, void *buf, size_t n)
 {
     OBSERVED_RECV(fd, ONE(buf, n), 1, REAL(read)(fd, buf, n));
+}
+
+SG_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+    FAST_OR_SLOW(read, fd, fd, buf, n);
 }
 
 SG_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)

@@ -58,7 +58,8 @@ static void track(int fd, const struct sockaddr *sa, socklen_t len, int port)
     sg_guard_connected(fd, sg_port_in(sg_config()->implicit_ports, port));
 }
 
-SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
+__attribute__((noinline)) static int connect_slow(int fd, const struct sockaddr *sa,
+                                                  socklen_t len)
 {
     int port = inet_port(sa, len);
     const struct sg_policy *p = sg_config();
@@ -80,11 +81,31 @@ SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
     return r;
 }
 
+/* Not an SMTP port of a loaded policy, on an untracked descriptor: a tail call. */
+SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    __typeof__(sg_libc.connect) real = __atomic_load_n(&sg_libc.connect, __ATOMIC_RELAXED);
+    const struct sg_policy *p = __atomic_load_n(&sg_config_loaded, __ATOMIC_ACQUIRE);
+    if (SG_LIKELY(real && p && !sg_fd_tracked(fd))) {
+        int port = inet_port(sa, len);
+        if (!port || !sg_port_in(p->smtp_ports, port))
+            return real(fd, sa, len);
+    }
+    return connect_slow(fd, sa, len);
+}
+
+__attribute__((noinline)) static int close_slow(int fd)
+{
+    sg_fd_forget(fd);
+    return REAL(close)(fd);
+}
+
 SG_EXPORT int close(int fd)
 {
-    if (SG_UNLIKELY(sg_fd_tracked(fd)))
-        sg_fd_forget(fd);
-    return REAL(close)(fd);
+    __typeof__(sg_libc.close) real = __atomic_load_n(&sg_libc.close, __ATOMIC_RELAXED);
+    if (SG_LIKELY(real && !sg_fd_tracked(fd)))
+        return real(fd);
+    return close_slow(fd);
 }
 
 SG_EXPORT int close_range(unsigned first, unsigned last, int flags)

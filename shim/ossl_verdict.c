@@ -3,6 +3,7 @@
  * scratch, against the store the policy names. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ossl_verdict.h"
 
@@ -74,7 +75,8 @@ static int verify(struct sg_ossl *o, SSL *s, X509_STORE *store, X509 *leaf,
         o->X509_STORE_CTX_set_default(ctx, "ssl_server") && set_name(o, ctx, t)) {
         if (o->X509_verify_cert(ctx) == 1) {
             reason = 0;
-            chain_digests(o, ctx, spki, n);
+            if (t->dest && t->dest->npins)
+                chain_digests(o, ctx, spki, n);
         } else {
             int err = o->X509_STORE_CTX_get_error(ctx);
             reason = (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH)
@@ -109,4 +111,28 @@ static int chain(void *session, const struct sg_target *t, const char *ca_file,
     return reason;
 }
 
-const struct sg_checks sg_ossl_checks = {version, version_name, cipher_name, fs_aead, chain};
+/* SHA-256 over the digests of the presented certificates, if none of them
+ * expires within valid_for seconds. */
+static int fingerprint(void *session, long valid_for, unsigned char key[32])
+{
+    SESSION;
+    struct sg_ossl *o = x->o;
+    STACK_OF(X509) *sk = o->SSL_get_peer_cert_chain(x->s);
+    int count = sk ? o->OPENSSL_sk_num((OPENSSL_STACK *)sk) : 0;
+    unsigned char digests[SG_MAX_CHAIN][32];
+    time_t limit = time(NULL) + valid_for;
+    if (count <= 0 || count > SG_MAX_CHAIN)
+        return 0;
+    for (int i = 0; i < count; i++) {
+        X509 *cert = o->OPENSSL_sk_value((OPENSSL_STACK *)sk, i);
+        unsigned len = 32;
+        if (o->X509_cmp_time(o->X509_get0_notAfter(cert), &limit) <= 0 ||
+            o->X509_digest(cert, o->EVP_sha256(), digests[i], &len) != 1 || len != 32)
+            return 0;
+    }
+    o->SHA256(&digests[0][0], (size_t)count * 32, key);
+    return 1;
+}
+
+const struct sg_checks sg_ossl_checks = {version, version_name, cipher_name, fs_aead, chain,
+                                         fingerprint};
