@@ -25,7 +25,7 @@ $(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h)
 
 $(LIB): $(SHIM_OBJ) shim/smtpguard.map
 	$(CC) -shared -o $@ $(SHIM_OBJ) -Wl,--version-script=shim/smtpguard.map \
-	    -Wl,-z,defs -Wl,-z,relro -Wl,-z,now -ldl -lpthread
+	    -Wl,-z,defs -Wl,-z,relro -ldl -lpthread
 
 $(CHECKER): policy/policy.c policy/policy_check.c policy/policy.h
 	@mkdir -p $(BUILD)

@@ -1,37 +1,26 @@
 /* SMTP sockets that come across exec (a wrapper connects, then execs the
  * mailer with the descriptor) are not seen by connect: find them when the
- * library loads. Cheap for everyone: one directory read of /proc/self/fd and
- * one fstat per descriptor; the policy is read only when an inherited TCP
+ * library loads. Cheap for everyone: descriptors from 3 up are probed with
+ * fstat until a run of closed ones (reading /proc/self/fd cost more than the
+ * whole probe at every exec); the policy is read only when an inherited TCP
  * socket to an SMTP port exists. */
-#include <dirent.h>
-#include <fcntl.h>
-#include <stdlib.h>
+#include <errno.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
 #include "config.h"
 #include "fdstate.h"
 #include "guard.h"
-#include "real.h"
 #include "resolve.h"
 
-struct linux_dirent64 {
-    ino64_t d_ino;
-    off64_t d_off;
-    unsigned short d_reclen;
-    unsigned char d_type;
-    char d_name[];
-};
+#define GAP 16 /* closed descriptors in a row that end the probe */
 
 static void adopt(int fd)
 {
-    struct stat st;
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
-        getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
         (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
         return;
     int port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
@@ -46,21 +35,18 @@ static void adopt(int fd)
     }
 }
 
-/* getdents64 directly: opendir would allocate in every process. */
 __attribute__((constructor)) static void inherit_scan(void)
 {
-    char buf[2048];
-    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0)
-        return;
-    long n;
-    while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0)
-        for (long off = 0; off < n;) {
-            struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
-            int fd = atoi(d->d_name);
-            if (d->d_name[0] != '.' && fd > 2 && fd != dir)
-                adopt(fd);
-            off += d->d_reclen;
+    int saved = errno;
+    struct stat st;
+    for (int fd = 3, closed = 0; fd < SG_FD_CAP && closed < GAP; fd++) {
+        if (fstat(fd, &st) != 0) {
+            closed++;
+            continue;
         }
-    REAL(close)(dir);
+        closed = 0;
+        if (S_ISSOCK(st.st_mode))
+            adopt(fd);
+    }
+    errno = saved;
 }
