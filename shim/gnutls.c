@@ -149,6 +149,11 @@ static int explain_failure(struct sg_gnutls *g, gnutls_session_t s, const struct
     mark_pending(s, 0);
     if (t->mode != SG_MODE_ENFORCE)
         return r;
+    if (r == GNUTLS_E_PUSH_ERROR || r == GNUTLS_E_PULL_ERROR ||
+        r == GNUTLS_E_PREMATURE_TERMINATION) { /* the peer went away: no plaintext after it */
+        sg_guard_refused(t->fd);
+        return r;
+    }
     char detail[512];
     snprintf(detail, sizeof detail, "%s; the policy requires TLS 1.2 or newer with a "
              "forward-secret AEAD cipher", g->gnutls_strerror(r));

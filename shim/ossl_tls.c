@@ -156,9 +156,16 @@ static int failure_reason(struct sg_ossl *o, unsigned long e)
 /* The handshake failed inside OpenSSL: say what the policy had to do with it. */
 static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r)
 {
-    if (o->SSL_get_error(s, r) != SSL_ERROR_SSL || t->mode != SG_MODE_ENFORCE)
+    int err = o->SSL_get_error(s, r);
+    if (err != SSL_ERROR_SSL && err != SSL_ERROR_SYSCALL && err != SSL_ERROR_ZERO_RETURN)
+        return r; /* WANT_READ and the like: the handshake goes on */
+    if (t->mode != SG_MODE_ENFORCE)
         return r;
     relearn_socket(o, s, t);
+    if (err != SSL_ERROR_SSL) { /* the peer went away: no plaintext after it either */
+        sg_guard_refused(t->fd);
+        return r;
+    }
     char detail[512];
     long v = o->SSL_get_verify_result(s);
     int reason;
