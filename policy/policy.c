@@ -598,22 +598,25 @@ int sg_policy_parse(struct sg_policy *p, const char *name, const char *text, siz
     struct ctx c = { .p = p, .name = name };
     char line[SG_LINE_MAX + 1]; /* 4 KiB: modest even on a small host thread stack */
     size_t pos = 0;
+    int r = 0;
 
     if (len > SG_FILE_MAX)
         return fail(&c, "file too large (over %d bytes)", SG_FILE_MAX);
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
         pos = 3; /* a UTF-8 byte order mark some editors write */
-    while (pos < len) {
+    while (pos < len && r == 0) {
         const char *nl = memchr(text + pos, '\n', len - pos);
         size_t n = nl ? (size_t)(nl - text) - pos : len - pos;
         c.line++;
         if (copy_line(&c, line, text + pos, n) < 0 || parse_line(&c, line) < 0)
-            return -1;
+            r = -1;
         pos += n + 1;
     }
+    /* Every implicit TLS port is an SMTP port, also in a broken file: the ports it
+     * named before the error must fail closed like the others. */
     for (size_t i = 0; i < sizeof p->smtp_ports; i++)
-        p->smtp_ports[i] |= p->implicit_ports[i]; /* every implicit TLS port is an SMTP port */
-    return 0;
+        p->smtp_ports[i] |= p->implicit_ports[i];
+    return r;
 }
 
 /* ---- Files ---- */

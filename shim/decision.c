@@ -84,8 +84,9 @@ int sg_conclude(const struct sg_target *t, int reason, const char *detail,
                   : (t->mode == SG_MODE_AUDIT && reason != SG_R_POLICY) ? SG_WOULD_REFUSE
                                                                        : SG_REFUSED;
     sg_config_rule(t->dest, rule, sizeof rule);
-    snprintf(words, sizeof words, "%s (%s)", sg_reason_text(reason) + strlen("smtpguard: "),
-             detail ? detail : "");
+    if (reason)
+        snprintf(words, sizeof words, "%s (%s)",
+                 sg_reason_text(reason) + strlen("smtpguard: "), detail ? detail : "");
     struct sg_event e = {.verdict = verdict, .what = "TLS", .host = t->host, .addr = t->addr,
                          .port = t->port, .protocol = protocol, .cipher = cipher,
                          .check = reason ? sg_reason_check(reason) : NULL,
