@@ -20,6 +20,7 @@ def run(cmd, env, input=None, timeout=30, cwd=None):
     """Run cmd (a list), return a text CompletedProcess. On timeout the whole process
     group is killed and the test fails, with what the command had printed."""
     cmd = [str(c) for c in cmd]
+    env = sanitize.env_for(cmd, env)   # SANITIZE=1: some programs need the release shim
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, text=True, errors="replace",
                             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,

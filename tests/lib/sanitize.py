@@ -55,7 +55,7 @@ def env_for(cmd, env):
     setlocale() hangs (clang's runtime too; cf. percona-server PS-8964). Such a program
     gets the release build of the shim; every other one the sanitized build."""
     preload = env.get("LD_PRELOAD", "") if ENABLED else ""
-    if not preload.startswith(runtime() + ":") or not any(map(_loads_p11kit, cmd)):
+    if not preload.startswith(runtime() + ":") or not any(map(_cannot_take_asan, cmd)):
         return env
     release = str(REPO / "build" / "libsmtpguard.so")
     libs = [release if lib.endswith("/asan/libsmtpguard.so") else lib
@@ -63,18 +63,20 @@ def env_for(cmd, env):
     return dict(env, LD_PRELOAD=":".join(libs))
 
 
-_p11kit = {}
+_verdicts = {}
 
 
-def _loads_p11kit(arg):
+def _cannot_take_asan(arg):
+    """arg is a program that loads libp11-kit at start and has no ASan of its own (one
+    built with -fsanitize=address starts ASan before any constructor runs)."""
     path = shutil.which(str(arg)) if "/" not in str(arg) else str(arg)
     if not path or not os.path.isfile(path):
         return False
-    if path not in _p11kit:
+    if path not in _verdicts:
         res = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=30,
                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-        _p11kit[path] = "libp11-kit" in res.stdout
-    return _p11kit[path]
+        _verdicts[path] = "libp11-kit" in res.stdout and "libasan" not in res.stdout
+    return _verdicts[path]
 
 
 def options():
