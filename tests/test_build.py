@@ -3,6 +3,7 @@ library, so loading it costs nothing in processes that never send mail."""
 import re
 import subprocess
 
+from lib import sanitize
 from lib.runner import LIB
 
 EXPORTED = {
@@ -13,7 +14,9 @@ EXPORTED = {
     "SSL_connect", "SSL_do_handshake", "SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex",
     "SSL_peek", "SSL_peek_ex", "gnutls_handshake", "gnutls_strerror",
 }
-ALLOWED_NEEDED = re.compile(r"^(libc|libdl|libpthread)\.so\.\d+$")
+# A SANITIZE=1 build also needs the sanitizer runtimes.
+ALLOWED_NEEDED = re.compile(r"^(libc|libdl|libpthread|libasan|libubsan)\.so\.\d+$"
+                            if sanitize.ENABLED else r"^(libc|libdl|libpthread)\.so\.\d+$")
 
 
 def _out(*cmd):

@@ -17,6 +17,8 @@ import socket
 
 import pytest
 
+from lib import sanitize
+
 from lib.constants import FROM, PASSWORD, TO, USER
 from lib.runner import CLIENTS, describe
 
@@ -265,6 +267,7 @@ VALGRIND = shutil.which("valgrind")
 
 
 @pytest.mark.skipif(VALGRIND is None, reason="valgrind is not installed")
+@pytest.mark.skipif(sanitize.ENABLED, reason="valgrind cannot run ASan-built programs")
 @pytest.mark.parametrize("style,expect", [("byte_at_a_time", REFUSED),
                                           ("fdopen_fprintf", REFUSED),
                                           ("threads", DONE)])

@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 from lib.constants import FROM, MESSAGE, PASSWORD, TO, USER
-from lib.runner import SHIM_VARS, policy_text, shim_env
+from lib.runner import LIB, SHIM_VARS, policy_text, shim_env
 from lib.smtpserver import MAX_LINE
 
 MODES = ["starttls", "implicit"]
@@ -208,7 +208,7 @@ def test_shim_env_and_policy(tmp_path):
                        "/ca.pem", tmp_path / "x.log")
     env = shim_env(tmp_path / "p.conf", tmp_path / "x.log", text)
     assert env["SMTPGUARD_POLICY"] == str(tmp_path / "p.conf") == env.policy_path
-    assert env["LD_PRELOAD"].endswith("build/libsmtpguard.so")
+    assert env["LD_PRELOAD"].endswith(str(LIB))
     assert env.log_path == str(tmp_path / "x.log") and env.log() == ""
     lines = (tmp_path / "p.conf").read_text().splitlines()
     assert lines == ["mode = audit", "smtp_ports = 25 465", "implicit_tls_ports = 465",

@@ -1,7 +1,8 @@
 # Legacy binaries on OpenSSL 1.1 (issue 7): `make legacy` fetches bullseye's
 # OpenSSL 1.1 and mailers (scripts/fetch-legacy, once) and builds the careless
 # client against 1.1, plus a process holding both OpenSSL 1.1 and 3.
-LEGACY      := $(BUILD)/legacy
+# Not under $(BUILD): one download serves the release and the SANITIZE=1 runs.
+LEGACY      := build/legacy
 LEGACY_ROOT := $(LEGACY)/root
 LEGACY_LIBS := $(LEGACY_ROOT)/usr/lib/x86_64-linux-gnu
 # -I before the system's OpenSSL 3 headers; $ORIGIN: the programs find the
