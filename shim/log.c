@@ -56,13 +56,19 @@ static void json_str(char *out, size_t cap, const char *s)
     out[o] = 0;
 }
 
+/* The verification result of a finished handshake: "ok" or the failed check. */
+static const char *verify_result(const struct sg_event *e)
+{
+    return e->protocol ? (e->check ? e->check : "ok") : NULL;
+}
+
 static size_t format_json(char *line, size_t cap, const struct sg_event *e)
 {
     const char *keys[] = {"program", "verdict", "what", "host", "addr", "protocol",
-                          "cipher", "check", "reason", "rule"};
+                          "cipher", "verify", "check", "reason", "rule"};
     const char *vals[] = {program_invocation_short_name, verdicts[e->verdict], e->what,
-                          e->host, e->addr, e->protocol, e->cipher, e->check,
-                          e->reason, e->rule};
+                          e->host, e->addr, e->protocol, e->cipher, verify_result(e),
+                          e->check, e->reason, e->rule};
     size_t n = snprintf(line, cap, "{\"pid\":%d,\"port\":%d", (int)getpid(), e->port);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && n < cap; i++) {
         char esc[512];
@@ -84,8 +90,8 @@ static size_t format_text(char *line, size_t cap, const struct sg_event *e)
     if (e->check && n < cap)
         n += snprintf(line + n, cap - n, ": %s: %s", e->check, e->reason ? e->reason : "");
     if (e->protocol && n < cap)
-        n += snprintf(line + n, cap - n, " protocol=%s cipher=%s", e->protocol,
-                      e->cipher ? e->cipher : "none");
+        n += snprintf(line + n, cap - n, " protocol=%s cipher=%s verify=%s", e->protocol,
+                      e->cipher ? e->cipher : "none", verify_result(e));
     if (e->rule && n < cap)
         n += snprintf(line + n, cap - n, " policy=%s", e->rule);
     return n;

@@ -107,6 +107,7 @@ def test_json_log_lines(deliver):
     lines = [json.loads(line) for line in env.log().splitlines()]
     assert [line["verdict"] for line in lines] == ["accepted"]
     assert lines[0]["port"] == server.port and lines[0]["protocol"].startswith("TLSv1.")
+    assert lines[0]["verify"] == "ok"
 
 
 BAD_POLICIES = {  # a line appended to a good policy -> words of the message
