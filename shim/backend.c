@@ -13,24 +13,46 @@ static struct sg_lib *record(struct sg_backend *b, int i)
     return (struct sg_lib *)((char *)b->records + (size_t)i * b->size);
 }
 
-/* Under sg_lock_tls. */
+static struct sg_lib *find(struct sg_backend *b, const void *base)
+{
+    for (int i = 0; i < b->n; i++)
+        if (record(b, i)->base == base)
+            return record(b, i);
+    return NULL;
+}
+
+/* The record of the library that defines fn, bound on first sight. The
+ * loader is asked (dlopen, dlsym) only while our lock is NOT held: a library
+ * constructor running inside another thread's dlopen holds the loader's lock
+ * and may call into us, so taking them in the other order could deadlock. */
 static struct sg_lib *library_of(struct sg_backend *b, const void *fn)
 {
     const void *base;
     const char *path;
     void *h = sg_scope_owner(fn, &base, &path);
-    for (int i = 0; i < b->n; i++)
-        if (record(b, i)->base == base)
-            return record(b, i);
-    if (!h || b->n == b->max)
+    pthread_mutex_lock(&sg_lock_tls);
+    struct sg_lib *rec = find(b, base);
+    pthread_mutex_unlock(&sg_lock_tls);
+    if (rec || !h)
+        return rec;
+    union {
+        struct sg_lib lib;
+        char bytes[SG_RECORD_MAX];
+    } fresh;
+    memset(&fresh, 0, sizeof fresh);
+    fresh.lib.base = base;
+    if (b->size > sizeof fresh || !b->bind(&fresh.lib, h, path))
         return NULL;
-    struct sg_lib *rec = record(b, b->n);
-    rec->base = base;
-    if (!b->bind(rec, h, path)) {
-        memset(rec, 0, b->size);
-        return NULL;
+    pthread_mutex_lock(&sg_lock_tls);
+    rec = find(b, base); /* another thread may have bound it meanwhile */
+    if (!rec && b->n < b->max) {
+        rec = record(b, b->n);
+        memcpy(rec, &fresh, b->size);
+        if (b->init)
+            b->init(rec);
+        __atomic_store_n(&b->n, b->n + 1, __ATOMIC_RELEASE);
     }
-    __atomic_store_n(&b->n, b->n + 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&sg_lock_tls);
     return rec;
 }
 
@@ -40,13 +62,12 @@ struct sg_lib *sg_backend_for_caller(struct sg_backend *b, const void *ret, cons
     if (SG_LIKELY(rec != NULL))
         return rec;
     void *fn = sg_scope_next(ret, sym, b->prefix);
-    if (!fn)
-        return NULL;
-    pthread_mutex_lock(&sg_lock_tls);
-    rec = library_of(b, fn);
-    if (rec)
+    rec = fn ? library_of(b, fn) : NULL;
+    if (rec) {
+        pthread_mutex_lock(&sg_lock_tls);
         sg_callsite_put(&b->sites, ret, rec);
-    pthread_mutex_unlock(&sg_lock_tls);
+        pthread_mutex_unlock(&sg_lock_tls);
+    }
     return rec;
 }
 
@@ -80,11 +101,8 @@ static int bind_loaded(struct dl_phdr_info *info, size_t size, void *arg)
         return 0;
     void *h = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
     void *fn = h ? dlsym(h, b->probe) : NULL;
-    if (fn) {
-        pthread_mutex_lock(&sg_lock_tls);
+    if (fn)
         library_of(b, fn);
-        pthread_mutex_unlock(&sg_lock_tls);
-    }
     return 0;
 }
 

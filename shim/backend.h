@@ -9,6 +9,7 @@
 #include "scope.h"
 
 #define SG_STORES 8
+#define SG_RECORD_MAX 2048 /* the largest backend record, bound on the stack first */
 
 /* What every backend's record starts with. */
 struct sg_lib {
@@ -27,8 +28,12 @@ struct sg_backend {
     size_t size;
     int max;
     int n;
-    /* Fill a new record for the library behind handle h; 0 refuses it. */
+    /* Fill a new record for the library behind handle h; 0 refuses it.
+     * Runs without our lock held: it asks the loader (dlsym). */
     int (*bind)(struct sg_lib *rec, void *h, const char *path);
+    /* Optional: finish a bound record at its final address, under our lock,
+     * before any other thread can see it. Must not call the loader. */
+    void (*init)(struct sg_lib *rec);
     /* A trust store for the policy paths, or NULL when they cannot be read. */
     void *(*build_store)(struct sg_lib *rec, const char *ca_file, const char *ca_path);
     struct sg_callsites sites;

@@ -7,6 +7,7 @@
 #define MAX_LIBS 2
 
 static struct sg_gnutls libs[MAX_LIBS];
+_Static_assert(sizeof libs[0] <= SG_RECORD_MAX, "backend.c binds a record on the stack");
 
 static int bind_library(struct sg_lib *rec, void *h, const char *path)
 {

@@ -10,6 +10,7 @@
 #define MAX_LIBS 4
 
 static struct sg_ossl libs[MAX_LIBS];
+_Static_assert(sizeof libs[0] <= SG_RECORD_MAX, "backend.c binds a record on the stack");
 
 static int is_libssl(const char *path)
 {
@@ -38,11 +39,17 @@ static void bind_openssl(struct sg_ossl *o, void *h)
     o->lib.complete = ok && o->get1_peer_cert &&
                       (o->kind == SG_OSSL_3 ? o->err_set_error != NULL
                                             : o->err_put_error != NULL);
-    if (o->lib.complete) {
-        o->ex_index = o->CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
-        o->lib.complete = o->ex_index >= 0;
-        sg_ossl_errors_init(o);
-    }
+}
+
+/* At the record's final address: OpenSSL keeps pointers to our error strings. */
+static void init_library(struct sg_lib *rec)
+{
+    struct sg_ossl *o = (struct sg_ossl *)rec;
+    if (!o->lib.complete || o->kind == SG_OSSL_FOREIGN)
+        return;
+    o->ex_index = o->CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
+    o->lib.complete = o->ex_index >= 0;
+    sg_ossl_errors_init(o);
 }
 
 static void bind_foreign(struct sg_ossl *o, void *h)
@@ -83,7 +90,7 @@ static void *build_store(struct sg_lib *rec, const char *ca_file, const char *ca
 
 static struct sg_backend openssl = {
     .prefix = "libssl.so", .probe = "SSL_connect", .records = libs, .size = sizeof libs[0],
-    .max = MAX_LIBS, .bind = bind_library, .build_store = build_store,
+    .max = MAX_LIBS, .bind = bind_library, .init = init_library, .build_store = build_store,
 };
 
 struct sg_ossl *sg_ossl_for_caller(const void *ret, const char *sym)
