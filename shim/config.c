@@ -76,11 +76,6 @@ const struct sg_policy *sg_config(void)
     return &policy;
 }
 
-int sg_config_smtp_port(int port)
-{
-    return sg_port_in(sg_config()->smtp_ports, port);
-}
-
 void sg_config_rule(const struct sg_dest *d, char *out, size_t len)
 {
     const struct sg_policy *p = sg_config();

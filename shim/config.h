@@ -7,8 +7,6 @@
 const struct sg_policy *sg_config(void);
 /* The policy once loaded, else NULL: for fast paths that fall back to sg_config(). */
 extern const struct sg_policy *sg_config_loaded;
-/* Is this port an SMTP port? Loads the policy on first use. */
-int sg_config_smtp_port(int port);
 /* "FILE:LINE [destination ...]" or "FILE (global settings)" for a log line. */
 void sg_config_rule(const struct sg_dest *d, char *out, size_t len);
 

@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "backend.h"
+#include "reasons.h"
 
 enum sg_ossl_kind { SG_OSSL_FOREIGN = 0, SG_OSSL_11, SG_OSSL_3 };
 
@@ -43,14 +44,12 @@ enum sg_ossl_kind { SG_OSSL_FOREIGN = 0, SG_OSSL_11, SG_OSSL_3 };
     X(SSL_connect) X(SSL_do_handshake) X(SSL_read) X(SSL_read_ex) X(SSL_peek)         \
     X(SSL_peek_ex) X(SSL_write) X(SSL_write_ex)
 
-#define SG_REASONS 16
-
 struct sg_ossl {
     struct sg_lib lib;     /* first: the record backend.c keeps */
     int kind;
     int ex_index;          /* our per-SSL slot */
     int err_lib;           /* our error library number, 0 if none */
-    ERR_STRING_DATA strings[SG_REASONS + 2];
+    ERR_STRING_DATA strings[SG_R_COUNT + 2]; /* library name, reasons, end */
 #define SG_MEMBER(f) __typeof__(f) *f;
     SG_OSSL_FUNCS(SG_MEMBER)
 #undef SG_MEMBER
