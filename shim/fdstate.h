@@ -13,6 +13,14 @@
 #define SG_FD_CAP 65536
 #define SG_CONN_MAX 1024
 
+/* sg_fdtab values: 0 untracked, 1..SG_CONN_MAX a connection slot + 1, from
+ * SG_FD_MARKER up reserved markers that carry no connection record. Every
+ * slow path classifies a marker first; sg_conn_peek returns NULL for one. */
+#define SG_FD_MARKER 0xFF00u
+/* An AF_INET/AF_INET6 stream socket made by socket(), not connected by any
+ * call the shim saw: classified by its peer at its first interposed I/O. */
+#define SG_FD_UNCLASSIFIED 0xFFFFu
+
 enum sg_phase {
     SG_PLAIN = 0,     /* plaintext SMTP dialogue */
     SG_TLS_WANTED,    /* STARTTLS sent, or an implicit-TLS port: the handshake comes next */
@@ -49,7 +57,7 @@ static inline int sg_fd_tracked(int fd)
 }
 
 /* Start tracking fd as a connection to addr:port. Returns the record or NULL
- * (pool or table exhausted). Replaces whatever fd had. */
+ * (pool or table exhausted: the caller must refuse). Replaces whatever fd had. */
 struct sg_conn *sg_conn_open(int fd, const struct sockaddr *addr, socklen_t len, int port);
 /* The record behind fd without the identity check, or NULL. */
 static inline struct sg_conn *sg_conn_peek(int fd);
@@ -60,12 +68,15 @@ void sg_fd_forget(int fd);
 /* newfd now refers to the same socket as oldfd. */
 void sg_fd_copy(int oldfd, int newfd);
 void sg_fd_forget_range(unsigned first, unsigned last);
+/* Put a marker (SG_FD_UNCLASSIFIED) on an untracked fd; drop one (back to 0). */
+void sg_fd_mark(int fd, unsigned short marker);
+void sg_fd_unmark(int fd);
 
 static inline struct sg_conn *sg_conn_peek(int fd)
 {
     unsigned short slot =
         (unsigned)fd < SG_FD_CAP ? __atomic_load_n(&sg_fdtab[fd], __ATOMIC_ACQUIRE) : 0;
-    return slot ? &sg_conn_pool[slot - 1] : NULL;
+    return slot && slot < SG_FD_MARKER ? &sg_conn_pool[slot - 1] : NULL;
 }
 
 #endif

@@ -146,6 +146,12 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
     c = sg_conn_get(fd);
     if (!c || first_byte(iov, iovcnt) < 0)
         return 0;
+    if (sg_tls_inside && is_tls_record(iov, iovcnt) &&
+        __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_DEAD) {
+        /* A handshake the shim drives and judges: never SMTP text. */
+        set_phase(c, SG_TLS_HANDSHAKE);
+        return 0;
+    }
     switch (__atomic_load_n(&c->phase, __ATOMIC_ACQUIRE)) {
     case SG_TLS_HANDSHAKE:
     case SG_TLS_OK:
@@ -159,7 +165,10 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
             set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
             return 0;
         }
-        __attribute__((fallthrough)); /* a plaintext dialogue, judged like any other */
+        /* A plaintext dialogue, judged like any other. Its greeting and any
+         * earlier replies were read before: count them as answered. */
+        c->in.replies = sg_smtp_reply_of(c->out.lines);
+        __attribute__((fallthrough));
     case SG_TLS_WANTED:
         if (is_tls_record(iov, iovcnt)) {
             /* Outside a handshake we drive, it is a TLS library we do not. */
@@ -180,10 +189,44 @@ void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n)
     if (!c || __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_PLAIN)
         return;
     if (scan(&c->out, iov, iovcnt, n) & SG_V_STARTTLS) {
-        c->starttls_sent = 1;
-        memset(&c->in, 0, sizeof c->in);
+        c->starttls_sent = 1; /* its reply is sg_smtp_reply_of(c->out.starttls_line) */
         pending_fd = fd;
     }
+}
+
+/* Plaintext where the server's TLS handshake belongs: refused at once, the
+ * read fails and the socket is shut (audit: logged, the handshake refuses). */
+static int injected(int fd, struct sg_conn *c)
+{
+    c->injected = 1;
+    return refuse(fd, c, "injection", "bytes arrived after the 220 reply to STARTTLS");
+}
+
+/* Replies are counted from the greeting; the one that answers the STARTTLS
+ * line decides: 220 and the handshake comes next, nothing may follow it. */
+static int follow_replies(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt,
+                          size_t n)
+{
+    for (int i = 0; i < iovcnt && n; i++) {
+        const unsigned char *p = iov[i].iov_base;
+        size_t len = iov[i].iov_len < n ? iov[i].iov_len : n;
+        n -= len;
+        if (!c->starttls_sent) {
+            sg_smtp_in_feed(&c->in, p, len, 0);
+            continue;
+        }
+        size_t extra =
+            sg_smtp_in_until(&c->in, p, len, sg_smtp_reply_of(c->out.starttls_line));
+        if (extra == (size_t)-1)
+            continue;
+        c->starttls_sent = 0;
+        if (c->in.last_code == 220) {
+            set_phase(c, SG_TLS_WANTED);
+            return extra > 0 || n > 0 ? injected(fd, c) : 0;
+        }
+        sg_smtp_in_feed(&c->in, p + len - extra, extra, 0); /* STARTTLS refused */
+    }
+    return 0;
 }
 
 int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
@@ -194,21 +237,8 @@ int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
     int phase = __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE);
     if (phase == SG_TLS_WANTED && !c->implicit && !sg_tls_inside && n &&
         !is_tls_record(iov, iovcnt))
-        c->injected = 1; /* plaintext where the server's TLS handshake belongs */
-    if (phase != SG_PLAIN || !c->starttls_sent)
+        return injected(fd, c);
+    if (phase != SG_PLAIN)
         return 0;
-    for (int i = 0; i < iovcnt && n; i++) {
-        size_t len = iov[i].iov_len < n ? iov[i].iov_len : n;
-        size_t extra = sg_smtp_in_feed(&c->in, iov[i].iov_base, len, 1);
-        n -= len;
-        if (c->in.replies == 0)
-            continue;
-        c->starttls_sent = 0;
-        if (c->in.last_code == 220) {
-            set_phase(c, SG_TLS_WANTED);
-            c->injected = extra > 0 || n > 0;
-        }
-        break;
-    }
-    return 0;
+    return follow_replies(fd, c, iov, iovcnt, n);
 }

@@ -7,33 +7,10 @@
 #include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
-#include "config.h"
-#include "fdstate.h"
-#include "guard.h"
-#include "resolve.h"
+#include "classify.h"
 
 #define GAP 16 /* closed descriptors in a row that end the probe */
-
-static void adopt(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
-        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
-        return;
-    int port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                             : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    const struct sg_policy *p = sg_config();
-    if (!sg_port_in(p->smtp_ports, port) || p->mode == SG_MODE_OFF)
-        return;
-    struct sg_conn *c = sg_conn_open(fd, (struct sockaddr *)&ss, len, port);
-    if (c) {
-        sg_resolve_lookup(c->addr, c->host, sizeof c->host);
-        sg_guard_inherited(fd, sg_port_in(p->implicit_ports, port));
-    }
-}
 
 __attribute__((constructor)) static void inherit_scan(void)
 {
@@ -46,7 +23,7 @@ __attribute__((constructor)) static void inherit_scan(void)
         }
         closed = 0;
         if (S_ISSOCK(st.st_mode))
-            adopt(fd);
+            sg_adopt(fd); /* refused (shut) if it cannot be guarded */
     }
     errno = saved;
 }
