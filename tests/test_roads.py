@@ -1,0 +1,205 @@
+"""Every road to an SMTP server goes through the guard (issue 11).
+
+tests/clients/roads.c takes one unusual road per style: a byte path other than write()
+(sendfile, splice, vmsplice, pwritev2, sendmmsg, dprintf), a connection made without
+connect() (TCP Fast Open, the raw syscall, a socket received over SCM_RIGHTS), or a
+dialogue the STARTTLS tracker must follow (pipelining, PIPE_CONNECT, injection).
+Each road leaks without the library (so the road is real) and is refused with it:
+the server receives nothing of AUTH/MAIL/RCPT/DATA in clear. Against a good server
+the same road delivers over verified TLS.
+"""
+import resource
+import selectors
+import socket
+import threading
+import time
+
+import pytest
+
+from lib.hostile import READY, HostileServer, Variant, server_context
+from lib.runner import CLIENTS, describe
+
+ROADS = CLIENTS / "roads"
+SECRET = {"AUTH", "MAIL", "RCPT", "DATA", "BDAT"}
+BYTE_PATHS = ["sendfile", "splice", "vmsplice", "pwritev2", "sendmmsg", "dprintf"]
+CONNECTIONS = ["tfo", "tfo_msg", "raw", "scm"]
+
+
+def leaked(server):
+    """The secret commands the server received in clear."""
+    return [(verb, s.peer) for s in server.sessions for verb, tls in s.commands
+            if verb in SECRET and not tls]
+
+
+def roads(run, env, style, server, mode, timeout=30):
+    return run([ROADS, style, server.host, server.port, mode], env, timeout=timeout)
+
+
+@pytest.mark.parametrize("style", ["write"] + BYTE_PATHS + CONNECTIONS)
+def test_leaks_without_library(style, smtp_server, run, baseline):
+    server = smtp_server(mode="plain")
+    res = roads(run, baseline(), style, server, "plain")
+    assert res.returncode == 0, describe(res)
+    server.wait_idle()
+    assert leaked(server), f"the road is not real: {server.sessions}"
+
+
+@pytest.mark.parametrize("style", ["write"] + BYTE_PATHS + CONNECTIONS)
+def test_refused_with_library(style, smtp_server, run, shim):
+    server = smtp_server(mode="plain")
+    env = shim([server.port])
+    res = roads(run, env, style, server, "plain")
+    server.wait_idle()
+    assert res.returncode != 0, describe(res)
+    assert not leaked(server), f"{leaked(server)}\n{describe(res)}"
+    assert "refused" in env.log(), env.log()
+
+
+@pytest.mark.parametrize("style", BYTE_PATHS + CONNECTIONS + ["pipeline", "pipe_connect"])
+def test_good_server_delivers(style, smtp_server, run, shim):
+    server = smtp_server()
+    env = shim([server.port])
+    res = roads(run, env, style, server, "starttls")
+    assert res.returncode == 0, f"{describe(res)}\n{env.log()}"
+    server.wait_idle()
+    assert not leaked(server)
+    assert [s.tls for s in server.transactions()] == [True]
+
+
+@pytest.mark.parametrize("style", ["pipeline", "pipe_connect"] + CONNECTIONS)
+def test_selfsigned_refused(style, smtp_server, run, shim, baseline):
+    """The careless handshake leaks to a self-signed impostor without the library;
+    with it, the handshake on these roads is judged and refused."""
+    server = smtp_server(cert="selfsigned")
+    res = roads(run, baseline(), style, server, "starttls")
+    assert res.returncode == 0 and server.credentials(), describe(res)
+    server = smtp_server(cert="selfsigned")
+    env = shim([server.port])
+    res = roads(run, env, style, server, "starttls")
+    server.wait_idle()
+    assert res.returncode != 0, describe(res)
+    assert not server.credentials() and not server.transactions(), server.sessions
+
+
+@pytest.fixture
+def hostile(certs):
+    servers = []
+
+    def start(variant):
+        server = HostileServer(variant, lambda name: server_context(certs.get(name)))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+INJECTED = READY + b"250-hostile.test\r\n250 AUTH PLAIN LOGIN\r\n"
+
+
+@pytest.mark.parametrize("style", ["pipeline", "inject_wait"])
+def test_injection_refused_when_it_arrives(style, hostile, run, shim, baseline):
+    """Bytes after the 220 to STARTTLS: without the library the client reads them
+    (exit 3); with it the read that brings them fails at once."""
+    variant = Variant(starttls=INJECTED, cert="good", time_limit=8.0)
+    server = hostile(variant)
+    res = run([ROADS, style, "127.0.0.1", server.port, "starttls"], baseline())
+    assert res.returncode == 3 and "injected" in res.stderr, describe(res)
+    server = hostile(variant)
+    env = shim([server.port])
+    start = time.monotonic()
+    res = run([ROADS, style, "127.0.0.1", server.port, "starttls"], env)
+    took = time.monotonic() - start
+    assert res.returncode == 1 and "Permission denied" in res.stderr, describe(res)
+    assert took < 1.5, f"took {took:.1f} s: the refusal waited for a handshake"
+    lines = [line for line in env.log().splitlines() if "refused" in line]
+    assert len(lines) == 1 and "injection" in lines[0], env.log()
+    assert not server.secrets()
+
+
+class CountingServer:
+    """Holds thousands of plaintext SMTP connections at once (one thread, selectors):
+    sends a greeting, answers every line 250 (no STARTTLS), records secret verbs."""
+
+    def __init__(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=4096)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.secrets, self.accepted = [], 0
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.sock, selectors.EVENT_READ)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        deadline = time.monotonic() + 60
+        while not self.stopping and time.monotonic() < deadline:
+            for key, _ in self.sel.select(0.2):
+                if key.fileobj is self.sock:
+                    self._accept()
+                else:
+                    self._read(key.fileobj)
+
+    def _accept(self):
+        try:
+            conn, _ = self.sock.accept()
+        except BlockingIOError:
+            return
+        self.accepted += 1
+        conn.setblocking(False)
+        try:
+            conn.send(b"220 counting.test ESMTP\r\n")
+        except OSError:
+            pass
+        self.sel.register(conn, selectors.EVENT_READ)
+
+    def _read(self, conn):
+        try:
+            data = conn.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            self.sel.unregister(conn)
+            conn.close()
+            return
+        for line in data.split(b"\n"):
+            if line.split(b" ")[0].upper().strip() in {v.encode() for v in SECRET}:
+                self.secrets.append(line[:20])
+        try:
+            conn.send(b"250 ok\r\n")
+        except OSError:
+            pass
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        for key in list(self.sel.get_map().values()):
+            key.fileobj.close()
+
+
+def test_2000_connections_none_unguarded(run, shim, baseline):
+    """More concurrent SMTP connections than the connection table holds: each is
+    guarded or refused, none goes out unguarded."""
+    server = CountingServer()
+    try:
+        env = shim([server.port])
+        res = run([ROADS, "many", "127.0.0.1", server.port, 2000], env, timeout=60)
+        assert res.returncode == 0, describe(res)
+        assert "sent 0 " in res.stdout, describe(res)
+        time.sleep(0.5)
+        assert not server.secrets, server.secrets[:5]
+        assert "too many SMTP connections" in env.log()
+    finally:
+        server.stop()
+    server = CountingServer()
+    try:
+        res = run([ROADS, "many", "127.0.0.1", server.port, 50], baseline(), timeout=60)
+        assert "sent 50 " in res.stdout, describe(res)
+        time.sleep(0.5)
+        assert server.secrets, "the road is not real"
+    finally:
+        server.stop()
