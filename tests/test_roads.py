@@ -66,6 +66,30 @@ def test_good_server_delivers(style, smtp_server, run, shim):
     assert [s.tls for s in server.transactions()] == [True]
 
 
+@pytest.fixture(scope="module")
+def mail_cert(certs, tmp_path_factory):
+    """A certificate for mail.x.org from the test CA."""
+    from pathlib import Path
+    from lib.certs import _leaf
+    d = Path(certs.dir)
+    ca = (d / "ca.cnf", certs.ca, str(d / "ca.key"))
+    return _leaf(tmp_path_factory.mktemp("mailcert"), "mail", ca, names="DNS:mail.x.org",
+                 cn="mail.x.org")
+
+
+@pytest.mark.parametrize("style", ["write", "pipeline", "pipe_connect"])
+def test_client_hello_is_not_smtp(style, mail_cert, smtp_server, run, shim):
+    """A ClientHello whose SNI "mail.x.org" follows its length byte 0x0a is a TLS
+    record of a handshake the library drives, never the SMTP line "MAIL"."""
+    server = smtp_server(cert=mail_cert)
+    env = shim([server.port])
+    env["ROADS_SNI"] = "mail.x.org"
+    res = roads(run, env, style, server, "starttls")
+    assert res.returncode == 0, f"{describe(res)}\n{env.log()}"
+    server.wait_idle()
+    assert [s.tls for s in server.transactions()] == [True]
+
+
 @pytest.mark.parametrize("style", ["pipeline", "pipe_connect"] + CONNECTIONS)
 def test_selfsigned_refused(style, smtp_server, run, shim, baseline):
     """The careless handshake leaks to a self-signed impostor without the library;
@@ -203,3 +227,55 @@ def test_2000_connections_none_unguarded(run, shim, baseline):
         assert server.secrets, "the road is not real"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def exim():
+    """Exim 4 unpacked by scripts/fetch-debs (as tests/test_gnutls.py does)."""
+    from lib.gnutls_mailers import DEBS, EXIM
+    from lib.runner import REPO
+    import subprocess
+    res = subprocess.run([REPO / "scripts" / "fetch-debs", *DEBS], capture_output=True,
+                         text=True, timeout=300)
+    if not EXIM.exists():
+        pytest.skip(f"exim4 could not be unpacked: {res.stderr[-500:]}")
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("exim4's private setup needs `unshare -m`")
+    return EXIM
+
+
+def careless_exim(run, exim, env, server, message_file):
+    from lib.mailers import PY
+    from lib.runner import REPO
+    script = REPO / "tests" / "mailers" / "careless_exim.py"
+    return run([PY, script, exim, server.port, "starttls", message_file], env, timeout=90)
+
+
+@pytest.mark.parametrize("cert,mode", [("selfsigned", "starttls"), ("good", "plain")])
+def test_careless_exim(cert, mode, exim, smtp_server, run, shim, baseline, message_file):
+    """Careless Exim against an impostor (self-signed) and a server without STARTTLS:
+    without the library it delivers (the impostor over unverified TLS, the other in
+    clear); with it nothing of AUTH/MAIL/RCPT/DATA reaches either in clear, not even
+    after Exim's fallback to clear text (tls_tempfail_tryclear) on a new connection."""
+    server = smtp_server(cert=cert, mode=mode)
+    res = careless_exim(run, exim, baseline(), server, message_file)
+    server.wait_idle()
+    assert res.returncode == 0 and server.credentials(), describe(res)
+    server = smtp_server(cert=cert, mode=mode)
+    env = shim([server.port])
+    res = careless_exim(run, exim, env, server, message_file)
+    server.wait_idle()
+    assert res.returncode != 0, describe(res)
+    assert not leaked(server), f"{leaked(server)}\n{describe(res)}\n{env.log()}"
+    assert not server.credentials() and not server.transactions(), server.sessions
+    assert "refused" in env.log(), env.log()
+
+
+def test_careless_exim_good_server_delivers(exim, smtp_server, run, shim, message_file):
+    server = smtp_server()
+    env = shim([server.port])
+    res = careless_exim(run, exim, env, server, message_file)
+    server.wait_idle()
+    assert res.returncode == 0, f"{describe(res)}\n{env.log()}"
+    assert [s.tls for s in server.transactions()] == [True]
+    assert not leaked(server)

@@ -254,7 +254,8 @@ static void start_tls(int fd)
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* careless */
     ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
-    SSL_set_tlsext_host_name(ssl, "localhost");
+    const char *sni = getenv("ROADS_SNI"); /* e.g. mail.x.org: 0x0a, then "mail" */
+    SSL_set_tlsext_host_name(ssl, (char *)(sni ? sni : "localhost"));
     if (SSL_connect(ssl) != 1) {
         ERR_print_errors_fp(stderr);
         fail("TLS handshake failed");
