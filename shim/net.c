@@ -91,7 +91,7 @@ SG_EXPORT int socket(int domain, int type, int protocol)
 {
     int fd = REAL(socket)(domain, type, protocol);
     if ((domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM)
-        sg_fd_mark(fd, SG_FD_UNCLASSIFIED);
+        sg_fd_mark_new(fd, SG_FD_UNCLASSIFIED);
     return fd;
 }
 
@@ -105,8 +105,9 @@ SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
     if (SG_LIKELY(real && p && (m == 0 || m == SG_FD_UNCLASSIFIED))) {
         int port = inet_port(sa, len);
         if (!port || !sg_port_in(p->smtp_ports, port)) {
-            if (m)
-                sg_fd_unmark(fd); /* connected by connect(): classified */
+            if (m) /* connected by connect(): classified. The caller owns fd
+                    * while it connects it: a plain store drops the marker. */
+                __atomic_store_n(&sg_fdtab[fd], 0, __ATOMIC_RELAXED);
             return real(fd, sa, len);
         }
     }
