@@ -21,7 +21,7 @@ from lib.runner import CLIENTS, describe
 
 ROADS = CLIENTS / "roads"
 SECRET = {"AUTH", "MAIL", "RCPT", "DATA", "BDAT"}
-BYTE_PATHS = ["sendfile", "splice", "vmsplice", "pwritev2", "sendmmsg", "dprintf"]
+BYTE_PATHS = ["sendfile", "sendfile64", "splice", "vmsplice", "pwritev2", "sendmmsg", "dprintf"]
 CONNECTIONS = ["tfo", "tfo_msg", "raw", "scm"]
 
 
@@ -53,6 +53,42 @@ def test_refused_with_library(style, smtp_server, run, shim):
     assert res.returncode != 0, describe(res)
     assert not leaked(server), f"{leaked(server)}\n{describe(res)}"
     assert "refused" in env.log(), env.log()
+
+
+PY_SENDFILE = """
+import socket, sys, tempfile
+def reply(f):
+    while True:
+        line = f.readline()
+        if len(line) < 4 or line[3:4] != b"-":
+            return line
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+f = s.makefile("rb")
+reply(f)
+for line in (b"EHLO py.example", b"AUTH PLAIN AHNndXNlcgBTZy1TM2NyZXQtUGE1NQ==",
+             b"MAIL FROM:<sender@example.com>", b"RCPT TO:<rcpt@example.com>", b"QUIT"):
+    with tempfile.TemporaryFile() as t:
+        t.write(line + b"\\r\\n")
+        t.seek(0)
+        s.sendfile(t)
+    print(reply(f))
+"""
+
+
+def test_python_socket_sendfile(smtp_server, run, shim, baseline):
+    """Python's socket.sendfile() (os.sendfile underneath) leaks without the library and
+    is refused with it."""
+    import sys
+    server = smtp_server(mode="plain")
+    res = run([sys.executable, "-c", PY_SENDFILE, server.port], baseline())
+    server.wait_idle()
+    assert res.returncode == 0 and leaked(server), describe(res)
+    server = smtp_server(mode="plain")
+    env = shim([server.port])
+    res = run([sys.executable, "-c", PY_SENDFILE, server.port], env)
+    server.wait_idle()
+    assert res.returncode != 0 and "Permission denied" in res.stderr, describe(res)
+    assert not leaked(server), leaked(server)
 
 
 @pytest.mark.parametrize("style", BYTE_PATHS + CONNECTIONS + ["pipeline", "pipe_connect"])

@@ -8,7 +8,7 @@
  * QUIT. Exit 0 when the server accepted the message, 1 on any failure (the
  * reason on stderr), 3 when bytes followed the 220 reply to STARTTLS.
  *
- * Byte paths (every plaintext line goes out this way): write, sendfile,
+ * Byte paths (every plaintext line goes out this way): write, sendfile, sendfile64,
  * splice (a pipe filled by write), vmsplice (a pipe filled by vmsplice),
  * pwritev2 (offset -1), sendmmsg, dprintf.
  * Connection roads (the lines go out with write): tfo (sendto MSG_FASTOPEN,
@@ -71,7 +71,7 @@ static int is(const char *s)
 
 /* ---- byte paths ---------------------------------------------------------- */
 
-static ssize_t via_sendfile(int fd, const char *s, size_t n)
+static ssize_t via_sendfile(int fd, const char *s, size_t n, int large)
 {
     char path[] = "/tmp/roads-XXXXXX";
     int f = mkstemp(path);
@@ -79,7 +79,8 @@ static ssize_t via_sendfile(int fd, const char *s, size_t n)
         fail("temp file: %s", strerror(errno));
     unlink(path);
     off_t off = 0;
-    ssize_t r = sendfile(fd, f, &off, n);
+    off64_t off64 = 0;
+    ssize_t r = large ? sendfile64(fd, f, &off64, n) : sendfile(fd, f, &off, n);
     close(f);
     return r;
 }
@@ -110,8 +111,8 @@ static ssize_t via_sendmmsg(int fd, const char *s, size_t n)
 static ssize_t send_plain(int fd, const char *s, size_t n)
 {
     struct iovec iov = {(void *)s, n};
-    if (is("sendfile"))
-        return via_sendfile(fd, s, n);
+    if (is("sendfile") || is("sendfile64"))
+        return via_sendfile(fd, s, n, is("sendfile64"));
     if (is("splice"))
         return via_splice(fd, s, n, 0);
     if (is("vmsplice"))
