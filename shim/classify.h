@@ -20,6 +20,8 @@ static inline int sg_classify(int fd)
 
 /* A socket that came across exec or over SCM_RIGHTS, in an unknown phase. */
 void sg_adopt(int fd);
+/* std_streams.c: stdout/stderr on an adopted SMTP socket write through the guard. */
+void sg_guard_std_streams(void);
 
 /* net.c: fd is about to be connected to sa (connect, TCP Fast Open).
  * 1: an SMTP connection, now tracked; 0: not one; -1: refused (errno set). */

@@ -1,6 +1,6 @@
 /* SMTP sockets that come across exec (a wrapper connects, then execs the
- * mailer with the descriptor) are not seen by connect: find them when the
- * library loads. Cheap for everyone: descriptors from 3 up are probed with
+ * mailer with the descriptor, maybe as its standard output) are not seen by
+ * connect: find them when the library loads. Cheap for everyone: descriptors from 3 up are probed with
  * fstat until a run of closed ones (reading /proc/self/fd cost more than the
  * whole probe at every exec); the policy is read only when an inherited TCP
  * socket to an SMTP port exists. */
@@ -16,6 +16,11 @@ __attribute__((constructor)) static void inherit_scan(void)
 {
     int saved = errno;
     struct stat st;
+    /* 0-2 too: a socket as standard output is a road (std_streams.c). They
+     * do not count towards the gap. */
+    for (int fd = 0; fd < 3; fd++)
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+            sg_adopt(fd);
     for (int fd = 3, closed = 0; fd < SG_FD_CAP && closed < GAP; fd++) {
         if (fstat(fd, &st) != 0) {
             closed++;
@@ -25,5 +30,6 @@ __attribute__((constructor)) static void inherit_scan(void)
         if (S_ISSOCK(st.st_mode))
             sg_adopt(fd); /* refused (shut) if it cannot be guarded */
     }
+    sg_guard_std_streams();
     errno = saved;
 }

@@ -249,7 +249,7 @@ def test_2000_connections_none_unguarded(run, shim, baseline):
         env = shim([server.port])
         res = run([ROADS, "many", "127.0.0.1", server.port, 2000], env, timeout=60)
         assert res.returncode == 0, describe(res)
-        assert "sent 0 " in res.stdout, describe(res)
+        assert "sent 0 refused 2000 " in res.stdout, describe(res)
         time.sleep(0.5)
         assert not server.secrets, server.secrets[:5]
         assert "too many SMTP connections" in env.log()
@@ -315,3 +315,31 @@ def test_careless_exim_good_server_delivers(exim, smtp_server, run, shim, messag
     assert res.returncode == 0, f"{describe(res)}\n{env.log()}"
     assert [s.tls for s in server.transactions()] == [True]
     assert not leaked(server)
+
+
+SHELL_ROADS = {
+    # cat writes with write() to its standard output, the inherited SMTP socket
+    "cat": "cat {auth} >&3",
+    # /usr/bin/printf writes through glibc's stdout (an internal write())
+    "printf": "/usr/bin/printf 'AUTH PLAIN AHNndXNlcgBTZy1TM2NyZXQtUGE1NQ==\\r\\n' >&3",
+}
+
+
+@pytest.mark.parametrize("road", SHELL_ROADS)
+def test_shell_standard_output(road, smtp_server, run, shim, baseline, tmp_path):
+    """A shell connects (/dev/tcp) and a child program writes the credentials to the
+    socket as its standard output: adopted at exec, written through the guard."""
+    auth = tmp_path / "auth.txt"
+    auth.write_bytes(b"AUTH PLAIN AHNndXNlcgBTZy1TM2NyZXQtUGE1NQ==\r\n")
+    for side in ("baseline", "shim"):
+        server = smtp_server(mode="plain")
+        env = baseline() if side == "baseline" else shim([server.port])
+        script = (f"exec 3<>/dev/tcp/127.0.0.1/{server.port}; head -c 10 <&3 >/dev/null; "
+                  f"{SHELL_ROADS[road].format(auth=auth)}; sleep 0.3")
+        res = run(["bash", "-c", script], env)
+        server.wait_idle()
+        if side == "baseline":
+            assert server.credentials(), f"the road is not real\n{describe(res)}"
+        else:
+            assert not server.credentials() and not leaked(server), describe(res)
+            assert "AUTH before TLS" in env.log(), env.log()
