@@ -158,18 +158,20 @@ def hostile(certs):
 INJECTED = READY + b"250-hostile.test\r\n250 AUTH PLAIN LOGIN\r\n"
 
 
+@pytest.mark.parametrize("client", ["roads", "roads_fortify"])
 @pytest.mark.parametrize("style", ["pipeline", "inject_wait"])
-def test_injection_refused_when_it_arrives(style, hostile, run, shim, baseline):
+def test_injection_refused_when_it_arrives(style, client, hostile, run, shim, baseline):
     """Bytes after the 220 to STARTTLS: without the library the client reads them
-    (exit 3); with it the read that brings them fails at once."""
+    (exit 3); with it the read that brings them fails at once. roads_fortify reads
+    with __read_chk (_FORTIFY_SOURCE), which glibc implements with its internal read."""
     variant = Variant(starttls=INJECTED, cert="good", time_limit=8.0)
     server = hostile(variant)
-    res = run([ROADS, style, "127.0.0.1", server.port, "starttls"], baseline())
+    res = run([CLIENTS / client, style, "127.0.0.1", server.port, "starttls"], baseline())
     assert res.returncode == 3 and "injected" in res.stderr, describe(res)
     server = hostile(variant)
     env = shim([server.port])
     start = time.monotonic()
-    res = run([ROADS, style, "127.0.0.1", server.port, "starttls"], env)
+    res = run([CLIENTS / client, style, "127.0.0.1", server.port, "starttls"], env)
     took = time.monotonic() - start
     assert res.returncode == 1 and "Permission denied" in res.stderr, describe(res)
     assert took < 1.5, f"took {took:.1f} s: the refusal waited for a handshake"
