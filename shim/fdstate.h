@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "policy.h"
+#include "proxy.h"
 #include "smtp.h"
 
 #define SG_FD_CAP 65536
@@ -44,6 +45,8 @@ struct sg_conn {
     int injected;               /* bytes came after the 220 reply to STARTTLS */
     struct sg_smtp_out out;     /* outbound command tracker */
     struct sg_smtp_in in;       /* inbound reply tracker */
+    struct sg_px_out px_out;    /* on a proxy port: the request, until it names the */
+    struct sg_px_in px_in;      /* destination; the proxy's replies, skipped */
 };
 
 extern unsigned short sg_fdtab[SG_FD_CAP];

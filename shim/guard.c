@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 
 #include "config.h"
 #include "fdstate.h"
@@ -30,6 +31,11 @@ void sg_guard_connected(int fd, int implicit)
     struct sg_conn *c = sg_conn_peek(fd);
     if (!c)
         return;
+    if (sg_port_in(sg_config()->proxy_ports, c->port)) {
+        /* A proxy: its request names the destination (proxy_learned). */
+        c->px_out.state = c->px_in.state = SG_PX_ACTIVE;
+        return;
+    }
     c->implicit = implicit;
     if (implicit) {
         set_phase(c, SG_TLS_WANTED);
@@ -137,6 +143,64 @@ static int check_plaintext(int fd, struct sg_conn *c, const struct iovec *iov, i
     return refuse(fd, c, "plaintext", reason);
 }
 
+/* ---- Proxies (proxy_ports): the request names the real destination ---- */
+
+static size_t iov_total(const struct iovec *iov, int iovcnt, size_t limit)
+{
+    size_t n = 0;
+    for (int i = 0; i < iovcnt && n < limit; i++)
+        n += iov[i].iov_len < limit - n ? iov[i].iov_len : limit - n;
+    return n;
+}
+
+static size_t px_out_scan(struct sg_px_out *st, const struct iovec *iov, int iovcnt,
+                          size_t limit)
+{
+    size_t used = 0;
+    for (int i = 0; i < iovcnt && limit && st->state == SG_PX_ACTIVE; i++) {
+        size_t n = iov[i].iov_len < limit ? iov[i].iov_len : limit;
+        used += sg_px_out_feed(st, iov[i].iov_base, n);
+        limit -= n;
+    }
+    return used;
+}
+
+/* Judged on a copy: the request must be one this parser knows, and nothing
+ * for the tunnel may ride along with it (it could not be judged). */
+static int proxy_before_send(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt)
+{
+    struct sg_px_out probe = c->px_out;
+    size_t used = px_out_scan(&probe, iov, iovcnt, (size_t)-1);
+    if (probe.state == SG_PX_BAD)
+        return refuse(fd, c, "proxy", "not a SOCKS or HTTP CONNECT request on a proxy port");
+    if (probe.state == SG_PX_DONE && used < iov_total(iov, iovcnt, (size_t)-1))
+        return refuse(fd, c, "proxy", "bytes for the tunnel sent with the proxy request");
+    return 0;
+}
+
+/* The request is complete: an SMTP destination makes this an SMTP connection
+ * to it (the proxy's replies are skipped on the way in); any other is let go. */
+static void proxy_learned(int fd, struct sg_conn *c)
+{
+    const struct sg_policy *p = sg_config();
+    struct sg_px_out *r = &c->px_out;
+    int port = r->port;
+    if (!sg_port_in(p->smtp_ports, port) || sg_port_in(p->proxy_ports, port)) {
+        sg_fd_forget(fd);
+        return;
+    }
+    unsigned char ip[16];
+    int literal = inet_pton(AF_INET, r->host, ip) == 1 || inet_pton(AF_INET6, r->host, ip) == 1;
+    c->addr[0] = c->host[0] = 0;
+    if (literal) /* inet_pton accepted it: it fits */
+        inet_ntop(strchr(r->host, ':') ? AF_INET6 : AF_INET, ip, c->addr, sizeof c->addr);
+    else
+        snprintf(c->host, sizeof c->host, "%s", r->host);
+    c->port = port;
+    r->state = SG_PX_OFF;
+    sg_guard_connected(fd, sg_port_in(p->implicit_ports, port));
+}
+
 int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
 {
     struct sg_conn *c = sg_conn_peek(fd);
@@ -146,6 +210,8 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
     c = sg_conn_get(fd);
     if (!c || first_byte(iov, iovcnt) < 0)
         return 0;
+    if (c->px_out.state == SG_PX_ACTIVE)
+        return proxy_before_send(fd, c, iov, iovcnt);
     if (sg_tls_inside && is_tls_record(iov, iovcnt) &&
         __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_DEAD) {
         /* A handshake the shim drives and judges: never SMTP text. */
@@ -188,6 +254,12 @@ void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n)
     struct sg_conn *c = sg_conn_peek(fd);
     if (!c || __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_PLAIN)
         return;
+    if (c->px_out.state == SG_PX_ACTIVE) {
+        px_out_scan(&c->px_out, iov, iovcnt, n);
+        if (c->px_out.state == SG_PX_DONE)
+            proxy_learned(fd, c);
+        return;
+    }
     if (scan(&c->out, iov, iovcnt, n) & SG_V_STARTTLS) {
         c->starttls_sent = 1; /* its reply is sg_smtp_reply_of(c->out.starttls_line) */
         pending_fd = fd;
@@ -229,10 +301,51 @@ static int follow_replies(int fd, struct sg_conn *c, const struct iovec *iov, in
     return 0;
 }
 
+/* The proxy's replies come first: skip them, then go on with what follows
+ * (iov trimmed into out, at most 8 pieces). */
+static int proxy_replies(int fd, struct sg_conn *c, const struct iovec **iov, int *iovcnt,
+                         size_t *n, struct iovec *out)
+{
+    size_t skip = 0;
+    for (int i = 0; i < *iovcnt && skip < *n && c->px_in.state == SG_PX_ACTIVE; i++) {
+        size_t len = (*iov)[i].iov_len < *n - skip ? (*iov)[i].iov_len : *n - skip;
+        size_t used = sg_px_in_feed(&c->px_in, &c->px_out, (*iov)[i].iov_base, len);
+        skip += used;
+        if (used < len)
+            break;
+    }
+    if (c->px_in.state == SG_PX_BAD)
+        return refuse(fd, c, "proxy", "the proxy's reply is not SOCKS or HTTP");
+    if (c->px_in.state == SG_PX_DONE)
+        c->px_in.state = SG_PX_OFF;
+    int k = 0;
+    size_t left = *n - skip, at = skip;
+    for (int i = 0; i < *iovcnt && left && k < 8; i++) {
+        size_t len = (*iov)[i].iov_len;
+        if (at >= len) {
+            at -= len;
+            continue;
+        }
+        size_t take = len - at < left ? len - at : left;
+        out[k++] = (struct iovec){(char *)(*iov)[i].iov_base + at, take};
+        left -= take;
+        at = 0;
+    }
+    *n -= skip + left; /* what does not fit in 8 pieces is not looked at */
+    *iov = out;
+    *iovcnt = k;
+    return 0;
+}
+
 int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
     struct sg_conn *c = sg_conn_peek(fd);
     if (!c)
+        return 0;
+    struct iovec rest[8];
+    if (c->px_in.state == SG_PX_ACTIVE && proxy_replies(fd, c, &iov, &iovcnt, &n, rest) != 0)
+        return -1;
+    if (c->px_out.state == SG_PX_ACTIVE || n == 0)
         return 0;
     int phase = __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE);
     if (phase == SG_TLS_WANTED && !c->implicit && !sg_tls_inside && n &&

@@ -345,3 +345,91 @@ def test_shell_standard_output(road, smtp_server, run, shim, baseline, tmp_path)
         else:
             assert not server.credentials() and not leaked(server), describe(res)
             assert "AUTH before TLS" in env.log(), env.log()
+
+
+@pytest.fixture
+def proxy():
+    from lib.proxy import Proxy
+    proxies = []
+
+    def start(kind):
+        p = Proxy(kind)
+        proxies.append(p)
+        return p
+
+    yield start
+    for p in proxies:
+        p.stop()
+
+
+def curl_via(run, env, proxy, server, message_file, tls):
+    """curl sending the test message through a proxy, the careless way: no certificate
+    check (-k), STARTTLS only when asked (--ssl-reqd), AUTH PLAIN with the test user."""
+    how = (["--proxy", f"socks5h://127.0.0.1:{proxy.port}"] if proxy.kind == "socks5" else
+           ["--proxytunnel", "--proxy", f"http://127.0.0.1:{proxy.port}"])
+    cmd = ["curl", "-sS", "--max-time", "15", *how, f"smtp://localhost:{server.port}",
+           "--mail-from", "sender@example.com", "--mail-rcpt", "rcpt@example.com",
+           "--upload-file", message_file, "--user", "sguser:Sg-S3cret-Pa55", "-k",
+           "--login-options", "AUTH=PLAIN", *(["--ssl-reqd"] if tls else [])]
+    return run(cmd, env, timeout=30)
+
+
+@pytest.mark.parametrize("kind", ["socks5", "http"])
+def test_proxy_to_plain_server(kind, proxy, smtp_server, run, shim, baseline, message_file):
+    """curl through a SOCKS5 / HTTP CONNECT proxy to a server without STARTTLS: it
+    leaks without the library; with the proxy's port in proxy_ports the tunnel is
+    followed to the SMTP server and AUTH is refused."""
+    server, prox = smtp_server(mode="plain"), proxy(kind)
+    res = curl_via(run, baseline(), prox, server, message_file, tls=False)
+    server.wait_idle()
+    assert res.returncode == 0 and server.credentials(), describe(res)
+    server, prox = smtp_server(mode="plain"), proxy(kind)
+    env = shim([server.port], extra=f"proxy_ports = {prox.port}")
+    res = curl_via(run, env, prox, server, message_file, tls=False)
+    server.wait_idle()
+    assert res.returncode != 0, describe(res)
+    assert prox.destinations == [("localhost", server.port)], prox.destinations
+    assert not server.credentials() and not leaked(server), server.sessions
+    assert f"localhost[]:{server.port}" in env.log() and "AUTH before TLS" in env.log(), \
+        env.log()
+
+
+@pytest.mark.parametrize("kind", ["socks5", "http"])
+def test_proxy_to_impostor_and_good_server(kind, proxy, smtp_server, run, shim, baseline,
+                                           message_file):
+    """Through the proxy, the TLS of the tunnel is judged like a direct one: a
+    self-signed impostor is refused (it gets everything without the library), the
+    good server gets the message."""
+    server, prox = smtp_server(cert="selfsigned"), proxy(kind)
+    res = curl_via(run, baseline(), prox, server, message_file, tls=True)
+    server.wait_idle()
+    assert res.returncode == 0 and server.credentials(), describe(res)
+    server, prox = smtp_server(cert="selfsigned"), proxy(kind)
+    env = shim([server.port], extra=f"proxy_ports = {prox.port}")
+    res = curl_via(run, env, prox, server, message_file, tls=True)
+    server.wait_idle()
+    assert res.returncode != 0 and not server.credentials(), describe(res)
+    assert "refused TLS to localhost" in env.log(), env.log()
+    server, prox = smtp_server(), proxy(kind)
+    env = shim([server.port], extra=f"proxy_ports = {prox.port}")
+    res = curl_via(run, env, prox, server, message_file, tls=True)
+    server.wait_idle()
+    assert res.returncode == 0, f"{describe(res)}\n{env.log()}"
+    assert [s.tls for s in server.transactions()] == [True] and not leaked(server)
+
+
+def test_proxy_to_other_port_untouched(proxy, run, shim):
+    """A tunnel to a port that is not SMTP is let go: its bytes pass unchanged."""
+    import http.server
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        prox = proxy("socks5")
+        env = shim([25], extra=f"proxy_ports = {prox.port}")
+        res = run(["curl", "-sS", "--max-time", "10", "--proxy",
+                   f"socks5h://127.0.0.1:{prox.port}",
+                   f"http://localhost:{srv.server_address[1]}/"], env)
+        assert res.returncode == 0 and "<html" in res.stdout.lower(), describe(res)
+        assert "refused" not in env.log(), env.log()
+    finally:
+        srv.shutdown()

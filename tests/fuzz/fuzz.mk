@@ -17,7 +17,7 @@ fuzz_policy_SRC   := policy/policy.c
 fuzz_smtp_out_SRC := shim/smtp.c
 fuzz_smtp_in_SRC  := shim/smtp.c
 fuzz_smtp_order_SRC := shim/smtp.c
-fuzz_guard_SRC    := shim/guard.c shim/fdstate.c shim/locks.c shim/smtp.c policy/policy.c \
+fuzz_guard_SRC    := shim/guard.c shim/fdstate.c shim/locks.c shim/smtp.c shim/proxy.c policy/policy.c \
                      tests/fuzz/guard_stubs.c
 
 .PHONY: fuzz fuzz-targets
