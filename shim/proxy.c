@@ -98,6 +98,8 @@ static int socks5_byte(struct sg_px_out *st, unsigned char c)
         st->step = S5_NAME;
         return c ? 1 : bad(st);
     case S5_NAME:
+        if (c == 0)
+            return bad(st); /* no name holds a NUL: refused, not cut short */
         add_host(st, c);
         if (--st->need == 0)
             st->step = S5_PORT1;

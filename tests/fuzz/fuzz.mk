@@ -9,7 +9,7 @@ FUZZ_OUT     := build/fuzz
 FUZZ_FLAGS   := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ipolicy -Ishim -g -O1 \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
-FUZZ_NAMES   := policy smtp_out smtp_in smtp_order guard
+FUZZ_NAMES   := policy smtp_out smtp_in smtp_order proxy guard
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_OUT)/fuzz_%)
 
 # What each target links besides its own file.
@@ -17,6 +17,7 @@ fuzz_policy_SRC   := policy/policy.c
 fuzz_smtp_out_SRC := shim/smtp.c
 fuzz_smtp_in_SRC  := shim/smtp.c
 fuzz_smtp_order_SRC := shim/smtp.c
+fuzz_proxy_SRC    := shim/proxy.c
 fuzz_guard_SRC    := shim/guard.c shim/fdstate.c shim/locks.c shim/smtp.c shim/proxy.c policy/policy.c \
                      tests/fuzz/guard_stubs.c
 
