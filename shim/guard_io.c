@@ -134,7 +134,7 @@ SG_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 
 /* Descriptors received over SCM_RIGHTS: a privilege-separated program
  * connects in one process and talks SMTP in another. */
-static void adopt_rights(const struct msghdr *msg)
+void sg_adopt_rights(const struct msghdr *msg)
 {
     for (struct cmsghdr *h = CMSG_FIRSTHDR(msg); h; h = CMSG_NXTHDR((struct msghdr *)msg, h)) {
         if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
@@ -159,7 +159,7 @@ SG_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     ssize_t r = (flags & MSG_PEEK) ? REAL(recvmsg)(fd, msg, flags)
                                    : recvmsg_observed(fd, msg, flags);
     if (SG_UNLIKELY(r >= 0 && msg && msg->msg_controllen >= sizeof(struct cmsghdr)))
-        adopt_rights(msg);
+        sg_adopt_rights(msg);
     return r;
 }
 

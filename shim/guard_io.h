@@ -10,5 +10,7 @@
 ssize_t sg_guarded_write(int fd, const void *buf, size_t n);
 ssize_t sg_guarded_sendmsg(int fd, const struct msghdr *msg, int flags);
 ssize_t sg_observed_read(int fd, void *buf, size_t n);
+/* Sockets received over SCM_RIGHTS in msg's control data are classified. */
+void sg_adopt_rights(const struct msghdr *msg);
 
 #endif

@@ -200,6 +200,27 @@ SG_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
     return (int)i;
 }
 
+/* Each message received is shown to the reply tracker in order; one refused
+ * fails the call (the socket is shut). */
+SG_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
+                       struct timespec *timeout)
+{
+    if (SG_LIKELY(!sg_fd_tracked(fd)))
+        return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+    if (sg_classify(fd) != 0)
+        return -1;
+    int r = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+    for (int i = 0; i < r; i++) {
+        struct msghdr *m = &vec[i].msg_hdr;
+        if (m->msg_controllen >= sizeof(struct cmsghdr))
+            sg_adopt_rights(m);
+        if (!(flags & MSG_PEEK) && sg_fd_tracked(fd) &&
+            sg_guard_received(fd, m->msg_iov, (int)m->msg_iovlen, vec[i].msg_len) != 0)
+            return -1;
+    }
+    return r;
+}
+
 /* glibc's dprintf writes with its internal write(): format here, send
  * through the guard. */
 static int format_and_send(int fd, const char *fmt, va_list ap)

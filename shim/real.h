@@ -55,6 +55,7 @@
     X(ssize_t, preadv2, (int, const struct iovec *, int, off_t, int))             \
     X(ssize_t, preadv64v2, (int, const struct iovec *, int, off64_t, int))        \
     X(int, sendmmsg, (int, struct mmsghdr *, unsigned, int))                      \
+    X(int, recvmmsg, (int, struct mmsghdr *, unsigned, int, struct timespec *))   \
     X(int, vdprintf, (int, const char *, va_list))                                \
     X(int, __vdprintf_chk, (int, int, const char *, va_list))
 

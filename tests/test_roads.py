@@ -158,8 +158,10 @@ def hostile(certs):
 INJECTED = READY + b"250-hostile.test\r\n250 AUTH PLAIN LOGIN\r\n"
 
 
-@pytest.mark.parametrize("client", ["roads", "roads_fortify"])
-@pytest.mark.parametrize("style", ["pipeline", "inject_wait"])
+@pytest.mark.parametrize("client,style", [("roads", "pipeline"), ("roads", "inject_wait"),
+                                          ("roads_fortify", "pipeline"),
+                                          ("roads_fortify", "inject_wait"),
+                                          ("roads", "recvmmsg")])
 def test_injection_refused_when_it_arrives(style, client, hostile, run, shim, baseline):
     """Bytes after the 220 to STARTTLS: without the library the client reads them
     (exit 3); with it the read that brings them fails at once. roads_fortify reads

@@ -15,6 +15,7 @@
  * length 0), tfo_msg (sendmsg with msg_name + MSG_FASTOPEN carrying EHLO),
  * raw (the connect syscall, not the libc function), scm (a child process
  * connects and hands the socket over SCM_RIGHTS).
+ * Read path: recvmmsg (replies read with recvmmsg; an injection must show).
  * Dialogue: pipeline (EHLO and STARTTLS in one write), pipe_connect (EHLO and
  * STARTTLS before the greeting), inject_wait (after the 220 to STARTTLS it
  * reads on, waiting for more, before any handshake).
@@ -152,7 +153,16 @@ static void fill(int fd)
      * under _FORTIFY_SOURCE (roads_fortify) this read() is __read_chk. */
     char got[sizeof rbuf];
     size_t room = sizeof rbuf - rlen;
-    ssize_t r = ssl ? SSL_read(ssl, got, (int)room) : read(fd, got, room);
+    ssize_t r;
+    if (ssl) {
+        r = SSL_read(ssl, got, (int)room);
+    } else if (is("recvmmsg")) { /* replies read with recvmmsg, one message */
+        struct iovec iov = {got, room};
+        struct mmsghdr m = {.msg_hdr = {.msg_iov = &iov, .msg_iovlen = 1}};
+        r = recvmmsg(fd, &m, 1, 0, NULL) == 1 ? (ssize_t)m.msg_len : -1;
+    } else {
+        r = read(fd, got, room);
+    }
     if (r <= 0)
         fail("reading a reply: %s", r < 0 ? strerror(errno) : "closed");
     memcpy(rbuf + rlen, got, (size_t)r);
