@@ -121,13 +121,12 @@ void sg_fd_mark(int fd, unsigned short marker)
                                     __ATOMIC_RELAXED);
 }
 
-/* Only a marker is dropped: a record that replaced it meanwhile stays. */
+/* Only SG_FD_UNCLASSIFIED is dropped: a record that replaced it meanwhile,
+ * and the markers of other parts (0xFF00 up), stay. */
 void sg_fd_unmark(int fd)
 {
     if ((unsigned)fd >= SG_FD_CAP)
         return;
-    unsigned short m = __atomic_load_n(&sg_fdtab[fd], __ATOMIC_RELAXED);
-    if (m >= SG_FD_MARKER)
-        __atomic_compare_exchange_n(&sg_fdtab[fd], &m, 0, 0, __ATOMIC_RELEASE,
-                                    __ATOMIC_RELAXED);
+    unsigned short m = SG_FD_UNCLASSIFIED;
+    __atomic_compare_exchange_n(&sg_fdtab[fd], &m, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }

@@ -71,7 +71,8 @@ void sg_fd_forget(int fd);
 /* newfd now refers to the same socket as oldfd. */
 void sg_fd_copy(int oldfd, int newfd);
 void sg_fd_forget_range(unsigned first, unsigned last);
-/* Put a marker (SG_FD_UNCLASSIFIED) on an untracked fd; drop one (back to 0). */
+/* Put a marker (SG_FD_UNCLASSIFIED) on an untracked fd; drop SG_FD_UNCLASSIFIED
+ * (back to 0; other markers stay). */
 void sg_fd_mark(int fd, unsigned short marker);
 void sg_fd_unmark(int fd);
 
