@@ -5,12 +5,31 @@
  * whole probe at every exec); the policy is read only when an inherited TCP
  * socket to an SMTP port exists. */
 #include <errno.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "classify.h"
 
-#define GAP 16 /* closed descriptors in a row that end the probe */
+#define GAP 16   /* closed descriptors in a row that end the probe */
+#define TABLE 64 /* the kernel's first descriptor table size (NR_OPEN_DEFAULT) */
+
+/* Past the gap, up to the kernel's first descriptor table size (64): one
+ * poll() says which are open (a closed one is POLLNVAL). A descriptor above
+ * that after a gap is not found (README: what it does not protect). */
+static void beyond_the_gap(int from)
+{
+    struct pollfd p[TABLE];
+    int n = 0;
+    for (int fd = from; fd < TABLE; fd++)
+        p[n++] = (struct pollfd){.fd = fd};
+    if (n == 0 || poll(p, (nfds_t)n, 0) < 0)
+        return;
+    struct stat st;
+    for (int i = 0; i < n; i++)
+        if (!(p[i].revents & POLLNVAL) && fstat(p[i].fd, &st) == 0 && S_ISSOCK(st.st_mode))
+            sg_adopt(p[i].fd);
+}
 
 __attribute__((constructor)) static void inherit_scan(void)
 {
@@ -21,7 +40,8 @@ __attribute__((constructor)) static void inherit_scan(void)
     for (int fd = 0; fd < 3; fd++)
         if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
             sg_adopt(fd);
-    for (int fd = 3, closed = 0; fd < SG_FD_CAP && closed < GAP; fd++) {
+    int fd = 3;
+    for (int closed = 0; fd < SG_FD_CAP && closed < GAP; fd++) {
         if (fstat(fd, &st) != 0) {
             closed++;
             continue;
@@ -30,6 +50,7 @@ __attribute__((constructor)) static void inherit_scan(void)
         if (S_ISSOCK(st.st_mode))
             sg_adopt(fd); /* refused (shut) if it cannot be guarded */
     }
+    beyond_the_gap(fd);
     sg_guard_std_streams();
     errno = saved;
 }

@@ -9,6 +9,7 @@ the server receives nothing of AUTH/MAIL/RCPT/DATA in clear. Against a good serv
 the same road delivers over verified TLS.
 """
 import resource
+import sys
 import selectors
 import socket
 import threading
@@ -329,17 +330,21 @@ SHELL_ROADS = {
 }
 
 
-@pytest.mark.parametrize("road", SHELL_ROADS)
+@pytest.mark.parametrize("road", list(SHELL_ROADS) + ["fd40"])
 def test_shell_standard_output(road, smtp_server, run, shim, baseline, tmp_path):
     """A shell connects (/dev/tcp) and a child program writes the credentials to the
-    socket as its standard output: adopted at exec, written through the guard."""
+    socket as its standard output (or, fd40, to descriptor 40, past a gap of closed
+    ones): adopted at exec, written through the guard."""
     auth = tmp_path / "auth.txt"
     auth.write_bytes(b"AUTH PLAIN AHNndXNlcgBTZy1TM2NyZXQtUGE1NQ==\r\n")
     for side in ("baseline", "shim"):
         server = smtp_server(mode="plain")
         env = baseline() if side == "baseline" else shim([server.port])
-        script = (f"exec 3<>/dev/tcp/127.0.0.1/{server.port}; head -c 10 <&3 >/dev/null; "
-                  f"{SHELL_ROADS[road].format(auth=auth)}; sleep 0.3")
+        fd = 40 if road == "fd40" else 3
+        write = (f"{sys.executable} -c 'import os; os.write(40, open(\"{auth}\", \"rb\").read())'"
+                 if road == "fd40" else SHELL_ROADS[road].format(auth=auth))
+        script = (f"exec {fd}<>/dev/tcp/127.0.0.1/{server.port}; head -c 10 <&{fd} >/dev/null; "
+                  f"{write}; sleep 0.3")
         res = run(["bash", "-c", script], env)
         server.wait_idle()
         if side == "baseline":
