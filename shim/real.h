@@ -3,6 +3,7 @@
 #ifndef SG_REAL_H
 #define SG_REAL_H
 
+#include <aio.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdarg.h>
@@ -56,6 +57,8 @@
     X(ssize_t, preadv64v2, (int, const struct iovec *, int, off64_t, int))        \
     X(int, sendmmsg, (int, struct mmsghdr *, unsigned, int))                      \
     X(int, recvmmsg, (int, struct mmsghdr *, unsigned, int, struct timespec *))   \
+    X(int, aio_write, (struct aiocb *))                                           \
+    X(int, lio_listio, (int, struct aiocb *const[], int, struct sigevent *))      \
     X(int, vdprintf, (int, const char *, va_list))                                \
     X(int, __vdprintf_chk, (int, int, const char *, va_list))
 

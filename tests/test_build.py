@@ -12,7 +12,8 @@ EXPORTED = {
     "read", "recv", "recvfrom", "recvmsg", "readv",
     # every byte path and every way to connect (issue 11)
     "socket", "sendfile", "sendfile64", "splice", "pwritev2", "pwritev64v2", "preadv2",
-    "preadv64v2", "sendmmsg", "recvmmsg", "dprintf", "vdprintf", "__dprintf_chk", "__vdprintf_chk",
+    "preadv64v2", "sendmmsg", "recvmmsg",
+    "aio_write", "aio_write64", "lio_listio", "lio_listio64", "dprintf", "vdprintf", "__dprintf_chk", "__vdprintf_chk",
     "__read_chk", "__recv_chk", "__recvfrom_chk", "__read", "__write", "__send", "__connect",
     "getaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r", "gethostbyname2_r",
     "SSL_connect", "SSL_do_handshake", "SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex",

@@ -22,7 +22,8 @@ from lib.runner import CLIENTS, describe
 
 ROADS = CLIENTS / "roads"
 SECRET = {"AUTH", "MAIL", "RCPT", "DATA", "BDAT"}
-BYTE_PATHS = ["sendfile", "sendfile64", "splice", "vmsplice", "pwritev2", "sendmmsg", "dprintf"]
+BYTE_PATHS = ["sendfile", "sendfile64", "splice", "vmsplice", "pwritev2", "sendmmsg", "dprintf",
+              "aio"]
 CONNECTIONS = ["tfo", "tfo_msg", "raw", "scm"]
 
 
