@@ -38,8 +38,14 @@ static int print_policy(const struct sg_policy *p)
 /* What the shim would use for one connection: m is HOST ADDR PORT. */
 static int print_match(const struct sg_policy *p, char **m)
 {
-    const struct sg_dest *d = sg_policy_match(p, m[0], m[1], atoi(m[2]));
+    int port = atoi(m[2]);
+    const struct sg_dest *d = sg_policy_match(p, m[0], m[1], port);
 
+    /* The shim never looks at a connection outside smtp_ports, sections or not. */
+    if (!sg_port_in(p->smtp_ports, port)) {
+        printf("port %s: not an SMTP port: untouched\n", m[2]);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     if (d)
         printf("section = %d\n", d->line);
     else
