@@ -2,7 +2,7 @@
 CC      ?= cc
 PY      := /usr/bin/python3
 BUILD   := build$(if $(filter 1,$(SANITIZE)),/asan)
-CFLAGS  ?= -O2 -g
+CFLAGS  ?= -O2 -g      # CPPFLAGS, LDFLAGS too (the package passes dpkg-buildflags')
 ifeq ($(SANITIZE),1)   # ASan+UBSan build in build/asan; the test run: tests/fuzz/fuzz.mk
 override CC := $(CC) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
@@ -21,15 +21,15 @@ all: $(LIB) $(CHECKER)
 
 $(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(LIB): $(SHIM_OBJ) shim/smtpguard.map
-	$(CC) -shared -o $@ $(SHIM_OBJ) -Wl,--version-script=shim/smtpguard.map \
+	$(CC) $(LDFLAGS) -shared -o $@ $(SHIM_OBJ) -Wl,--version-script=shim/smtpguard.map \
 	    -Wl,-z,defs -Wl,-z,relro -ldl -lpthread
 
 $(CHECKER): policy/policy.c policy/policy_check.c policy/policy.h
 	@mkdir -p $(BUILD)
-	$(CC) $(BASE) $(CFLAGS) -o $@ policy/policy.c policy/policy_check.c
+	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ policy/policy.c policy/policy_check.c
 
 clients: $(CLIENTS)
 $(BUILD)/clients/%: tests/clients/%.c
