@@ -22,8 +22,17 @@ SG_FILES   = $(SG_LIBDIR)/libsmtpguard.so $(SG_LIBDIR)/libsmtpguard.so.sha256 \
              $(SG_SBINDIR)/smtpguard $(SG_MANDIR)/man8/smtpguard.8 \
              $(SG_MANDIR)/man5/smtpguard.conf.5
 
-.PHONY: install uninstall
-install: $(LIB) $(CHECKER)
+# The man pages carry the version of VERSION (@VERSION@ in the sources): make man.
+SG_MAN_SRC = scripts/smtpguard.8 policy/smtpguard.conf.5 policy/smtpguard-policy.1
+SG_MAN_OUT = $(addprefix $(BUILD)/man/,$(notdir $(SG_MAN_SRC)))
+
+.PHONY: install uninstall man
+man: $(SG_MAN_OUT)
+$(SG_MAN_OUT): $(BUILD)/man/%: $(SG_MAN_SRC) VERSION
+	@mkdir -p $(dir $@)
+	sed 's|@VERSION@|$(SG_VERSION)|g' $(filter %/$*,$(SG_MAN_SRC)) > $@
+
+install: $(LIB) $(CHECKER) $(SG_MAN_OUT)
 	install -d -m 0755 $(DESTDIR)$(SG_LIBDIR) $(DESTDIR)$(SG_SBINDIR) $(DESTDIR)$(SG_BINDIR) \
 	    $(DESTDIR)$(SG_MANDIR)/man1 $(DESTDIR)$(SG_MANDIR)/man8 $(DESTDIR)$(SG_MANDIR)/man5 $(DESTDIR)$(SG_ETCDIR)
 	@# Running programs map the library: replace it by rename(2), never in place.
@@ -35,9 +44,9 @@ install: $(LIB) $(CHECKER)
 	    -e 's|@VERSION@|$(SG_VERSION)|g' scripts/smtpguard > $(DESTDIR)$(SG_SBINDIR)/.smtpguard.new
 	chmod 0755 $(DESTDIR)$(SG_SBINDIR)/.smtpguard.new
 	mv -f $(DESTDIR)$(SG_SBINDIR)/.smtpguard.new $(DESTDIR)$(SG_SBINDIR)/smtpguard
-	install -m 0644 scripts/smtpguard.8 $(DESTDIR)$(SG_MANDIR)/man8/smtpguard.8
-	install -m 0644 policy/smtpguard-policy.1 $(DESTDIR)$(SG_MANDIR)/man1/smtpguard-policy.1
-	install -m 0644 policy/smtpguard.conf.5 $(DESTDIR)$(SG_MANDIR)/man5/smtpguard.conf.5
+	install -m 0644 $(BUILD)/man/smtpguard.8 $(DESTDIR)$(SG_MANDIR)/man8/smtpguard.8
+	install -m 0644 $(BUILD)/man/smtpguard-policy.1 $(DESTDIR)$(SG_MANDIR)/man1/smtpguard-policy.1
+	install -m 0644 $(BUILD)/man/smtpguard.conf.5 $(DESTDIR)$(SG_MANDIR)/man5/smtpguard.conf.5
 	@if [ -e $(DESTDIR)$(SG_ETCDIR)/policy.conf ]; then \
 	    echo "keeping $(DESTDIR)$(SG_ETCDIR)/policy.conf"; \
 	else \
