@@ -9,6 +9,7 @@ its own /etc/ld.so.preload. The machine's own stay as they were (checked).
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +21,7 @@ from lib.runner import CLIENTS, REPO, baseline_env, describe, policy_text, run
 from lib import sanitize
 from lib.sysroot import SystemOverlay, unavailable
 
-TOOLS = ("dpkg-buildpackage", "dh", "lintian", "dpkg-architecture", "fakeroot")
+TOOLS = ("dpkg-buildpackage", "dh", "lintian", "dpkg-architecture")
 MISSING = [t for t in TOOLS if not shutil.which(t)]
 pytestmark = [
     pytest.mark.skipif(bool(MISSING), reason=f"packaging tools missing: {MISSING}"),
@@ -64,7 +65,10 @@ def ok(res):
 def debs(tmp_path_factory):
     """The package of this tree and a rebuilt one (UPGRADE): built once per test session,
     whichever xdist worker comes first (a lock in the session's temporary directory)."""
-    out = tmp_path_factory.getbasetemp().parent / "debs"
+    base = tmp_path_factory.getbasetemp()     # xdist: one per worker, in the session's
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    out = base / "debs"
     out.mkdir(exist_ok=True)
     built = {}
     with open(out / ".lock", "w") as lock:
