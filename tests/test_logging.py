@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from lib.constants import FROM, PASSWORD, TO, USER
+from lib import devlog
 from lib.runner import CLIENTS, REPO, describe
 
-DEVLOG = REPO / "tests" / "lib" / "devlog.py"
 FORGED = "smtpguard: forged[1]: accepted TLS to evil.example[192.0.2.1]:25"
 TITLE = f"sendmail --user {USER} --password {PASSWORD}\n{FORGED}"
 HEAD = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z smtpguard: \S+\[\d+\]: ")
@@ -123,15 +123,7 @@ def test_program_named_with_a_newline_forges_no_line(fmt, smtp_server, shim, run
 
 def in_namespace(tmp_path, kind, cmd, env):
     """Run cmd with a private /dev/log (or journald socket); the recorded result."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare(1) for a private mount namespace")
-    out = tmp_path / f"devlog-{kind}.json"
-    argv = ["unshare", "-m", "--propagation", "private", sys.executable, str(DEVLOG),
-            str(out), kind, "20", "--", *map(str, cmd)]
-    outer = dict(env, SG_OUTER_MNTNS=os.readlink("/proc/self/ns/mnt"))
-    res = subprocess.run(argv, env=outer, capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0 and out.exists(), describe(res)
-    return json.loads(out.read_text())
+    return devlog.record(tmp_path, kind, cmd, env)
 
 
 SYSLOG_LINE = re.compile(r"^<(\d+)>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d smtpguard\[(\d+)\]: (.*)$",

@@ -12,6 +12,7 @@ changes. OUT.json gets {"rc": exit status, "stdout", "stderr", "datagrams": [tex
 """
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -89,3 +90,19 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+def record(tmp_path, kind, cmd, env, timeout=20):
+    """From a test: run cmd (with env) under this script in a private mount namespace;
+    returns the recorded dict. Skips the test where that cannot be done (not root)."""
+    import pytest   # only when used from a test
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1) for a private mount namespace")
+    out = os.path.join(str(tmp_path), f"devlog-{kind}-{len(os.listdir(str(tmp_path)))}.json")
+    argv = ["unshare", "-m", "--propagation", "private", sys.executable, __file__,
+            out, kind, str(timeout), "--", *map(str, cmd)]
+    outer = dict(env, SG_OUTER_MNTNS=os.readlink("/proc/self/ns/mnt"))
+    res = subprocess.run(argv, env=outer, capture_output=True, text=True, timeout=timeout + 30)
+    assert res.returncode == 0 and os.path.exists(out), f"{argv}\n{res.stdout}\n{res.stderr}"
+    with open(out) as f:
+        return json.load(f)
