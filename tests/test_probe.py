@@ -64,3 +64,9 @@ def test_probe_without_a_server(tmp_path, certs):
     res = run([sys.executable, PROBE, "127.0.0.1:1", "--policy", policy(tmp_path, certs),
                "--timeout", "5"], baseline_env())
     assert res.returncode == 2 and "cannot tell" in res.stdout, describe(res)
+
+
+def test_the_command_dispatches_report_and_probe():
+    for sub in ("report", "probe"):
+        res = run([REPO / "scripts" / "smtpguard", sub, "--help"], baseline_env())
+        assert res.returncode == 0 and f"smtpguard {sub}" in res.stdout, describe(res)
