@@ -21,30 +21,43 @@
 #include "policy.h"
 
 static char comm[17];
-static char execfn[SG_PATH_MAX];  /* what execve was given, made absolute */
+static const char *execfn;        /* what execve was given (AT_EXECFN, above environ) */
+static char execfn_cwd[SG_PATH_MAX]; /* the working directory, when execfn is relative */
 static char operand[SG_PATH_MAX]; /* argv's first operand, made absolute */
 static char exe[PATH_MAX];
 static char script[PATH_MAX];
 static struct sg_ident ident = {comm, exe, script};
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* Plain loops, not strlen/memcpy: each libc call's first use costs a lazy PLT
+ * binding (~700 instructions), and this runs at every exec. */
+static size_t length(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
 /* src made absolute against the working directory at load. */
 static void absolute(char *dst, const char *src)
 {
-    size_t n = 0;
+    size_t n = 0, len;
     if (!src || !*src)
         return;
     if (src[0] != '/') {
         if (!getcwd(dst, SG_PATH_MAX - 2))
             return;
-        n = strlen(dst);
+        n = length(dst);
         dst[n++] = '/';
     }
-    size_t len = strlen(src);
-    if (n + len < SG_PATH_MAX)
-        memcpy(dst + n, src, len + 1);
-    else
+    len = length(src);
+    if (n + len >= SG_PATH_MAX) {
         dst[0] = '\0';
+        return;
+    }
+    for (size_t i = 0; i <= len; i++)
+        dst[n + i] = src[i];
 }
 
 /* Options that take the program text instead of a file: no script then
@@ -64,20 +77,9 @@ static void capture_operand(int argc, char **argv)
             absolute(operand, argv[i]);
             return;
         }
-        if (inline_code(argv[i]) || !strcmp(argv[i], "--"))
-            return;
+        if (inline_code(argv[i]) || !strcmp(argv[i], "--") || !argv[i][1])
+            return; /* code on the command line, or the script on stdin ("-") */
     }
-}
-
-/* glibc passes argc, argv and envp to a library's constructors. */
-__attribute__((constructor)) static void ident_capture(int argc, char **argv, char **envp)
-{
-    (void)envp;
-    if (prctl(PR_GET_NAME, comm) != 0)
-        comm[0] = '\0';
-    absolute(execfn, (const char *)getauxval(AT_EXECFN));
-    if (argc > 1 && argv)
-        capture_operand(argc, argv);
 }
 
 /* perl, perl5.36, python3.11, sh, bash, ...: trailing version digits ignored. */
@@ -86,15 +88,39 @@ static int is_interpreter(const char *path)
     static const char *const names[] = {"perl", "python", "ruby", "php", "sh", "bash",
                                         "dash", "zsh", "ksh", "mksh", "node", "nodejs",
                                         "lua", "tclsh", "wish", "awk", "gawk", NULL};
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t n = strlen(base);
+    const char *base = path, *p = path;
+    for (; *p; p++) /* one pass, no strlen: see length() */
+        if (*p == '/')
+            base = p + 1;
+    size_t n = (size_t)(p - base);
     while (n && ((base[n - 1] >= '0' && base[n - 1] <= '9') || base[n - 1] == '.'))
         n--;
-    for (int i = 0; names[i]; i++)
-        if (strlen(names[i]) == n && !strncmp(base, names[i], n))
+    for (int i = 0; names[i]; i++) {
+        size_t k = 0;
+        while (k < n && names[i][k] == base[k])
+            k++;
+        if (k == n && !names[i][k])
             return 1;
+    }
     return 0;
+}
+
+/* glibc passes argc, argv and envp to a library's constructors. */
+__attribute__((constructor)) static void ident_capture(int argc, char **argv, char **envp)
+{
+    (void)envp;
+    if (prctl(PR_GET_NAME, comm) != 0)
+        comm[0] = '\0';
+    /* AT_EXECFN lies above the environment strings, beyond what a process title
+     * rewrite (argv and environ) touches: keep the pointer; only a relative one
+     * needs the working directory of now. */
+    execfn = (const char *)getauxval(AT_EXECFN);
+    if (execfn && execfn[0] != '/' && !getcwd(execfn_cwd, sizeof execfn_cwd))
+        execfn = NULL;
+    /* Only an interpreter's operand can be its script (and only then a relative
+     * one costs a getcwd): `cat FILE` pays nothing. */
+    if (argc > 1 && argv && is_interpreter(comm))
+        capture_operand(argc, argv);
 }
 
 static int is_regular(const char *path)
@@ -109,9 +135,13 @@ static void resolve(void)
     exe[n > 0 ? n : 0] = '\0';
     if (!comm[0]) /* loaded without our constructor having run (dlopen from a constructor) */
         prctl(PR_GET_NAME, comm);
-    char real[PATH_MAX];
+    char real[PATH_MAX], given[PATH_MAX];
+    if (execfn && execfn[0] != '/')
+        snprintf(given, sizeof given, "%s/%s", execfn_cwd, execfn);
+    else
+        snprintf(given, sizeof given, "%s", execfn ? execfn : "");
     /* A "#!" script: execve was given the script, the kernel ran the interpreter. */
-    if (execfn[0] && realpath(execfn, real) && strcmp(real, exe) != 0 && is_regular(real) &&
+    if (given[0] && realpath(given, real) && strcmp(real, exe) != 0 && is_regular(real) &&
         is_interpreter(exe))
         snprintf(script, sizeof script, "%s", real);
     else if (is_interpreter(exe) && is_regular(operand) && realpath(operand, real))
