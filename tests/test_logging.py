@@ -253,3 +253,24 @@ def test_terminal_user_sees_why(smtp_server, shim, tmp_path):
     assert re.search(r"smtpguard: python3\[\d+\]: refused plaintext to .*: plaintext: AUTH", text), text
     assert text.count("smtpguard:") == 1, text
     assert len(env.log().splitlines()) == 1, env.log()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_syslog_newline_program_forges_nothing(fmt, smtp_server, shim, tmp_path):
+    server = smtp_server("selfsigned")
+    env = shim([server.port], extra=f"log_format = {fmt}")
+    Path(env.policy_path).write_text(Path(env.policy_path).read_text().replace(
+        f"log = file:{env.log_path}", "log = syslog"))
+    prog = tmp_path / f"x\n{FORGED}"
+    shutil.copy(CLIENTS / "careless", prog)
+    got = in_namespace(tmp_path, "syslog", [prog, "verify_none", "localhost", server.port,
+                                             "starttls"], env)
+    assert server.credentials() == [], got
+    (dgram,) = got["datagrams"]
+    m = SYSLOG_LINE.match(dgram)
+    assert m and "\n" not in dgram, dgram
+    if fmt == "json":
+        row = json.loads(m.group(3))
+        assert row["exe"] == str(prog) and row["verdict"] == "refused", row
+    else:
+        assert FORGED not in dgram and "exe=" in dgram, dgram
