@@ -1,7 +1,8 @@
 # make install / make uninstall (PREFIX, DESTDIR). `make` alone never installs.
 #   $(PREFIX)/lib/smtpguard/libsmtpguard.so      the library (0644), and its sha256
 #   $(PREFIX)/lib/smtpguard/libsmtpguard.so.sha256  recorded here (smtpguard status)
-#   $(PREFIX)/bin/smtpguard-policy               the policy checker
+#   $(PREFIX)/lib/smtpguard/smtpguard-report, smtpguard-probe   `smtpguard report|probe`
+#   $(PREFIX)/bin/smtpguard-policy               the policy checker (on PATH)
 #   $(PREFIX)/sbin/smtpguard                     the administrator's command
 #   $(PREFIX)/share/man/man8/smtpguard.8, man5/smtpguard.conf.5
 #   /etc/smtpguard/policy.conf                   policy/default.conf, only if absent
@@ -18,6 +19,7 @@ SG_VERSION = $(shell cat VERSION)
 SG_MANDIR  = $(PREFIX)/share/man
 SG_ETCDIR  = /etc/smtpguard
 SG_FILES   = $(SG_LIBDIR)/libsmtpguard.so $(SG_LIBDIR)/libsmtpguard.so.sha256 \
+             $(SG_LIBDIR)/smtpguard-report $(SG_LIBDIR)/smtpguard-probe \
              $(SG_BINDIR)/smtpguard-policy $(SG_MANDIR)/man1/smtpguard-policy.1 \
              $(SG_SBINDIR)/smtpguard $(SG_MANDIR)/man8/smtpguard.8 \
              $(SG_MANDIR)/man5/smtpguard.conf.5
@@ -40,6 +42,7 @@ install: $(LIB) $(CHECKER) $(SG_MAN_OUT)
 	mv -f $(DESTDIR)$(SG_LIBDIR)/.libsmtpguard.so.new $(DESTDIR)$(SG_LIBDIR)/libsmtpguard.so
 	cd $(DESTDIR)$(SG_LIBDIR) && sha256sum libsmtpguard.so > libsmtpguard.so.sha256
 	install -m 0755 $(CHECKER) $(DESTDIR)$(SG_BINDIR)/smtpguard-policy
+	install -m 0755 scripts/smtpguard-report scripts/smtpguard-probe $(DESTDIR)$(SG_LIBDIR)/
 	sed -e 's|@LIBDIR@|$(SG_LIBDIR)|g' -e 's|@CHECKER@|$(SG_BINDIR)/smtpguard-policy|g' \
 	    -e 's|@VERSION@|$(SG_VERSION)|g' scripts/smtpguard > $(DESTDIR)$(SG_SBINDIR)/.smtpguard.new
 	chmod 0755 $(DESTDIR)$(SG_SBINDIR)/.smtpguard.new

@@ -303,7 +303,8 @@ def test_policy_check_match(tmp_path):
     assert "section = 2\n" in res.stdout and "mode = audit\n" in res.stdout, describe(res)
     res = ok(smtpguard("policy-check", "--match", "mail.example.com", "192.0.2.1", "443",
                        policy))
-    assert res.stdout == "port 443: not an SMTP port: untouched\n", describe(res)
+    assert res.stdout.endswith("note = port 443: not an SMTP port: untouched\n"), describe(res)
+    assert "smtp_port = no\n" in res.stdout, describe(res)
     res = ok(smtpguard("policy-check", "--help"))
     assert "--match HOST ADDR PORT" in res.stdout, describe(res)
 

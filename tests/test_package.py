@@ -46,6 +46,8 @@ FILES = {   # the package's files (directories aside), with their modes
     "etc/smtpguard/policy.conf": 0o644,
     f"usr/lib/{MULTIARCH}/smtpguard/libsmtpguard.so": 0o644,
     f"usr/lib/{MULTIARCH}/smtpguard/libsmtpguard.so.sha256": 0o644,
+    f"usr/lib/{MULTIARCH}/smtpguard/smtpguard-report": 0o755,
+    f"usr/lib/{MULTIARCH}/smtpguard/smtpguard-probe": 0o755,
     "usr/bin/smtpguard-policy": 0o755,
     "usr/sbin/smtpguard": 0o755,
     "usr/share/man/man1/smtpguard-policy.1.gz": 0o644,
@@ -233,6 +235,9 @@ def test_install_enable_upgrade_disable_remove_purge(debs, smtp_server, certs, t
     assert ok(system.run(["sh", "-c", "command -v smtpguard-policy"])).stdout == \
         "/usr/bin/smtpguard-policy\n"
     ok(system.run(["smtpguard-policy", "/etc/smtpguard/policy.conf"]))
+    ok(system.run(["smtpguard", "policy-check"]))
+    for sub in ("report", "probe"):                  # programs beside the library
+        assert ok(system.run(["smtpguard", sub, "--help"])).stdout.startswith("usage: ")
     code, state = system.status()
     assert code == 1 and state["enabled"] is False and state["library"] == LIB, state
     assert state["library_state"] == "ok" and state["sha256"] == state["installed_sha256"]

@@ -448,7 +448,11 @@ def test_match_outside_smtp_ports_is_untouched(checker, tmp_path):
     path = tmp_path / "policy.conf"
     path.write_text(MATCH_POLICY)
     r = run(checker, "--match", "x.example", "192.0.2.1", 26, path)
-    assert r.returncode == 0 and r.stdout == "port 26: not an SMTP port: untouched\n", r
+    assert r.returncode == 0, r
+    got = dict(line.split(" = ", 1) for line in r.stdout.rstrip("\n").split("\n"))
+    assert got["smtp_port"] == "no" and got["note"] == "port 26: not an SMTP port: untouched", r
+    r = run(checker, "--match", "x.example", "192.0.2.1", 25, path)
+    assert "note = " not in r.stdout and "smtp_port = yes\n" in r.stdout, r
 
 
 def test_usage(checker):
