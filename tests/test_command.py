@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import stat
 from pathlib import Path
 
@@ -196,6 +197,29 @@ def test_status_syslog_without_a_socket_loses_log_lines(root):
     code, state = status_json(root)
     assert (code, state["log"], state["log_state"]) == (0, "syslog", "broken"), state
     assert "dev/log" in state["warnings"][0], state
+
+
+def test_status_syslog_socket_listening_or_left_behind(root):
+    """A socket file nobody listens on (a syslog daemon that is gone) loses log lines;
+    one that a process has bound works. Nothing is sent to it."""
+    (root / "etc/smtpguard/policy.conf").write_text("mode = enforce\nlog = syslog\n")
+    ok(enable(root))
+    (root / "dev").mkdir()
+    path = root / "dev/log"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(path))
+    try:
+        code, state = status_json(root)
+        assert (code, state["log_state"], state["log_target"]) == (0, "ok", str(path)), state
+        assert state["warnings"] == [], state
+        listener.settimeout(0)
+        with pytest.raises(BlockingIOError):     # status sent nothing to it
+            listener.recv(100)
+    finally:
+        listener.close()                    # the file stays, nobody listens
+    code, state = status_json(root)
+    assert (state["log_state"], state["log_target"]) == ("broken", str(path)), state
+    assert "nothing listens on" in state["warnings"][0], state
 
 
 def test_status_exit_codes(root):
