@@ -348,3 +348,18 @@ def test_installed_command_knows_its_version_and_checker(tmp_path):
     man = (dest / "usr/share/man/man8/smtpguard.8").read_text()
     assert man.startswith('.TH SMTPGUARD 8 "') and f'"smtpguard {VERSION}"' in man
     assert stat.S_IMODE(os.stat(command).st_mode) == 0o755 and BUILD.exists()
+
+
+def test_disable_library_removes_that_entry_alone(tmp_path):
+    """The package's prerm: its own library out of /etc/ld.so.preload, another
+    installation's entry (make install) and other preloads kept."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    preload = root / "etc/ld.so.preload"
+    preload.write_text("/usr/lib/site/libfirst.so\n/usr/local/lib/smtpguard/libsmtpguard.so\n"
+                       f"{INSTALLED}\n")
+    ok(smtpguard("disable", "--root", root, "--library", INSTALLED))
+    assert preload.read_text().split() == ["/usr/lib/site/libfirst.so",
+                                           "/usr/local/lib/smtpguard/libsmtpguard.so"]
+    ok(smtpguard("disable", "--root", root))           # without --library: every entry
+    assert preload.read_text().split() == ["/usr/lib/site/libfirst.so"]
