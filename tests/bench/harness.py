@@ -120,9 +120,18 @@ def make_sides(policy, shim_log):
                  dict(base, SMTPGUARD_POLICY=str(policy)), Path(policy), Path(shim_log))
 
 
+EMPTY = BIN / "libempty.so"  # an empty preload library: the loader's own cost
+CLIENTS = BUILD / "clients"
+# One message per process, as mailers run from cron: the test clients in their
+# careful style (they verify the server against SG_CA_FILE themselves).
+ONESHOT_CLIENTS = (("OpenSSL 3", CLIENTS / "careless"),
+                   ("OpenSSL 1.1", BUILD / "legacy" / "careless11"),
+                   ("GnuTLS", CLIENTS / "careless_gnutls"))
+
+
 def missing_files():
-    return [p for p in (LIB, CHECKER, Path(STUNNEL), *(BIN / p for p in PROGRAMS))
-            if not p.exists()]
+    return [p for p in (LIB, CHECKER, Path(STUNNEL), EMPTY, *(BIN / p for p in PROGRAMS),
+                        *(c for _, c in ONESHOT_CLIENTS)) if not p.exists()]
 
 
 # ------------------------------------------------- certificates and policy
