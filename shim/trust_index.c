@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "name_key.h"
+#include "trust_cache.h"
 #include "trust_index.h"
 
 #define MAX_FILE (16u << 20) /* larger bundles go the eager way */
@@ -20,16 +21,12 @@
 static const char BEGIN[] = "-----BEGIN ", LABEL[] = "CERTIFICATE-----",
                   END[] = "-----END CERTIFICATE-----";
 
-struct anchor {
-    uint64_t subject; /* name key */
-    size_t body, end;         /* the base64 lines: bytes [body, end) of the file */
-};
 
 struct sg_trust_index {
     char *pem;
     size_t len;
     int n;
-    struct anchor *a;
+    struct sg_trust_entry *a;
 };
 
 /* ------------------------------------------------------------ base64 */
@@ -199,7 +196,7 @@ static int end_at(const struct reader *r, const char *pem, size_t len, size_t to
 
 /* Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
  * serialNumber, signature, issuer, validity, subject, ... }, ... } */
-static int scan_fast(const char *pem, size_t len, size_t body, struct anchor *a)
+static int scan_fast(const char *pem, size_t len, size_t body, struct sg_trust_entry *a)
 {
     struct reader r;
     unsigned tag;
@@ -227,7 +224,7 @@ static int scan_fast(const char *pem, size_t len, size_t body, struct anchor *a)
 }
 
 /* The same by decoding from the start, for lines of uneven length. */
-static int scan_slow(const char *pem, size_t len, size_t body, struct anchor *a)
+static int scan_slow(const char *pem, size_t len, size_t body, struct sg_trust_entry *a)
 {
     unsigned char head[HEAD_MAX];
     size_t pos = body, total = 0, end = 0, got = 0;
@@ -252,16 +249,16 @@ static int scan_slow(const char *pem, size_t len, size_t body, struct anchor *a)
 
 /* One CERTIFICATE block whose base64 starts at body: its key and extent.
  * 0 when it is indexed, -1 when this scan cannot vouch for it. */
-static int scan_one(const char *pem, size_t len, size_t body, struct anchor *a)
+static int scan_one(const char *pem, size_t len, size_t body, struct sg_trust_entry *a)
 {
     return scan_fast(pem, len, body, a) == 0 ? 0 : scan_slow(pem, len, body, a);
 }
 
-static int add(struct sg_trust_index *x, const struct anchor *a, int *cap)
+static int add(struct sg_trust_index *x, const struct sg_trust_entry *a, int *cap)
 {
     if (x->n == *cap) {
         int more = *cap ? *cap * 2 : 256;
-        struct anchor *b = realloc(x->a, (size_t)more * sizeof *b);
+        struct sg_trust_entry *b = realloc(x->a, (size_t)more * sizeof *b);
         if (!b)
             return -1;
         x->a = b, *cap = more;
@@ -283,7 +280,7 @@ static int scan(struct sg_trust_index *x)
         at += at < x->len && pem[at] == '\r';
         if (at >= x->len || pem[at] != '\n')
             return -1;
-        struct anchor a;
+        struct sg_trust_entry a;
         if (scan_one(pem, x->len, at + 1, &a) || add(x, &a, &cap))
             return -1;
         p = a.end + sizeof END - 1;
@@ -293,22 +290,25 @@ static int scan(struct sg_trust_index *x)
 
 /* ------------------------------------------------------------ loading */
 
-static char *read_file(const char *path, size_t *len)
+static char *read_file(const char *path, size_t *len, struct stat *st)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    struct stat st;
     char *buf = NULL;
     if (fd < 0)
         return NULL;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-        (size_t)st.st_size <= MAX_FILE && (buf = malloc((size_t)st.st_size + 1)) != NULL) {
+    if (fstat(fd, st) == 0 && S_ISREG(st->st_mode) && st->st_size > 0 &&
+        (size_t)st->st_size <= MAX_FILE && (buf = malloc((size_t)st->st_size + 1)) != NULL) {
         size_t got = 0;
         ssize_t r = 1;
-        while (got < (size_t)st.st_size && r > 0)
-            if ((r = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
+        while (got < (size_t)st->st_size && r > 0)
+            if ((r = read(fd, buf + got, (size_t)st->st_size - got)) > 0)
                 got += (size_t)r;
         *len = got;
-        if (r < 0) {
+        /* Changed while we read: what we hold may be neither version. */
+        struct stat after;
+        if (r < 0 || got != (size_t)st->st_size || fstat(fd, &after) != 0 ||
+            after.st_mtim.tv_sec != st->st_mtim.tv_sec ||
+            after.st_mtim.tv_nsec != st->st_mtim.tv_nsec) {
             free(buf);
             buf = NULL;
         }
@@ -317,10 +317,36 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* The cached index (trust_cache.c) when it describes exactly this file. */
+static int from_cache(struct sg_trust_index *x, const char *ca_file, const struct stat *st)
+{
+    struct sg_trust_entry *e = NULL;
+    int n = sg_trust_cache_read(ca_file, st, &e);
+    size_t prev = 0;
+    for (int i = 0; i < n; i++) {
+        /* Only where a certificate can be: after a BEGIN line, before END. */
+        if (e[i].body <= prev || e[i].body >= e[i].end || e[i].end >= x->len ||
+            x->len - e[i].end < sizeof END - 1 || x->pem[e[i].body - 1] != '\n' ||
+            memcmp(x->pem + e[i].end, END, sizeof END - 1) != 0) {
+            n = -1;
+            break;
+        }
+        prev = e[i].end;
+    }
+    if (n <= 0) {
+        free(e);
+        return -1;
+    }
+    x->a = e, x->n = n;
+    return 0;
+}
+
 static struct sg_trust_index *build(const char *ca_file)
 {
     struct sg_trust_index *x = calloc(1, sizeof *x);
-    if (!x || !(x->pem = read_file(ca_file, &x->len)) || scan(x)) {
+    struct stat st;
+    if (!x || !(x->pem = read_file(ca_file, &x->len, &st)) ||
+        (from_cache(x, ca_file, &st) && scan(x))) {
         if (x) {
             free(x->pem);
             free(x->a);
@@ -329,6 +355,19 @@ static struct sg_trust_index *build(const char *ca_file)
         return NULL;
     }
     return x;
+}
+
+int sg_trust_index_entries(const char *ca_file, struct sg_trust_entry **out, struct stat *st)
+{
+    struct sg_trust_index x = {0};
+    if (!(x.pem = read_file(ca_file, &x.len, st)) || scan(&x)) {
+        free(x.pem);
+        free(x.a);
+        return -1;
+    }
+    free(x.pem);
+    *out = x.a;
+    return x.n;
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
