@@ -13,7 +13,9 @@ import pytest
 
 from lib.certs import Cert
 from lib.constants import PASSWORD, USER
-from lib.runner import CLIENTS, describe
+from lib.runner import CLIENTS, OUT, describe
+
+INDEXER = OUT / "smtpguard-trust-index"  # built by `make` beside the library
 
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 CA_EXT = ("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
@@ -133,18 +135,29 @@ def send(lib, server, env, run):
     return len(server.credentials()) > before, res
 
 
+def index(bundle, cache):
+    res = subprocess.run([INDEXER, "-d", cache, bundle], capture_output=True, text=True,
+                         timeout=30)
+    assert res.returncode == 0, res.stderr
+    return str(cache)
+
+
 @pytest.mark.parametrize("lib", ["openssl", "gnutls"])
 @pytest.mark.parametrize("case", CASES)
 def test_lazy_verdict_is_the_eager_verdict(case, lib, pki, certs, smtp_server, shim, baseline,
-                                           run):
+                                           run, tmp_path):
+    """Scanned by the process, prepared by smtpguard-trust-index, or the
+    whole bundle parsed: the same verdicts."""
     cert, bundle, good = cases(certs, pki)[case]
     server = smtp_server(cert)
     lazy = shim([server.port], ca=bundle)
+    cached = dict(lazy, SMTPGUARD_TRUST_CACHE=index(bundle, tmp_path / "cache"))
     eager = dict(lazy, SMTPGUARD_EAGER_TRUST="1")
     got_lazy, res_lazy = send(lib, server, lazy, run)
+    got_cached, res_cached = send(lib, server, cached, run)
     got_eager, res_eager = send(lib, server, eager, run)
-    assert got_lazy == got_eager == good, (describe(res_lazy), describe(res_eager),
-                                           lazy.log())
+    assert got_lazy == got_cached == got_eager == good, (
+        describe(res_lazy), describe(res_cached), describe(res_eager), lazy.log())
     if not good:  # the refusal is the shim's: without it the careless client sends
         sent, res = send(lib, server, baseline(), run)
         assert sent, describe(res)
@@ -216,3 +229,31 @@ def test_bundle_updated_under_a_running_process(eager, pki, certs, smtp_server, 
     assert new.stdout.split("\n")[0].startswith("fail"), new.stdout + new.stderr
     assert new.stdout.split("\n")[1] == "ok", new.stdout + new.stderr
     assert len(second.credentials()) == 1 and len(third.credentials()) == 1
+
+
+def test_prepared_index_is_used_and_only_while_it_matches(pki, certs, smtp_server, shim, run,
+                                                          tmp_path):
+    """A cache whose keys were tampered with is read (the test CA is no longer
+    found: refused, never more trusting), until the bundle changes: then the
+    process ignores it and scans the bundle itself."""
+    server = smtp_server("good")
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(pki.bundle("cached", "ca").read_text())
+    cache = tmp_path / "cache"
+    env = dict(shim([server.port], ca=bundle), SMTPGUARD_TRUST_CACHE=index(bundle, cache))
+    assert send("openssl", server, env, run)[0]
+    (idx,) = cache.iterdir()
+    data = bytearray(idx.read_bytes())
+    head = 56 + len(str(bundle))              # header, then the bundle's path
+    for at in range(head, len(data), 24):     # each entry: subject key, body, end
+        data[at:at + 8] = bytes(8)
+    idx.write_bytes(bytes(data))
+    got, res = send("openssl", server, env, run)
+    assert not got, describe(res)
+    got, res = send("gnutls", server, env, run)
+    assert not got, describe(res)
+    bundle.write_text(bundle.read_text())     # the same certificates, a new file
+    os.utime(bundle, (time.time() + 10, time.time() + 10))
+    for lib in ("openssl", "gnutls"):
+        got, res = send(lib, server, env, run)
+        assert got, describe(res)

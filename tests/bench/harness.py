@@ -120,6 +120,7 @@ def make_sides(policy, shim_log):
                  dict(base, SMTPGUARD_POLICY=str(policy)), Path(policy), Path(shim_log))
 
 
+INDEXER = BUILD / "smtpguard-trust-index"
 EMPTY = BIN / "libempty.so"  # an empty preload library: the loader's own cost
 CLIENTS = BUILD / "clients"
 # One message per process, as mailers run from cron: the test clients in their
@@ -130,7 +131,7 @@ ONESHOT_CLIENTS = (("OpenSSL 3", CLIENTS / "careless"),
 
 
 def missing_files():
-    return [p for p in (LIB, CHECKER, Path(STUNNEL), EMPTY, *(BIN / p for p in PROGRAMS),
+    return [p for p in (LIB, CHECKER, INDEXER, Path(STUNNEL), EMPTY, *(BIN / p for p in PROGRAMS),
                         *(c for _, c in ONESHOT_CLIENTS)) if not p.exists()]
 
 
