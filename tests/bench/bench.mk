@@ -9,7 +9,7 @@ BENCH_BINS  := $(BENCH_PROGS:%=$(BENCH_DIR)/bin/%) $(BENCH_DIR)/bin/libempty.so
 BENCH_SMTP  := tests/bench/smtpio.c
 
 .PHONY: bench bench-quick bench-bins
-bench-bins: $(BENCH_BINS)
+bench-bins: $(BENCH_BINS) $(BUILD)/clients/careless $(BUILD)/clients/careless_gnutls
 
 $(BENCH_DIR)/bin/%: tests/bench/%.c tests/bench/bench.h tests/bench/smtpio.h $(BENCH_SMTP)
 	@mkdir -p $(dir $@)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from harness import (BIN, BUILD, EMPTY, INDEXER, KIB, LIB, MEMORY, MIB, NAME,
-                     ONESHOT_CLIENTS, WORK, BenchError, alternate, run_prog,
+                     WORK, BenchError, alternate, oneshot_clients, run_prog,
                      clean_env, fastpath, instructions, make_certs, make_sides, memory,
                      missing_files, per_unit, process_cpu_ns, rate, ratio, shim_checked,
                      smtp_client, smtpd, spawn, stunnel, summary, Tally, bundle_with,
@@ -227,7 +227,7 @@ def bench_oneshot_clients(cfg, sides, ca, port, work):
     message.write_text("From: <sender@example.com>\r\nTo: <rcpt@example.com>\r\n"
                        "Subject: one-shot\r\n\r\n" + line * (cfg["message"] // len(line)))
     out = {}
-    for label, client in ONESHOT_CLIENTS:
+    for label, client in oneshot_clients():
         argv = [client, "good", NAME, port, "starttls", message]
         env = dict(sides.spawner, SMTPGUARD_POLICY=str(policy), SG_CA_FILE=str(ca),
                    SMTPGUARD_TRUST_CACHE=str(cache))
