@@ -35,7 +35,7 @@ $(CHECKER): policy/policy.c policy/policy_check.c policy/policy.h
 $(INDEXER): tools/smtpguard-trust-index.c shim/trust_cache.c shim/trust_index.c shim/name_key.c \
 	    $(wildcard shim/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) $(BASE) $(CFLAGS) -o $@ $(filter %.c,$^) -lpthread
+	$(CC) $(BASE) $(CFLAGS) -o $@ $(filter %.c,$^)
 
 clients: $(CLIENTS)
 $(BUILD)/clients/%: tests/clients/%.c

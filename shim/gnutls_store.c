@@ -50,14 +50,16 @@ struct sg_gnutls_store *sg_gnutls_policy_store(struct sg_gnutls *g, const char *
 static int import(struct sg_gnutls *g, const struct sg_trust_index *x, int i,
                   gnutls_x509_crt_t *crt)
 {
-    unsigned char buf[16384];
-    gnutls_datum_t d = {buf, (unsigned)sg_trust_index_der(x, i, buf, sizeof buf)};
-    if (!d.size || g->gnutls_x509_crt_init(crt) < 0)
-        return 0;
-    if (g->gnutls_x509_crt_import(*crt, &d, GNUTLS_X509_FMT_DER) == 0)
-        return 1;
-    g->gnutls_x509_crt_deinit(*crt);
-    return 0;
+    size_t n = 0;
+    unsigned char *der = sg_trust_index_der_alloc(x, i, &n);
+    gnutls_datum_t d = {der, (unsigned)n};
+    int ok = der && g->gnutls_x509_crt_init(crt) == 0;
+    if (ok && g->gnutls_x509_crt_import(*crt, &d, GNUTLS_X509_FMT_DER) != 0) {
+        g->gnutls_x509_crt_deinit(*crt);
+        ok = 0;
+    }
+    free(der);
+    return ok;
 }
 
 gnutls_x509_trust_list_t sg_gnutls_trust_for(struct sg_gnutls *g, struct sg_gnutls_store *store,

@@ -39,13 +39,15 @@ void sg_ossl_store_hint(STACK_OF(X509) *a, STACK_OF(X509) *b)
  * certificate: it is the bundle's own, only its parsing is reused. */
 static X509 *known(struct sg_ossl *o, const unsigned char *der, size_t len)
 {
-    unsigned char buf[16384];
     for (int s = 0; s < 2; s++)
         for (int i = 0; hint[s] && i < o->OPENSSL_sk_num(hint[s]); i++) {
             X509 *c = o->OPENSSL_sk_value(hint[s], i);
-            unsigned char *p = buf;
-            if (o->i2d_X509(c, NULL) == (int)len && o->i2d_X509(c, &p) == (int)len &&
-                memcmp(buf, der, len) == 0 && o->X509_up_ref(c))
+            if (o->i2d_X509(c, NULL) != (int)len)
+                continue;
+            unsigned char *mine = malloc(len), *p = mine;
+            int same = mine && o->i2d_X509(c, &p) == (int)len && memcmp(mine, der, len) == 0;
+            free(mine);
+            if (same && o->X509_up_ref(c))
                 return c;
         }
     return NULL;
@@ -56,12 +58,13 @@ static void add_matching(struct sg_ossl *o, X509_STORE *st, const struct sg_trus
 {
     for (int i = sg_trust_index_find(x, der, len, -1); i >= 0;
          i = sg_trust_index_find(x, der, len, i)) {
-        unsigned char buf[16384];
-        size_t n = sg_trust_index_der(x, i, buf, sizeof buf);
+        size_t n = 0;
+        unsigned char *buf = sg_trust_index_der_alloc(x, i, &n);
         const unsigned char *p = buf;
-        X509 *c = n ? known(o, buf, n) : NULL;
-        if (!c && n)
+        X509 *c = buf ? known(o, buf, n) : NULL;
+        if (!c && buf)
             c = o->d2i_X509(NULL, &p, (long)n);
+        free(buf);
         if (c) {
             o->X509_STORE_add_cert(st, c); /* a duplicate is kept once */
             o->X509_free(c);

@@ -4,7 +4,6 @@
  * 170,000 for parsing one (OpenSSL 3). Only the anchors a chain names are
  * decoded in full, by the caller, when it needs them. */
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -370,8 +369,7 @@ int sg_trust_index_entries(const char *ca_file, struct sg_trust_entry **out, str
     return x.n;
 }
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
+static struct { /* under sg_lock_tls */
     const char *ca_file;
     struct sg_trust_index *x;
 } built[MAX_INDEXES];
@@ -380,7 +378,6 @@ const struct sg_trust_index *sg_trust_index_get(const char *ca_file)
 {
     if (!ca_file || !*ca_file || secure_getenv("SMTPGUARD_EAGER_TRUST"))
         return NULL; /* the variable: for comparing both ways (tests, diagnosis) */
-    pthread_mutex_lock(&lock);
     int i = 0;
     while (i < MAX_INDEXES && built[i].ca_file && built[i].ca_file != ca_file)
         i++;
@@ -392,7 +389,6 @@ const struct sg_trust_index *sg_trust_index_get(const char *ca_file)
         }
         x = built[i].x;
     }
-    pthread_mutex_unlock(&lock);
     return x;
 }
 
@@ -422,6 +418,17 @@ size_t sg_trust_index_der(const struct sg_trust_index *x, int i, unsigned char *
     return n > 0 && pos == x->a[i].end ? (size_t)n : 0;
 }
 
+unsigned char *sg_trust_index_der_alloc(const struct sg_trust_index *x, int i, size_t *len)
+{
+    size_t cap = i >= 0 && i < x->n ? (x->a[i].end - x->a[i].body) / 4 * 3 + 3 : 0;
+    unsigned char *der = cap ? malloc(cap) : NULL;
+    if (der && !(*len = sg_trust_index_der(x, i, der, cap))) {
+        free(der);
+        der = NULL;
+    }
+    return der;
+}
+
 int sg_trust_index_count(const struct sg_trust_index *x)
 {
     return x->n;
@@ -440,11 +447,12 @@ static int member(const uint64_t *set, int n, uint64_t key)
  * did, an anchor's issuer would only be looked for in vain). */
 static uint64_t issuer_key(const struct sg_trust_index *x, int i)
 {
-    unsigned char der[16384];
     uint64_t issuer = 0, subject;
-    size_t total, n = sg_trust_index_der(x, i, der, sizeof der);
-    if (!n || sg_cert_name_keys(der, n, &issuer, &subject, &total) != 0)
-        return 0;
+    size_t total, n;
+    unsigned char *der = sg_trust_index_der_alloc(x, i, &n);
+    if (der && sg_cert_name_keys(der, n, &issuer, &subject, &total) != 0)
+        issuer = 0;
+    free(der);
     return issuer;
 }
 

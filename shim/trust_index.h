@@ -6,7 +6,8 @@
  * against the bundle as it was then, exactly as when all was parsed at once.
  * Any PEM block other than CERTIFICATE, or anything this scan cannot place,
  * makes sg_trust_index_get return NULL: the caller then loads the file the
- * eager way, through its TLS library. Thread-safe; entries never change. */
+ * eager way, through its TLS library. An index never changes once built:
+ * the queries below need no lock. */
 #ifndef SG_TRUST_INDEX_H
 #define SG_TRUST_INDEX_H
 
@@ -17,7 +18,8 @@ struct sg_trust_index;
 
 /* The index of ca_file (a policy string: frozen, its address is its
  * identity), built on the first call; NULL when the file cannot be read or
- * indexed. Never freed. */
+ * indexed. Never freed. The caller holds sg_lock_tls (locks.h), as the
+ * backends' store builders do: the fork handlers then cover the build. */
 const struct sg_trust_index *sg_trust_index_get(const char *ca_file);
 
 /* The next certificate after index from (start with -1) whose subject may
@@ -31,6 +33,9 @@ int sg_trust_index_find_key(const struct sg_trust_index *x, uint64_t subject, in
 /* The DER of certificate i into out (cap bytes); its length, or 0 when it
  * does not fit or is not valid base64. */
 size_t sg_trust_index_der(const struct sg_trust_index *x, int i, unsigned char *out, size_t cap);
+
+/* The same in a buffer of its own (free it); NULL on failure. */
+unsigned char *sg_trust_index_der_alloc(const struct sg_trust_index *x, int i, size_t *len);
 
 /* Every certificate a chain may lead to, from the issuer and subject keys
  * of the presented certificates (DER, as on the wire): those whose subject
