@@ -340,6 +340,30 @@ static int from_cache(struct sg_trust_index *x, const char *ca_file, const struc
     return 0;
 }
 
+void sg_trust_index_free(struct sg_trust_index *x)
+{
+    if (x) {
+        free(x->pem);
+        free(x->a);
+        free(x);
+    }
+}
+
+struct sg_trust_index *sg_trust_index_from_text(char *pem, size_t len)
+{
+    struct sg_trust_index *x = calloc(1, sizeof *x);
+    if (!x) {
+        free(pem);
+        return NULL;
+    }
+    x->pem = pem, x->len = len;
+    if (scan(x)) {
+        sg_trust_index_free(x);
+        return NULL;
+    }
+    return x;
+}
+
 static struct sg_trust_index *build(const char *ca_file)
 {
     struct sg_trust_index *x = calloc(1, sizeof *x);

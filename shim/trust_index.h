@@ -22,6 +22,12 @@ struct sg_trust_index;
  * backends' store builders do: the fork handlers then cover the build. */
 const struct sg_trust_index *sg_trust_index_get(const char *ca_file);
 
+/* The index of a bundle's text pem[0..len) (malloc'd; the index owns it
+ * from now on, even on failure); NULL when it cannot be indexed. For tests
+ * and fuzzing: processes use sg_trust_index_get. */
+struct sg_trust_index *sg_trust_index_from_text(char *pem, size_t len);
+void sg_trust_index_free(struct sg_trust_index *x);
+
 /* The next certificate after index from (start with -1) whose subject may
  * be the Name whose DER is name[0..len); -1 when none is left. */
 int sg_trust_index_find(const struct sg_trust_index *x, const unsigned char *name, size_t len,
