@@ -13,11 +13,12 @@ SHIM_SRC := $(sort $(wildcard shim/*.c)) policy/policy.c
 SHIM_OBJ := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libsmtpguard.so
 CHECKER  := $(BUILD)/smtpguard-policy
+INDEXER  := $(BUILD)/smtpguard-trust-index
 CLIENTS  := $(patsubst tests/clients/%.c,$(BUILD)/clients/%,$(wildcard tests/clients/*.c))
 
 .PHONY: all clients test deps demo clean
 TEST_ARGS ?=
-all: $(LIB) $(CHECKER)
+all: $(LIB) $(CHECKER) $(INDEXER)
 
 $(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h)
 	@mkdir -p $(dir $@)
@@ -30,6 +31,11 @@ $(LIB): $(SHIM_OBJ) shim/smtpguard.map
 $(CHECKER): policy/policy.c policy/policy_check.c policy/policy.h
 	@mkdir -p $(BUILD)
 	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ policy/policy.c policy/policy_check.c
+
+$(INDEXER): tools/smtpguard-trust-index.c shim/trust_cache.c shim/trust_index.c shim/name_key.c \
+	    $(wildcard shim/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) $(BASE) $(CFLAGS) -o $@ $(filter %.c,$^)
 
 clients: $(CLIENTS)
 $(BUILD)/clients/%: tests/clients/%.c
