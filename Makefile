@@ -32,7 +32,7 @@ $(CHECKER): policy/policy.c policy/policy_check.c policy/policy.h
 	@mkdir -p $(BUILD)
 	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ policy/policy.c policy/policy_check.c
 
-$(INDEXER): tools/smtpguard-trust-index.c shim/trust_cache.c shim/trust_index.c shim/name_key.c \
+$(INDEXER): scripts/smtpguard-trust-index.c shim/trust_cache.c shim/trust_index.c shim/name_key.c \
 	    $(wildcard shim/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) $(BASE) $(CFLAGS) -o $@ $(filter %.c,$^)
