@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <sys/types.h>
 
+#include "hello.h"
 #include "policy.h"
 #include "smtp.h"
 
@@ -21,6 +22,7 @@ enum sg_phase {
     SG_TLS_FOREIGN,   /* a TLS record from a library the shim does not drive */
     SG_DEAD,          /* refused: nothing more may be sent */
     SG_INHERITED,     /* came across exec: plaintext or TLS, its first send tells */
+    SG_TLS_HELLO,     /* a ClientHello is leaving: its client random tells whose it is */
 };
 
 struct sg_conn {
@@ -37,6 +39,8 @@ struct sg_conn {
     int audit_logged;           /* audit: the plaintext decision was logged once */
     struct sg_smtp_out out;     /* outbound command tracker */
     struct sg_smtp_in in;       /* inbound reply tracker */
+    struct sg_hello hello;      /* the ClientHello sent on it (tlsbind.c) */
+    int hello_fd;               /* the descriptor it left through */
 };
 
 extern unsigned short sg_fdtab[SG_FD_CAP];

@@ -13,13 +13,6 @@
 #include "real.h"
 #include "decision.h"
 
-static __thread int pending_fd __attribute__((tls_model("initial-exec"))) = -1;
-
-int sg_guard_tls_pending(void)
-{
-    return sg_fd_tracked(pending_fd) ? pending_fd : -1;
-}
-
 static void set_phase(struct sg_conn *c, int phase)
 {
     __atomic_store_n(&c->phase, phase, __ATOMIC_RELEASE);
@@ -31,10 +24,8 @@ void sg_guard_connected(int fd, int implicit)
     if (!c)
         return;
     c->implicit = implicit;
-    if (implicit) {
+    if (implicit)
         set_phase(c, SG_TLS_WANTED);
-        pending_fd = fd;
-    }
 }
 
 void sg_guard_inherited(int fd, int implicit)
@@ -156,16 +147,20 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
     case SG_DEAD:
         errno = EACCES;
         return -1;
+    case SG_TLS_HELLO:
+        sg_guard_hello_before(fd, c, iov, iovcnt);
+        return 0;
     case SG_INHERITED:
-        if (first_byte(iov, iovcnt) >= 0x14 && first_byte(iov, iovcnt) <= 0x17) {
+        if (first_byte(iov, iovcnt) >= 0x14 && first_byte(iov, iovcnt) <= 0x17 &&
+            !is_tls_record(iov, iovcnt)) { /* TLS under way: no ClientHello to come */
             set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
             return 0;
         }
         __attribute__((fallthrough)); /* a plaintext dialogue, judged like any other */
     case SG_TLS_WANTED:
-        if (is_tls_record(iov, iovcnt)) {
-            /* Outside a handshake we drive, it is a TLS library we do not. */
-            set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
+        if (is_tls_record(iov, iovcnt)) { /* its random tells who drives it */
+            sg_guard_hello_start(fd, c);
+            sg_guard_hello_before(fd, c, iov, iovcnt);
             return 0;
         }
         if (c->implicit)
@@ -179,12 +174,13 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
 void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
     struct sg_conn *c = sg_conn_peek(fd);
+    if (c && __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) == SG_TLS_HELLO)
+        sg_guard_hello_sent(c, iov, iovcnt, n);
     if (!c || __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_PLAIN)
         return;
     if (scan(&c->out, iov, iovcnt, n) & SG_V_STARTTLS) {
         c->starttls_sent = 1;
         memset(&c->in, 0, sizeof c->in);
-        pending_fd = fd;
     }
 }
 

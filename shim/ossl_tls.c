@@ -8,17 +8,22 @@
 #include <string.h>
 
 #include "config.h"
+#include "fdstate.h"
 #include "guard.h"
 #include "ossl_err.h"
 #include "ossl_tls.h"
 #include "ossl_verdict.h"
 #include "real.h"
+#include "tlsbind.h"
 
 enum {
     ST_SEEN = 1,     /* classified */
     ST_SMTP = 2,     /* an SMTP connection: the policy applies */
     ST_PASSED = 4,   /* the verdict let the handshake through */
     ST_REFUSED = 8,  /* refused: every later call fails */
+    ST_UNBOUND = 16, /* a client with no descriptor: its ClientHello will name its socket */
+    ST_CLAIM = 32,   /* in tlsbind's table while its handshake runs */
+    ST_LATE = 64,    /* bound by its random after its ClientHello left: nothing applied ahead */
 };
 
 static unsigned state_of(struct sg_ossl *o, SSL *s)
@@ -31,16 +36,35 @@ static void set_state(struct sg_ossl *o, SSL *s, unsigned st)
     o->SSL_set_ex_data(s, o->ex_index, (void *)(uintptr_t)st);
 }
 
-/* The socket: the descriptor OpenSSL reads from; else the one a connect BIO
- * will open (BIO_new_ssl_connect); else, for a custom BIO (curl), the SMTP
- * socket this thread brought to the point of TLS. client: the caller knows
- * (SSL_connect); a TLS_method object says "server" until it starts. */
+static int client_random(void *lib, void *session, unsigned char out[SG_RANDOM_LEN])
+{
+    struct sg_ossl *o = lib;
+    return o->SSL_get_client_random(session, out, SG_RANDOM_LEN) == SG_RANDOM_LEN;
+}
+
+static void end_claim(struct sg_ossl *o, SSL *s)
+{
+    unsigned st = state_of(o, s);
+    if (st & ST_CLAIM) {
+        sg_bind_end(s);
+        set_state(o, s, st & ~ST_CLAIM);
+    }
+}
+
+/* The socket: the SMTP socket whose ClientHello carried this session's
+ * random; else the descriptor OpenSSL reads from; else the one a connect BIO
+ * will open (BIO_new_ssl_connect). client: the caller knows (SSL_connect);
+ * a TLS_method object says "server" until it starts. 1: an SMTP target in
+ * t; 0: not SMTP; -1: no socket known yet (memory BIO, custom BIO). */
 static int target_of(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
 {
     if (!client && o->SSL_is_server(s))
         return 0;
     const char *sni = o->SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
-    int fd = o->SSL_get_fd(s);
+    unsigned char random[SG_RANDOM_LEN];
+    int fd = client_random(o, s, random) ? sg_bind_socket(random) : -1;
+    if (fd < 0)
+        fd = o->SSL_get_fd(s);
     if (fd >= 0)
         return sg_target_socket(fd, sni, t);
     BIO *b = o->SSL_get_rbio(s);
@@ -49,7 +73,9 @@ static int target_of(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
         const char *port = o->BIO_ptr_ctrl(b, BIO_C_GET_CONNECT, 1);
         return host && port && sg_target_named(host, atoi(port), sni, t);
     }
-    return sg_target_socket(sg_guard_tls_pending(), sni, t);
+    memset(t, 0, sizeof *t);
+    t->fd = -1;
+    return -1;
 }
 
 /* Enforce: the program gets an error naming the check, the socket is shut
@@ -58,6 +84,7 @@ static int conclude(struct sg_ossl *o, SSL *s, const struct sg_target *t, int re
                     const char *detail, int handshook)
 {
     struct sg_ossl_session x = {o, s};
+    sg_bind_end(s); /* the handshake is over either way */
     const char *proto = handshook ? sg_ossl_checks.version_name(&x) : NULL;
     const char *cipher = handshook ? sg_ossl_checks.cipher_name(&x) : NULL;
     if (sg_conclude(t, reason, detail, proto, cipher)) {
@@ -71,6 +98,14 @@ static int conclude(struct sg_ossl *o, SSL *s, const struct sg_target *t, int re
     sg_ossl_error(o, reason, words);
     set_state(o, s, ST_SEEN | ST_SMTP | ST_REFUSED);
     return -1;
+}
+
+static int run_real(SSL *s, int (*real)(SSL *))
+{
+    sg_tls_inside++;
+    int r = real(s);
+    sg_tls_inside--;
+    return r;
 }
 
 static int apply_versions_and_ciphers(struct sg_ossl *o, SSL *s, const struct sg_policy *p)
@@ -125,11 +160,13 @@ static int apply(struct sg_ossl *o, SSL *s, const struct sg_target *t, char *det
     return 0;
 }
 
-/* A connect BIO has connected during the handshake: learn its socket. */
+/* A connect BIO has connected during the handshake, or the ClientHello left
+ * by another socket than the descriptor: learn its socket. */
 static void relearn_socket(struct sg_ossl *o, SSL *s, struct sg_target *t)
 {
     struct sg_target now;
-    if (t->fd < 0 && target_of(o, s, &now, 1))
+    if (target_of(o, s, &now, 1) > 0 && now.fd >= 0 &&
+        (t->fd < 0 || sg_conn_peek(now.fd) != sg_conn_peek(t->fd)))
         *t = now;
 }
 
@@ -159,6 +196,7 @@ static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r
     int err = o->SSL_get_error(s, r);
     if (err != SSL_ERROR_SSL && err != SSL_ERROR_SYSCALL && err != SSL_ERROR_ZERO_RETURN)
         return r; /* WANT_READ and the like: the handshake goes on */
+    end_claim(o, s);
     if (t->mode != SG_MODE_ENFORCE)
         return r;
     relearn_socket(o, s, t);
@@ -189,7 +227,12 @@ static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r
 
 static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
 {
-    if (!target_of(o, s, t, client) || t->mode == SG_MODE_OFF) {
+    int where = target_of(o, s, t, client);
+    if (where < 0 && __atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED)) {
+        set_state(o, s, ST_SEEN | ST_UNBOUND); /* its ClientHello will tell */
+        return 1;
+    }
+    if (where <= 0 || t->mode == SG_MODE_OFF) {
         set_state(o, s, ST_SEEN);
         return 1;
     }
@@ -206,16 +249,89 @@ static int judge(struct sg_ossl *o, SSL *s, struct sg_target *t)
     char detail[512];
     struct sg_ossl_session x = {o, s};
     relearn_socket(o, s, t);
-    int reason = sg_decide(&sg_ossl_checks, &x, t, detail, sizeof detail);
+    if (t->mode == SG_MODE_OFF) {
+        end_claim(o, s);
+        set_state(o, s, ST_SEEN);
+        return 1;
+    }
+    int reason = SG_R_INJECTION;
+    if (sg_bind_injected(t->fd))
+        snprintf(detail, sizeof detail, "bytes arrived after the 220 reply to STARTTLS");
+    else
+        reason = sg_decide(&sg_ossl_checks, &x, t, detail, sizeof detail);
     return conclude(o, s, t, reason, detail, 1);
 }
 
-static int run_real(SSL *s, int (*real)(SSL *))
+/* A handshake completed and no SMTP socket carried its ClientHello. */
+static int unidentified(struct sg_ossl *o, SSL *s)
 {
+    struct sg_target w;
+    char detail[512];
+    end_claim(o, s);
+    if (sg_bind_unidentified(&w, detail, sizeof detail)) {
+        set_state(o, s, ST_SEEN); /* not an SMTP session */
+        return 1;
+    }
+    return conclude(o, s, &w, SG_R_UNBOUND, detail, 1);
+}
+
+/* An unbound session whose ClientHello may have left by now: 1 bound to an
+ * SMTP socket (t), 0 not yet, -1 bound where the policy leaves it alone. */
+static int settle(struct sg_ossl *o, SSL *s, struct sg_target *t)
+{
+    int where = target_of(o, s, t, 1);
+    if (where < 0)
+        return 0;
+    if (where == 0 || t->mode == SG_MODE_OFF) {
+        end_claim(o, s);
+        set_state(o, s, ST_SEEN);
+        return -1;
+    }
+    set_state(o, s, ST_SEEN | ST_SMTP | ST_LATE | (state_of(o, s) & ST_CLAIM));
+    return 1;
+}
+
+/* An unbound session after a step that did not bind it. */
+static int unbound_step(struct sg_ossl *o, SSL *s, int r)
+{
+    if (r == 1)
+        return unidentified(o, s);
+    int err = o->SSL_get_error(s, r);
+    if (err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN)
+        end_claim(o, s);
+    return r;
+}
+
+#define CLAIMS_FULL (-1000)
+
+/* The real step, with the session claiming its random meanwhile: the wire
+ * may meet its ClientHello before the call returns (its own descriptor,
+ * curl's BIO, or another thread moving the bytes). */
+static int run_claimed(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
+{
+    int slot = sg_bind_enter(s, o, client_random);
+    if (slot < 0)
+        return CLAIMS_FULL;
+    set_state(o, s, state_of(o, s) | ST_CLAIM);
     sg_tls_inside++;
     int r = real(s);
     sg_tls_inside--;
+    sg_bind_leave(slot, s);
     return r;
+}
+
+/* Fail closed: the session cannot claim its random, so its socket could
+ * not be told. Unless no SMTP connection waits for a handshake, refuse. */
+static int claims_full(struct sg_ossl *o, SSL *s, struct sg_target *t, int (*real)(SSL *))
+{
+    char detail[512];
+    if (state_of(o, s) & ST_UNBOUND && sg_bind_unidentified(t, detail, sizeof detail)) {
+        set_state(o, s, ST_SEEN);
+        return run_real(s, real);
+    }
+    snprintf(detail, sizeof detail, "more TLS handshakes under way at once than the shim "
+             "can tell apart by their ClientHello");
+    return conclude(o, s, t, SG_R_UNBOUND, detail, 0) == 1 ? run_real(s, real) : -1;
 }
 
 static int refused_earlier(struct sg_ossl *o)
@@ -229,9 +345,13 @@ static int refused_earlier(struct sg_ossl *o)
 static int judge_late(struct sg_ossl *o, SSL *s, unsigned st)
 {
     struct sg_target t;
-    if (st & ST_PASSED || (st & ST_SEEN && !(st & ST_SMTP)))
+    if (st & ST_PASSED || (st & ST_SEEN && !(st & (ST_SMTP | ST_UNBOUND))))
         return 1;
-    if (!target_of(o, s, &t, 0) || t.mode == SG_MODE_OFF) {
+    int where = target_of(o, s, &t, 0);
+    if (where < 0 && __atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED))
+        return unidentified(o, s);
+    if (where <= 0 || t.mode == SG_MODE_OFF) {
+        end_claim(o, s);
         set_state(o, s, ST_SEEN);
         return 1;
     }
@@ -248,16 +368,27 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client)
         int r = judge_late(o, s, st);
         return r == 1 ? run_real(s, real) : r;
     }
-    if (st & ST_SEEN && !(st & (ST_SMTP | ST_PASSED)))
+    if (st & ST_SEEN && !(st & (ST_SMTP | ST_PASSED | ST_UNBOUND)))
         return run_real(s, real);
     if (!(st & ST_SEEN) || (st & ST_PASSED)) { /* new, or a new handshake on it */
         int r = first_contact(o, s, &t, client);
-        if (r != 1 || !(state_of(o, s) & ST_SMTP))
-            return r == 1 ? run_real(s, real) : r;
-    } else if (!target_of(o, s, &t, 1)) {
+        if (r != 1)
+            return r;
+    } else if (st & ST_SMTP && target_of(o, s, &t, 1) <= 0) {
         return run_real(s, real);
     }
-    int r = run_real(s, real);
+    if (state_of(o, s) & ST_UNBOUND && settle(o, s, &t) < 0)
+        return run_real(s, real);
+    if (!(state_of(o, s) & (ST_SMTP | ST_UNBOUND)))
+        return run_real(s, real);
+    int r = run_claimed(o, s, real);
+    if (r == CLAIMS_FULL)
+        return claims_full(o, s, &t, real);
+    if (state_of(o, s) & ST_UNBOUND) {
+        int bound = settle(o, s, &t);
+        if (bound <= 0)
+            return bound < 0 ? r : unbound_step(o, s, r);
+    }
     if (r != 1)
         return explain_failure(o, s, &t, r);
     return judge(o, s, &t);
@@ -269,7 +400,7 @@ int sg_tls_before_io(struct sg_ossl *o, SSL *s)
     if (SG_UNLIKELY(st & ST_REFUSED))
         return refused_earlier(o);
     if (SG_LIKELY(o->SSL_is_init_finished(s)))
-        return SG_LIKELY(st & ST_SEEN) && !((st & ST_SMTP) && !(st & ST_PASSED))
+        return SG_LIKELY(st & ST_SEEN) && !((st & (ST_SMTP | ST_UNBOUND)) && !(st & ST_PASSED))
                    ? 1
                    : judge_late(o, s, st);
     if (o->SSL_is_server(s))

@@ -1,0 +1,191 @@
+/* The table of hooked sessions in handshake. Small and fixed: an entry lives
+ * from a session's first handshake call to its verdict, so it holds only the
+ * handshakes under way at once; when full, the caller refuses (fail closed).
+ * An entry whose session vanished mid-handshake (freed without finishing)
+ * is taken over once it has been idle for STALE seconds. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "fdstate.h"
+#include "locks.h"
+#include "tlsbind.h"
+
+#define CLAIMS 256
+#define STALE 60
+
+struct claim {
+    void *session;      /* NULL: free */
+    void *lib;
+    sg_random_fn fn;
+    int known;          /* random holds the session's client random */
+    int inside;         /* threads inside a real handshake call for it */
+    time_t touched;
+    unsigned char random[SG_RANDOM_LEN];
+};
+
+static struct claim claims[CLAIMS];
+static int used; /* entries in use, for a quick "none" */
+
+static time_t now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+static int nonzero(const unsigned char *r)
+{
+    for (int i = 0; i < SG_RANDOM_LEN; i++)
+        if (r[i])
+            return 1;
+    return 0;
+}
+
+/* Ask the session for its random (only while it cannot be freed: inside a
+ * handshake call, or from its own thread). */
+static void refresh(struct claim *e)
+{
+    unsigned char r[SG_RANDOM_LEN];
+    e->known = e->fn(e->lib, e->session, r) && nonzero(r);
+    if (e->known)
+        memcpy(e->random, r, sizeof r);
+}
+
+static struct claim *find(void *session)
+{
+    for (int i = 0; i < CLAIMS; i++)
+        if (claims[i].session == session)
+            return &claims[i];
+    return NULL;
+}
+
+static struct claim *take(time_t t)
+{
+    struct claim *e = find(NULL);
+    for (int i = 0; !e && i < CLAIMS; i++)
+        if (!claims[i].inside && t - claims[i].touched > STALE)
+            e = &claims[i];
+    if (e && !e->session)
+        used++;
+    return e;
+}
+
+int sg_bind_enter(void *session, void *lib, sg_random_fn fn)
+{
+    time_t t = now();
+    pthread_mutex_lock(&sg_lock_bind);
+    struct claim *e = find(session);
+    if (!e && (e = take(t)) != NULL) {
+        memset(e, 0, sizeof *e);
+        e->session = session;
+    }
+    if (e) {
+        e->lib = lib;
+        e->fn = fn;
+        e->inside++;
+        e->touched = t;
+        refresh(e); /* a new session at a freed one's address starts with none */
+    }
+    pthread_mutex_unlock(&sg_lock_bind);
+    return e ? (int)(e - claims) : -1;
+}
+
+void sg_bind_leave(int slot, void *session)
+{
+    if (slot < 0 || slot >= CLAIMS)
+        return;
+    pthread_mutex_lock(&sg_lock_bind);
+    struct claim *e = &claims[slot];
+    if (e->session == session) {
+        refresh(e);
+        e->inside--;
+        e->touched = now();
+    }
+    pthread_mutex_unlock(&sg_lock_bind);
+}
+
+int sg_bind_end(void *session)
+{
+    if (!session || !__atomic_load_n(&used, __ATOMIC_RELAXED))
+        return 0;
+    pthread_mutex_lock(&sg_lock_bind);
+    struct claim *e = find(session);
+    if (e) {
+        memset(e, 0, sizeof *e);
+        used--;
+    }
+    pthread_mutex_unlock(&sg_lock_bind);
+    return e != NULL;
+}
+
+int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN])
+{
+    int yes = 0;
+    pthread_mutex_lock(&sg_lock_bind);
+    for (int i = 0; i < CLAIMS && !yes; i++) {
+        struct claim *e = &claims[i];
+        if (!e->session)
+            continue;
+        if (!e->known && e->inside) /* its handshake call has not returned yet */
+            refresh(e);
+        yes = e->known && memcmp(e->random, random, SG_RANDOM_LEN) == 0;
+    }
+    pthread_mutex_unlock(&sg_lock_bind);
+    return yes;
+}
+
+int sg_bind_socket(const unsigned char random[SG_RANDOM_LEN])
+{
+    int fd = -1;
+    if (!nonzero(random) || !__atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED))
+        return -1;
+    pthread_mutex_lock(&sg_lock_fd);
+    for (int i = 0; i < SG_CONN_MAX && fd < 0; i++) {
+        struct sg_conn *c = &sg_conn_pool[i];
+        if (c->refs && __atomic_load_n(&c->hello.state, __ATOMIC_ACQUIRE) == SG_HELLO_DONE &&
+            memcmp(sg_hello_random(&c->hello), random, SG_RANDOM_LEN) == 0 &&
+            sg_conn_peek(c->hello_fd) == c)
+            fd = c->hello_fd;
+    }
+    pthread_mutex_unlock(&sg_lock_fd);
+    return fd;
+}
+
+int sg_bind_awaiting(struct sg_target *t)
+{
+    struct sg_conn copy;
+    int found = 0;
+    if (!__atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED))
+        return 0;
+    for (int i = 0; i < SG_CONN_MAX && !found; i++) {
+        struct sg_conn *c = &sg_conn_pool[i];
+        if (!c->refs || __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_TLS_WANTED)
+            continue;
+        pthread_mutex_lock(&sg_lock_fd);
+        found = c->refs && c->phase == SG_TLS_WANTED;
+        if (found)
+            copy = *c;
+        pthread_mutex_unlock(&sg_lock_fd);
+        found = found && sg_target_conn(&copy, -1, NULL, t) && t->mode != SG_MODE_OFF;
+    }
+    return found;
+}
+
+int sg_bind_injected(int fd)
+{
+    struct sg_conn *c = sg_conn_get(fd);
+    return c && !c->implicit && c->injected;
+}
+
+int sg_bind_unidentified(struct sg_target *t, char *detail, size_t len)
+{
+    if (!sg_bind_awaiting(t))
+        return 1;
+    snprintf(detail, len, "a TLS handshake completed whose ClientHello no SMTP socket carried, "
+             "while this connection waits for its own: cannot tell which socket the session "
+             "belongs to");
+    return 0;
+}
