@@ -42,6 +42,13 @@ static int client_random(void *lib, void *session, unsigned char out[SG_RANDOM_L
     return o->SSL_get_client_random(session, out, SG_RANDOM_LEN) == SG_RANDOM_LEN;
 }
 
+void sg_tls_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)ad, (void)idx, (void)argl, (void)argp;
+    if ((uintptr_t)ptr & ST_CLAIM)
+        sg_bind_end(parent);
+}
+
 static void end_claim(struct sg_ossl *o, SSL *s)
 {
     unsigned st = state_of(o, s);

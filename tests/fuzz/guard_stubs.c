@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "tlsbind.h"
 
 struct sg_policy fuzz_policy;
 const struct sg_policy *sg_config_loaded = &fuzz_policy;
@@ -41,4 +42,11 @@ void sg_log_note(const struct sg_policy *p, const char *fmt, ...)
 {
     (void)p;
     (void)fmt;
+}
+
+/* A hooked session claims every ClientHello sent from inside a TLS library. */
+int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN])
+{
+    (void)random;
+    return sg_tls_inside != 0;
 }
