@@ -184,8 +184,7 @@ int sg_bind_unidentified(struct sg_target *t, char *detail, size_t len)
 {
     if (!sg_bind_awaiting(t))
         return 1;
-    snprintf(detail, len, "a TLS handshake completed whose ClientHello no SMTP socket carried, "
-             "while this connection waits for its own: cannot tell which socket the session "
-             "belongs to");
+    snprintf(detail, len, "a handshake completed whose ClientHello no SMTP socket carried, "
+             "while this connection still waits for one");
     return 0;
 }

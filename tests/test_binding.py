@@ -156,3 +156,81 @@ def test_two_sessions_own_verdicts(mode, off, good_first, smtp_server, shim, run
     refused_good = [line for line in log.splitlines()
                     if f":{good.port}" in line and "refused" in line]
     assert not refused_good, why
+
+
+@pytest.mark.parametrize("smtp_first", [True, False], ids=["smtp-first", "other-first"])
+@pytest.mark.parametrize("mode", MODES)
+def test_non_smtp_session_untouched(mode, smtp_first, smtp_server, shim, run, message_file,
+                                    need):
+    """Two memory-BIO sessions on one thread, one to an SMTP port of the policy (the good
+    server), one to a port the policy does not name (a self-signed server standing for
+    any other TLS service): the shim judges the first and leaves the second alone."""
+    need("membio")
+    good, other = smtp_server(cert="good", mode=mode), smtp_server(cert="selfsigned", mode=mode)
+    env = policy(shim, [good], mode)
+    a, b = (good, other) if smtp_first else (other, good)
+    res = two(run, env, a, b, mode, message_file)
+    why = report(res, [good, other], env)
+    assert res.returncode == 0, why
+    delivered(good, why)
+    delivered(other, why)
+    assert f":{other.port}" not in env.log(), why
+
+
+# ---- how the ClientHello travels -------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+def test_hello_in_many_writes(mode, smtp_server, shim, baseline, run, message_file, need):
+    """The I/O thread sends the records one byte per send(): the ClientHello reaches
+    the socket in hundreds of writes. Without the shim the self-signed server gets
+    everything; with it the random is still read and the session bound: the
+    self-signed server gets nothing, the good one the message."""
+    need("membio")
+    bad = smtp_server(cert="selfsigned", mode=mode)
+    env = baseline()
+    env["MEMBIO_CHUNK"] = "1"
+    res = run(command("membio", bad, mode, message_file), env, timeout=40)
+    delivered(bad, report(res, [bad]))
+
+    bad = smtp_server(cert="selfsigned", mode=mode)
+    env = policy(shim, [bad], mode)
+    env["MEMBIO_CHUNK"] = "1"
+    res = run(command("membio", bad, mode, message_file), env, timeout=40)
+    why = report(res, [bad], env)
+    assert res.returncode != 0, why
+    nothing(bad, why)
+
+    good = smtp_server(cert="good", mode=mode)
+    env = policy(shim, [good], mode)
+    env["MEMBIO_CHUNK"] = "1"
+    res = run(command("membio", good, mode, message_file), env, timeout=40)
+    why = report(res, [good], env)
+    assert res.returncode == 0, why
+    delivered(good, why)
+
+
+@pytest.mark.parametrize("cert", ["selfsigned", "good"])
+@pytest.mark.parametrize("mode", MODES)
+def test_unseen_hello_refused(mode, cert, smtp_server, shim, baseline, run, message_file,
+                              need):
+    """The records go out by the raw sendto system call, which no preload sees: no SMTP
+    socket carries the session's ClientHello while the SMTP connection waits for one.
+    Without the shim the server gets everything; with it, in enforce mode, the finished
+    handshake is refused with a log line that says the socket could not be told, and
+    the server gets nothing (the good one too: fail closed)."""
+    need("membio")
+    server = smtp_server(cert=cert, mode=mode)
+    env = baseline()
+    env["MEMBIO_RAW"] = "1"
+    res = run(command("membio", server, mode, message_file), env, timeout=40)
+    delivered(server, report(res, [server]))
+
+    server = smtp_server(cert=cert, mode=mode)
+    env = policy(shim, [server], mode)
+    env["MEMBIO_RAW"] = "1"
+    res = run(command("membio", server, mode, message_file), env, timeout=40)
+    why = report(res, [server], env)
+    assert res.returncode != 0, why
+    nothing(server, why)
+    lines = [line for line in env.log().splitlines() if f":{server.port}" in line]
+    assert any("refused" in line and "binding" in line for line in lines), why

@@ -13,12 +13,18 @@
  * HOST, EHLO, AUTH PLAIN with the test credentials, MAIL, RCPT, DATA of
  * MESSAGE_FILE, QUIT. Prints "membio: NAME: delivered" or "membio: NAME:
  * failed" per session; exits 0 only when every session delivered. The run
- * is bounded by alarm(30). */
+ * is bounded by alarm(30).
+ *
+ * Environment, for the TLS records on the socket: MEMBIO_CHUNK=N sends them
+ * N bytes per send() (N=1: the ClientHello in hundreds of writes);
+ * MEMBIO_RAW=1 sends them with the raw sendto system call, a road no
+ * preload sees. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -39,6 +45,24 @@ struct sess {
     int ok;
 };
 
+static size_t chunk = 1 << 20; /* MEMBIO_CHUNK */
+static int raw;                 /* MEMBIO_RAW */
+
+/* TLS records to the socket. */
+static int sock_send(int fd, const void *buf, size_t n)
+{
+    for (size_t done = 0; done < n;) {
+        size_t len = n - done < chunk ? n - done : chunk;
+        const char *p = (const char *)buf + done;
+        ssize_t k = raw ? syscall(SYS_sendto, fd, p, len, MSG_NOSIGNAL, NULL, 0)
+                        : send(fd, p, len, MSG_NOSIGNAL);
+        if (k <= 0)
+            return -1;
+        done += (size_t)k;
+    }
+    return 0;
+}
+
 static int write_all(int fd, const void *buf, size_t n)
 {
     for (size_t done = 0; done < n;) {
@@ -57,7 +81,7 @@ static int flush(struct sess *s)
     int n;
     while ((n = BIO_read(s->wbio, buf, sizeof buf)) > 0) {
         int r = s->threaded ? write_all(s->to_io[1], buf, (size_t)n)
-                            : dlg_fd_send(&s->fd, buf, (size_t)n);
+                            : sock_send(s->fd, buf, (size_t)n);
         if (r != 0)
             return -1;
     }
@@ -185,7 +209,7 @@ static void pump(struct sess *s)
             ssize_t n = read(s->to_io[0], buf, sizeof buf);
             if (n <= 0)
                 return;
-            if (dlg_fd_send(&s->fd, buf, (size_t)n) != 0)
+            if (sock_send(s->fd, buf, (size_t)n) != 0)
                 fprintf(stderr, "membio: %s: send: %s\n", s->name, strerror(errno));
         }
         if (p[1].revents) {
@@ -243,6 +267,10 @@ int main(int argc, char **argv)
 {
     alarm(30);
     signal(SIGPIPE, SIG_IGN);
+    const char *c = getenv("MEMBIO_CHUNK");
+    if (c && atoi(c) > 0)
+        chunk = (size_t)atoi(c);
+    raw = getenv("MEMBIO_RAW") != NULL;
     if (argc == 6 && strcmp(argv[1], "thread") == 0)
         return run_thread(argv + 1);
     if (argc == 7 && strcmp(argv[1], "two") == 0)
