@@ -302,3 +302,17 @@ SG_EXPORT const char *gnutls_strerror(int error)
         return refused_text;
     return g && g->gnutls_strerror ? g->gnutls_strerror(error) : "unknown error";
 }
+
+/* A session freed in mid-handshake stops claiming its random, and a new one
+ * at its address is not taken for it. */
+SG_EXPORT void gnutls_deinit(gnutls_session_t s)
+{
+    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_deinit");
+    if (SG_UNLIKELY(!g || !g->gnutls_deinit))
+        return;
+    if (g->lib.complete && !sg_tls_inside) {
+        sg_bind_end(s);
+        mark_pending(s, 0);
+    }
+    g->gnutls_deinit(s);
+}
