@@ -211,8 +211,9 @@ static int unidentified(struct sg_gnutls *g, gnutls_session_t s)
 {
     struct sg_target w;
     char detail[512];
+    int untouched = sg_bind_unidentified(s, &w, detail, sizeof detail);
     leave_alone(s);
-    if (sg_bind_unidentified(&w, detail, sizeof detail))
+    if (untouched)
         return 0; /* not an SMTP session */
     return conclude(g, s, &w, SG_R_UNBOUND, detail, 1);
 }
@@ -222,7 +223,7 @@ static int unidentified(struct sg_gnutls *g, gnutls_session_t s)
 static int claims_full(struct sg_gnutls *g, gnutls_session_t s, struct sg_target *t, int where)
 {
     char detail[512];
-    if (where < 0 && sg_bind_unidentified(t, detail, sizeof detail))
+    if (where < 0 && sg_bind_unidentified(s, t, detail, sizeof detail))
         return run_real(g, s);
     snprintf(detail, sizeof detail, "more TLS handshakes under way at once than the shim "
              "can tell apart by their ClientHello");

@@ -274,8 +274,9 @@ static int unidentified(struct sg_ossl *o, SSL *s)
 {
     struct sg_target w;
     char detail[512];
+    int untouched = sg_bind_unidentified(s, &w, detail, sizeof detail);
     end_claim(o, s);
-    if (sg_bind_unidentified(&w, detail, sizeof detail)) {
+    if (untouched) {
         set_state(o, s, ST_SEEN); /* not an SMTP session */
         return 1;
     }
@@ -332,7 +333,7 @@ static int run_claimed(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
 static int claims_full(struct sg_ossl *o, SSL *s, struct sg_target *t, int (*real)(SSL *))
 {
     char detail[512];
-    if (state_of(o, s) & ST_UNBOUND && sg_bind_unidentified(t, detail, sizeof detail)) {
+    if (state_of(o, s) & ST_UNBOUND && sg_bind_unidentified(s, t, detail, sizeof detail)) {
         set_state(o, s, ST_SEEN);
         return run_real(s, real);
     }

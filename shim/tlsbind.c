@@ -24,6 +24,10 @@ struct claim {
     int inside;         /* threads inside a real handshake call for it */
     time_t touched;
     unsigned char random[SG_RANDOM_LEN];
+    /* The SMTP connections that waited for a ClientHello when the session made
+     * its own: only they can have carried it (programs connect, and read the
+     * 220 reply to STARTTLS, before they start TLS). */
+    unsigned char awaiting[SG_CONN_MAX / 8];
 };
 
 static struct claim claims[CLAIMS];
@@ -44,14 +48,33 @@ static int nonzero(const unsigned char *r)
     return 0;
 }
 
+static int waiting(struct sg_conn *c)
+{
+    return __atomic_load_n(&c->refs, __ATOMIC_RELAXED) &&
+           __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) == SG_TLS_WANTED;
+}
+
+static void snapshot(unsigned char *mask)
+{
+    memset(mask, 0, SG_CONN_MAX / 8);
+    if (!__atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED))
+        return;
+    for (int i = 0; i < SG_CONN_MAX; i++)
+        if (waiting(&sg_conn_pool[i]))
+            mask[i / 8] |= (unsigned char)(1u << (i % 8));
+}
+
 /* Ask the session for its random (only while it cannot be freed: inside a
  * handshake call, or from its own thread). */
 static void refresh(struct claim *e)
 {
     unsigned char r[SG_RANDOM_LEN];
+    int was = e->known;
     e->known = e->fn(e->lib, e->session, r) && nonzero(r);
-    if (e->known)
-        memcpy(e->random, r, sizeof r);
+    if (!e->known || (was && memcmp(e->random, r, sizeof r) == 0))
+        return;
+    memcpy(e->random, r, sizeof r);
+    snapshot(e->awaiting); /* its ClientHello was just made */
 }
 
 static struct claim *find(void *session)
@@ -154,7 +177,9 @@ int sg_bind_socket(const unsigned char random[SG_RANDOM_LEN])
     return fd;
 }
 
-int sg_bind_awaiting(struct sg_target *t)
+/* A connection in mask still waiting for its ClientHello, not in mode off:
+ * 1 and its target. */
+static int awaiting(const unsigned char *mask, struct sg_target *t)
 {
     struct sg_conn copy;
     int found = 0;
@@ -162,10 +187,10 @@ int sg_bind_awaiting(struct sg_target *t)
         return 0;
     for (int i = 0; i < SG_CONN_MAX && !found; i++) {
         struct sg_conn *c = &sg_conn_pool[i];
-        if (!c->refs || __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_TLS_WANTED)
+        if (!(mask[i / 8] >> (i % 8) & 1) || !waiting(c))
             continue;
         pthread_mutex_lock(&sg_lock_fd);
-        found = c->refs && c->phase == SG_TLS_WANTED;
+        found = waiting(c);
         if (found)
             copy = *c;
         pthread_mutex_unlock(&sg_lock_fd);
@@ -180,9 +205,16 @@ int sg_bind_injected(int fd)
     return c && !c->implicit && c->injected;
 }
 
-int sg_bind_unidentified(struct sg_target *t, char *detail, size_t len)
+int sg_bind_unidentified(void *session, struct sg_target *t, char *detail, size_t len)
 {
-    if (!sg_bind_awaiting(t))
+    unsigned char mask[SG_CONN_MAX / 8];
+    memset(mask, 0xff, sizeof mask); /* not claimed: any waiting connection counts */
+    pthread_mutex_lock(&sg_lock_bind);
+    struct claim *e = find(session);
+    if (e && e->known)
+        memcpy(mask, e->awaiting, sizeof mask);
+    pthread_mutex_unlock(&sg_lock_bind);
+    if (!awaiting(mask, t))
         return 1;
     snprintf(detail, len, "a handshake completed whose ClientHello no SMTP socket carried, "
              "while this connection still waits for one");

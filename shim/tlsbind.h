@@ -30,18 +30,17 @@ int sg_bind_end(void *session);
 int sg_bind_socket(const unsigned char random[SG_RANDOM_LEN]);
 /* Wire side: does a hooked session claim this random? */
 int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN]);
-/* An SMTP connection, not in mode off, still waiting for its ClientHello:
- * 1 and its target (fd -1: the shim will not touch it). */
-int sg_bind_awaiting(struct sg_target *t);
 /* Plaintext came after the 220 reply to STARTTLS on fd (recorded, no peek). */
 int sg_bind_injected(int fd);
 
-/* A handshake completed without its socket identified. It is not an SMTP
- * session unless an SMTP connection still waits for a ClientHello the shim
- * has not seen (the session may have reached it by a road the shim cannot
- * see). 1: no such connection, the program goes on untouched; 0: there is
- * one: t is its target (fd -1) and detail the words, for the verdict
- * (sg_conclude refuses in enforce mode, logs in audit). */
-int sg_bind_unidentified(struct sg_target *t, char *detail, size_t len);
+/* The session's handshake completed without its socket identified (call
+ * before sg_bind_end). It is not an SMTP session unless an SMTP connection
+ * that already waited for a ClientHello when the session made its own still
+ * waits for one the shim has not seen (the session may have reached it by a
+ * road the shim cannot see). 1: no such connection, the program goes on
+ * untouched; 0: there is one: t is its target (fd -1: the shim will not
+ * touch it) and detail the words, for sg_conclude (refused in enforce mode,
+ * logged in audit). */
+int sg_bind_unidentified(void *session, struct sg_target *t, char *detail, size_t len);
 
 #endif
