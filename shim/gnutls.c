@@ -90,7 +90,9 @@ static int target_of(struct sg_gnutls *g, gnutls_session_t s, struct sg_target *
     if (g->gnutls_server_name_get(s, sni, &len, &type, 0) < 0 || type != GNUTLS_NAME_DNS)
         sni[0] = 0;
     unsigned char random[SG_RANDOM_LEN];
-    int fd = client_random(g, s, random) ? sg_bind_socket(random) : -1;
+    int fd = sg_bind_session_socket(s);
+    if (fd < 0 && client_random(g, s, random))
+        fd = sg_bind_socket(random);
     if (fd < 0 && (fd = g->gnutls_transport_get_int(s)) >= 0 && !is_socket(fd))
         fd = -1;
     if (fd < 0) {

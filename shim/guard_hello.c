@@ -44,7 +44,7 @@ void sg_guard_hello_before(int fd, struct sg_conn *c, const struct iovec *iov, i
     int state = feed(&probe, iov, iovcnt, (size_t)-1);
     if (state == SG_HELLO_MORE)
         return;
-    int hooked = state == SG_HELLO_DONE && sg_bind_claimed(sg_hello_random(&probe));
+    int hooked = state == SG_HELLO_DONE && sg_bind_claimed(sg_hello_random(&probe), fd);
     probe.state = SG_HELLO_MORE;
     c->hello = probe;
     c->hello_fd = fd;

@@ -69,7 +69,9 @@ static int target_of(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
         return 0;
     const char *sni = o->SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
     unsigned char random[SG_RANDOM_LEN];
-    int fd = client_random(o, s, random) ? sg_bind_socket(random) : -1;
+    int fd = state_of(o, s) & ST_CLAIM ? sg_bind_session_socket(s) : -1;
+    if (fd < 0 && client_random(o, s, random))
+        fd = sg_bind_socket(random);
     if (fd < 0)
         fd = o->SSL_get_fd(s);
     if (fd >= 0)

@@ -23,6 +23,8 @@ struct claim {
     int known;          /* random holds the session's client random */
     int inside;         /* threads inside a real handshake call for it */
     time_t touched;
+    int fd;             /* the socket its ClientHello left by, -1 until then */
+    struct sg_conn *conn; /* that socket's record, to catch a number reused */
     unsigned char random[SG_RANDOM_LEN];
     /* The SMTP connections that waited for a ClientHello when the session made
      * its own: only they can have carried it (programs connect, and read the
@@ -104,6 +106,7 @@ int sg_bind_enter(void *session, void *lib, sg_random_fn fn)
     if (!e && (e = take(t)) != NULL) {
         memset(e, 0, sizeof *e);
         e->session = session;
+        e->fd = -1;
     }
     if (e) {
         e->lib = lib;
@@ -144,7 +147,7 @@ int sg_bind_end(void *session)
     return e != NULL;
 }
 
-int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN])
+int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN], int fd)
 {
     int yes = 0;
     pthread_mutex_lock(&sg_lock_bind);
@@ -155,9 +158,26 @@ int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN])
         if (!e->known && e->inside) /* its handshake call has not returned yet */
             refresh(e);
         yes = e->known && memcmp(e->random, random, SG_RANDOM_LEN) == 0;
+        if (yes) {
+            e->fd = fd;
+            e->conn = sg_conn_peek(fd);
+        }
     }
     pthread_mutex_unlock(&sg_lock_bind);
     return yes;
+}
+
+int sg_bind_session_socket(void *session)
+{
+    int fd = -1;
+    if (!session || !__atomic_load_n(&used, __ATOMIC_RELAXED))
+        return -1;
+    pthread_mutex_lock(&sg_lock_bind);
+    struct claim *e = find(session);
+    if (e && e->fd >= 0 && e->conn && sg_conn_peek(e->fd) == e->conn)
+        fd = e->fd;
+    pthread_mutex_unlock(&sg_lock_bind);
+    return fd;
 }
 
 int sg_bind_socket(const unsigned char random[SG_RANDOM_LEN])

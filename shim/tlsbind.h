@@ -25,11 +25,14 @@ void sg_bind_leave(int slot, void *session);
  * Returns 1 when it did. */
 int sg_bind_end(void *session);
 
+/* The descriptor of the SMTP socket whose ClientHello carried this session's
+ * random while it claimed it, or -1. */
+int sg_bind_session_socket(void *session);
 /* The descriptor of the SMTP socket whose ClientHello carried this random,
- * or -1 when none did (yet). */
+ * or -1 when none did (yet): for a session that no longer claims. */
 int sg_bind_socket(const unsigned char random[SG_RANDOM_LEN]);
-/* Wire side: does a hooked session claim this random? */
-int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN]);
+/* Wire side: does a hooked session claim this random, seen leaving fd? */
+int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN], int fd);
 /* Plaintext came after the 220 reply to STARTTLS on fd (recorded, no peek). */
 int sg_bind_injected(int fd);
 

@@ -45,8 +45,9 @@ void sg_log_note(const struct sg_policy *p, const char *fmt, ...)
 }
 
 /* A hooked session claims every ClientHello sent from inside a TLS library. */
-int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN])
+int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN], int fd)
 {
     (void)random;
+    (void)fd;
     return sg_tls_inside != 0;
 }
