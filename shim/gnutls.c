@@ -228,7 +228,8 @@ static int claims_full(struct sg_gnutls *g, gnutls_session_t s, struct sg_target
     if (where < 0 && sg_bind_unidentified(s, t, detail, sizeof detail))
         return run_real(g, s);
     snprintf(detail, sizeof detail, "more TLS handshakes under way at once than the shim "
-             "can tell apart by their ClientHello");
+             "can tell apart by their ClientHello%s",
+             where < 0 ? "; this SMTP connection waits for one" : "");
     int code = conclude(g, s, t, SG_R_UNBOUND, detail, 0);
     return code ? code : run_real(g, s);
 }

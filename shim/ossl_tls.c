@@ -340,7 +340,8 @@ static int claims_full(struct sg_ossl *o, SSL *s, struct sg_target *t, int (*rea
         return run_real(s, real);
     }
     snprintf(detail, sizeof detail, "more TLS handshakes under way at once than the shim "
-             "can tell apart by their ClientHello");
+             "can tell apart by their ClientHello%s",
+             state_of(o, s) & ST_UNBOUND ? "; this SMTP connection waits for one" : "");
     return conclude(o, s, t, SG_R_UNBOUND, detail, 0) == 1 ? run_real(s, real) : -1;
 }
 

@@ -10,6 +10,8 @@ Each client leaks the credentials and the message to the self-signed server with
 the shim (the road is real), is refused with it with nothing received, and delivers
 to the good server with it.
 """
+import socket
+
 import pytest
 
 from lib.constants import FROM, MESSAGE, PASSWORD, TO, USER
@@ -234,3 +236,54 @@ def test_unseen_hello_refused(mode, cert, smtp_server, shim, baseline, run, mess
     nothing(server, why)
     lines = [line for line in env.log().splitlines() if f":{server.port}" in line]
     assert any("refused" in line and "binding" in line for line in lines), why
+
+
+# ---- out of capacity -------------------------------------------------------------------
+
+MANY, LAST = 264, 4   # more handshakes under way at once than the shim's 256 claims
+
+
+@pytest.fixture
+def sink():
+    """sink() -> port of a new listener that accepts nothing: connections complete in
+    its backlog (one run's worth) and what is sent to them stays there."""
+    socks = []
+
+    def make():
+        s = socket.socket()
+        socks.append(s)
+        s.bind(("127.0.0.1", 0))
+        s.listen(MANY + 16)
+        return s.getsockname()[1]
+    yield make
+    for s in socks:
+        s.close()
+
+
+def test_out_of_capacity_refused(smtp_server, shim, baseline, run, message_file, need, sink):
+    """264 memory-BIO sessions on one thread send their ClientHellos (260 to a
+    listener that takes no part), then the last 4 finish and deliver while the others
+    wait. Without the shim the self-signed server gets those 4 messages; with it the
+    sessions beyond what the shim can tell apart are refused (fail closed, a log line
+    says why) and the server gets nothing."""
+    need("membio")
+    mode = "implicit"
+
+    def cmd(server, sink_port):
+        return [CLIENTS / "membio", "many", str(MANY), str(LAST), HOST, str(sink_port),
+                server.port, mode, message_file]
+    server = smtp_server(cert="selfsigned", mode=mode)
+    res = run(cmd(server, sink()), baseline(), timeout=60)
+    why = report(res, [server])
+    assert res.returncode == 0, why
+    server.wait_idle(5.0)
+    assert server.credentials() == [(USER, PASSWORD, True)] * LAST, why
+
+    server = smtp_server(cert="selfsigned", mode=mode)
+    port = sink()
+    env = shim([server.port, port], implicit=[server.port, port])
+    res = run(cmd(server, port), env, timeout=60)
+    why = report(res, [server], env)
+    assert res.returncode != 0 and "delivered" not in res.stdout, why
+    nothing(server, why)
+    assert "more TLS handshakes under way at once" in env.log(), why

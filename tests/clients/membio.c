@@ -8,6 +8,11 @@
  *   membio two HOST PORT_A PORT_B starttls|implicit MESSAGE_FILE
  *       two sessions on one thread: both ClientHellos leave before either
  *       handshake finishes (B's last), then A's handshake and dialogue, then B's
+ *   membio many N K HOST SINK_PORT PORT implicit MESSAGE_FILE
+ *       N sessions on one thread, all their ClientHellos out first: N-K to
+ *       SINK_PORT (a listener that takes no part), the last K to PORT; then
+ *       those K finish their handshakes and dialogues while the others wait
+ *       (more handshakes under way at once than the shim can tell apart)
  *
  * Each session: (greeting, EHLO, STARTTLS), TLS with SSL_VERIFY_NONE and SNI
  * HOST, EHLO, AUTH PLAIN with the test credentials, MAIL, RCPT, DATA of
@@ -263,6 +268,36 @@ static int run_two(char **argv)
     return s[0].ok && s[1].ok ? 0 : 1;
 }
 
+/* -------------------------------------------------------------------- many */
+
+static int run_many(char **argv)
+{
+    int n = atoi(argv[0]), k = atoi(argv[1]), ok = 0;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    struct sess *s = calloc((size_t)(n > 0 ? n : 1), sizeof *s);
+    char (*names)[16] = calloc((size_t)(n > 0 ? n : 1), sizeof *names);
+    if (!ctx || !s || !names || n <= 0 || k <= 0 || k > n)
+        return 64;
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "S%d", i + 1);
+        s[i].name = names[i];
+        s[i].implicit = 1;
+        s[i].msg = dlg_load(argv[6], &s[i].len);
+        if (!s[i].msg || open_plain(&s[i], argv[2], i < n - k ? argv[3] : argv[4]) != 0 ||
+            tls_new(&s[i], ctx, argv[2]) != 0)
+            return say(&s[i]), 1;
+    }
+    int *started = calloc((size_t)n, sizeof *started);
+    for (int i = 0; i < n; i++)
+        started[i] = hs_step(&s[i]);
+    for (int i = n - k; i < n; i++) {
+        s[i].ok = started[i] >= 0 && handshake(&s[i]) == 1 && mail(&s[i]) == 0;
+        say(&s[i]);
+        ok += s[i].ok;
+    }
+    return ok == k ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     alarm(30);
@@ -275,7 +310,10 @@ int main(int argc, char **argv)
         return run_thread(argv + 1);
     if (argc == 7 && strcmp(argv[1], "two") == 0)
         return run_two(argv + 1);
+    if (argc == 9 && strcmp(argv[1], "many") == 0 && strcmp(argv[7], "implicit") == 0)
+        return run_many(argv + 2);
     fprintf(stderr, "usage: membio thread HOST PORT starttls|implicit MESSAGE_FILE\n"
-                    "       membio two HOST PORT_A PORT_B starttls|implicit MESSAGE_FILE\n");
+                    "       membio two HOST PORT_A PORT_B starttls|implicit MESSAGE_FILE\n"
+                    "       membio many N K HOST SINK_PORT PORT implicit MESSAGE_FILE\n");
     return 64;
 }
