@@ -159,7 +159,12 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
         __attribute__((fallthrough)); /* a plaintext dialogue, judged like any other */
     case SG_TLS_WANTED:
         if (is_tls_record(iov, iovcnt)) { /* its random tells who drives it */
-            sg_guard_hello_start(fd, c);
+            /* Before any TLS library drives it, whatever its binding. */
+            if (c->phase == SG_TLS_WANTED && sg_guard_injected(fd) &&
+                refuse(fd, c, "injection", "bytes arrived after the 220 reply to STARTTLS, "
+                       "before the ClientHello") != 0)
+                return -1;
+            sg_guard_hello_start(c);
             sg_guard_hello_before(fd, c, iov, iovcnt);
             return 0;
         }

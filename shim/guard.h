@@ -27,7 +27,7 @@ int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n);
 /* guard_hello.c: a TLS record starts leaving a socket that waits for a
  * ClientHello (phase SG_TLS_HELLO from here); before each send of it, the
  * random decides once it is complete; after, the bytes really sent. */
-void sg_guard_hello_start(int fd, struct sg_conn *c);
+void sg_guard_hello_start(struct sg_conn *c);
 void sg_guard_hello_before(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt);
 void sg_guard_hello_sent(struct sg_conn *c, const struct iovec *iov, int iovcnt, size_t n);
 

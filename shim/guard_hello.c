@@ -5,8 +5,6 @@
  * wire reader). Until the random is complete the socket is in SG_TLS_HELLO.
  * The decision is taken on the bytes the program hands over, before they
  * leave; only bytes the kernel took advance the parse. */
-#include <sys/socket.h>
-
 #include "guard.h"
 #include "tlsbind.h"
 
@@ -25,15 +23,8 @@ static int feed(struct sg_hello *h, const struct iovec *iov, int iovcnt, size_t 
     return h->state;
 }
 
-void sg_guard_hello_start(int fd, struct sg_conn *c)
+void sg_guard_hello_start(struct sg_conn *c)
 {
-    char byte;
-    /* The server speaks only after the ClientHello: anything pending now was
-     * injected after the 220 reply to STARTTLS (checked again at the verdict,
-     * for sessions bound only by their random). */
-    if (!c->implicit && c->phase == SG_TLS_WANTED &&
-        recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
-        c->injected = 1;
     c->hello = (struct sg_hello){0};
     set_phase(c, SG_TLS_HELLO);
 }

@@ -4,7 +4,8 @@ SSLObject over memory BIOs (no descriptor given to OpenSSL).
     asyncio_smtp.py HOST PORT starttls|implicit MESSAGE_FILE
 
 implicit: asyncio.open_connection(..., ssl=ctx); starttls: plaintext greeting,
-EHLO, STARTTLS, then StreamWriter.start_tls (loop.start_tls). The context
+EHLO (STARTTLS must be offered), STARTTLS, then StreamWriter.start_tls
+(loop.start_tls). The context
 verifies nothing (CERT_NONE, no host check); SNI is HOST. Then EHLO, AUTH PLAIN
 with the test credentials, MAIL, RCPT, DATA of MESSAGE_FILE, QUIT. Prints
 "asyncio_smtp: delivered" and exits 0 only when the server took the message;
@@ -19,20 +20,22 @@ USER, PASSWORD = "sguser", "Sg-S3cret-Pa55"
 FROM, TO = "sender@example.com", "rcpt@example.com"
 
 
-async def reply(reader):
+async def reply(reader, lines=None):
     for _ in range(100):
         line = await reader.readline()
         if not line:
             raise ConnectionError("the server closed the connection")
+        if lines is not None:
+            lines.append(line[4:].strip().upper())
         if line[3:4] != b"-":
             return int(line[:3])
     raise ConnectionError("endless reply")
 
 
-async def command(reader, writer, line, want):
+async def command(reader, writer, line, want, lines=None):
     writer.write(line.encode() + b"\r\n")
     await writer.drain()
-    code = await reply(reader)
+    code = await reply(reader, lines)
     if code != want:
         raise ConnectionError(f"{line.split()[0]}: got {code}, wanted {want}")
 
@@ -54,7 +57,10 @@ async def session(host, port, mode, message):
     if await reply(reader) != 220:
         raise ConnectionError("no greeting")
     if mode == "starttls":
-        await command(reader, writer, "EHLO asyncio.example", 250)
+        offered = []
+        await command(reader, writer, "EHLO asyncio.example", 250, offered)
+        if b"STARTTLS" not in offered:
+            raise ConnectionError("the server offers no STARTTLS")
         await command(reader, writer, "STARTTLS", 220)
         await writer.start_tls(ctx, server_hostname=host)
     auth = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
