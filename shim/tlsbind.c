@@ -98,6 +98,19 @@ static struct claim *take(time_t t)
     return e;
 }
 
+/* A forked child has only the thread that forked: no other is inside a
+ * handshake call, and their entries may be taken over once stale. */
+static void child(void)
+{
+    for (int i = 0; i < CLAIMS; i++)
+        claims[i].inside = 0;
+}
+
+__attribute__((constructor)) static void tlsbind_init(void)
+{
+    pthread_atfork(NULL, NULL, child);
+}
+
 int sg_bind_enter(void *session, void *lib, sg_random_fn fn)
 {
     time_t t = now();
