@@ -265,13 +265,14 @@ static int handshake(struct sg_gnutls *g, gnutls_session_t s)
         if (reason)
             return conclude(g, s, &t, reason, detail, 0);
     }
-    int slot = sg_bind_enter(s, g, client_random);
+    int slot = sg_bind_enter(s, g, client_random, where < 0);
     if (slot < 0)
         return claims_full(g, s, &t, where);
     int r = run_real(g, s);
     sg_bind_leave(slot, s);
-    if (target_of(g, s, &now) > 0 &&
-        (where < 0 || sg_conn_peek(now.fd) != sg_conn_peek(t.fd))) {
+    int bound = sg_bind_session_socket(s);
+    if ((where < 0 || (bound >= 0 && sg_conn_peek(bound) != sg_conn_peek(t.fd))) &&
+        target_of(g, s, &now) > 0 && (where < 0 || sg_conn_peek(now.fd) != sg_conn_peek(t.fd))) {
         t = now; /* its ClientHello left by this socket */
         where = 1;
         if (t.mode == SG_MODE_OFF)

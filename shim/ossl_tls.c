@@ -174,6 +174,9 @@ static int apply(struct sg_ossl *o, SSL *s, const struct sg_target *t, char *det
 static void relearn_socket(struct sg_ossl *o, SSL *s, struct sg_target *t)
 {
     struct sg_target now;
+    int fd = state_of(o, s) & ST_CLAIM ? sg_bind_session_socket(s) : -1;
+    if (t->fd >= 0 && (fd < 0 || sg_conn_peek(fd) == sg_conn_peek(t->fd)))
+        return; /* the socket it had */
     if (target_of(o, s, &now, 1) > 0 && now.fd >= 0 &&
         (t->fd < 0 || sg_conn_peek(now.fd) != sg_conn_peek(t->fd)))
         *t = now;
@@ -319,7 +322,7 @@ static int unbound_step(struct sg_ossl *o, SSL *s, int r)
  * curl's BIO, or another thread moving the bytes). */
 static int run_claimed(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
 {
-    int slot = sg_bind_enter(s, o, client_random);
+    int slot = sg_bind_enter(s, o, client_random, (state_of(o, s) & ST_UNBOUND) != 0);
     if (slot < 0)
         return CLAIMS_FULL;
     set_state(o, s, state_of(o, s) | ST_CLAIM);

@@ -22,6 +22,7 @@ struct claim {
     sg_random_fn fn;
     int known;          /* random holds the session's client random */
     int inside;         /* threads inside a real handshake call for it */
+    int unbound;        /* no descriptor of its own: keeps a snapshot (awaiting) */
     time_t touched;
     int fd;             /* the socket its ClientHello left by, -1 until then */
     struct sg_conn *conn; /* that socket's record, to catch a number reused */
@@ -34,6 +35,7 @@ struct claim {
 
 static struct claim claims[CLAIMS];
 static int used; /* entries in use, for a quick "none" */
+static int top;  /* entries [top, CLAIMS) have never been used: scans stop there */
 
 static time_t now(void)
 {
@@ -76,12 +78,19 @@ static void refresh(struct claim *e)
     if (!e->known || (was && memcmp(e->random, r, sizeof r) == 0))
         return;
     memcpy(e->random, r, sizeof r);
-    snapshot(e->awaiting); /* its ClientHello was just made */
+    if (e->unbound)
+        snapshot(e->awaiting); /* its ClientHello was just made */
 }
 
 static struct claim *find(void *session)
 {
-    for (int i = 0; i < CLAIMS; i++)
+    if (!session) { /* a free entry */
+        for (int i = 0; i < CLAIMS; i++)
+            if (!claims[i].session)
+                return &claims[i];
+        return NULL;
+    }
+    for (int i = 0; i < top; i++)
         if (claims[i].session == session)
             return &claims[i];
     return NULL;
@@ -95,6 +104,8 @@ static struct claim *take(time_t t)
             e = &claims[i];
     if (e && !e->session)
         used++;
+    if (e && e - claims >= top)
+        top = (int)(e - claims) + 1;
     return e;
 }
 
@@ -102,7 +113,7 @@ static struct claim *take(time_t t)
  * handshake call, and their entries may be taken over once stale. */
 static void child(void)
 {
-    for (int i = 0; i < CLAIMS; i++)
+    for (int i = 0; i < top; i++)
         claims[i].inside = 0;
 }
 
@@ -111,7 +122,7 @@ __attribute__((constructor)) static void tlsbind_init(void)
     pthread_atfork(NULL, NULL, child);
 }
 
-int sg_bind_enter(void *session, void *lib, sg_random_fn fn)
+int sg_bind_enter(void *session, void *lib, sg_random_fn fn, int unbound)
 {
     time_t t = now();
     pthread_mutex_lock(&sg_lock_bind);
@@ -124,6 +135,7 @@ int sg_bind_enter(void *session, void *lib, sg_random_fn fn)
     if (e) {
         e->lib = lib;
         e->fn = fn;
+        e->unbound = unbound;
         e->inside++;
         e->touched = t;
         refresh(e); /* a new session at a freed one's address starts with none */
@@ -164,7 +176,7 @@ int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN], int fd)
 {
     int yes = 0;
     pthread_mutex_lock(&sg_lock_bind);
-    for (int i = 0; i < CLAIMS && !yes; i++) {
+    for (int i = 0; i < top && !yes; i++) {
         struct claim *e = &claims[i];
         if (!e->session)
             continue;

@@ -18,8 +18,10 @@
 typedef int (*sg_random_fn)(void *lib, void *session, unsigned char out[SG_RANDOM_LEN]);
 
 /* A hooked session enters before each real handshake call and leaves after
- * it. Returns a slot, or -1 when the table is full: the caller refuses. */
-int sg_bind_enter(void *session, void *lib, sg_random_fn fn);
+ * it; unbound: it has no descriptor of its own (sg_bind_unidentified may be
+ * asked about it). Returns a slot, or -1 when the table is full: the caller
+ * refuses. */
+int sg_bind_enter(void *session, void *lib, sg_random_fn fn, int unbound);
 void sg_bind_leave(int slot, void *session);
 /* Its handshake is over (judged or failed): the session no longer claims.
  * Returns 1 when it did. */
