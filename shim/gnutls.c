@@ -208,6 +208,19 @@ static int leave_alone(gnutls_session_t s)
     return 0;
 }
 
+/* A session the policy leaves alone on an SMTP socket (mode off) still
+ * claims its random while its handshake runs: its ClientHello is not taken
+ * for TLS that no hook drives. */
+static int run_off(struct sg_gnutls *g, gnutls_session_t s)
+{
+    int slot = sg_bind_enter(s, g, client_random, 0);
+    int r = run_real(g, s);
+    sg_bind_leave(slot, s);
+    if (r == 0 || g->gnutls_error_is_fatal(r))
+        sg_bind_end(s);
+    return r;
+}
+
 /* A handshake completed and no SMTP socket carried its ClientHello. */
 static int unidentified(struct sg_gnutls *g, gnutls_session_t s)
 {
@@ -257,8 +270,10 @@ static int handshake(struct sg_gnutls *g, gnutls_session_t s)
     int where = target_of(g, s, &t);
     if (where < 0 && !__atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED))
         where = 0; /* no SMTP connection in the process: nothing to bind to */
-    if (where == 0 || (where > 0 && t.mode == SG_MODE_OFF))
+    if (where == 0)
         return leave_alone(s), run_real(g, s);
+    if (where > 0 && t.mode == SG_MODE_OFF)
+        return run_off(g, s);
     /* Applied before the first step only: later it would change a handshake under way. */
     if (!mark_pending(s, 1) && where > 0) {
         int reason = apply(g, s, &t, detail, sizeof detail);

@@ -24,6 +24,7 @@ enum {
     ST_UNBOUND = 16, /* a client with no descriptor: its ClientHello will name its socket */
     ST_CLAIM = 32,   /* in tlsbind's table while its handshake runs */
     ST_LATE = 64,    /* bound by its random after its ClientHello left: nothing applied ahead */
+    ST_OFF = 128,    /* an SMTP socket in mode off: claims its random, is not judged */
 };
 
 static unsigned state_of(struct sg_ossl *o, SSL *s)
@@ -245,7 +246,7 @@ static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t, int cli
         return 1;
     }
     if (where <= 0 || t->mode == SG_MODE_OFF) {
-        set_state(o, s, ST_SEEN);
+        set_state(o, s, ST_SEEN | (where > 0 ? ST_OFF : 0));
         return 1;
     }
     char detail[512];
@@ -333,6 +334,23 @@ static int run_claimed(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
     return r;
 }
 
+/* A session the policy leaves alone on an SMTP socket (mode off) still
+ * claims its random while its handshake runs: its ClientHello is not taken
+ * for TLS that no hook drives. */
+static int run_off(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
+{
+    int r = run_claimed(o, s, real);
+    if (r == CLAIMS_FULL)
+        return run_real(s, real);
+    int err = r == 1 ? SSL_ERROR_NONE : o->SSL_get_error(s, r);
+    if (err == SSL_ERROR_NONE || err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL ||
+        err == SSL_ERROR_ZERO_RETURN) {
+        end_claim(o, s);
+        set_state(o, s, ST_SEEN);
+    }
+    return r;
+}
+
 /* Fail closed: the session cannot claim its random, so its socket could
  * not be told. Unless no SMTP connection waits for a handshake, refuse. */
 static int claims_full(struct sg_ossl *o, SSL *s, struct sg_target *t, int (*real)(SSL *))
@@ -383,11 +401,13 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client)
         return r == 1 ? run_real(s, real) : r;
     }
     if (st & ST_SEEN && !(st & (ST_SMTP | ST_PASSED | ST_UNBOUND)))
-        return run_real(s, real);
+        return st & ST_OFF ? run_off(o, s, real) : run_real(s, real);
     if (!(st & ST_SEEN) || (st & ST_PASSED)) { /* new, or a new handshake on it */
         int r = first_contact(o, s, &t, client);
         if (r != 1)
             return r;
+        if (state_of(o, s) & ST_OFF)
+            return run_off(o, s, real);
     } else if (st & ST_SMTP && target_of(o, s, &t, 1) <= 0) {
         return run_real(s, real);
     }
