@@ -287,3 +287,20 @@ def test_out_of_capacity_refused(smtp_server, shim, baseline, run, message_file,
     assert res.returncode != 0 and "delivered" not in res.stdout, why
     nothing(server, why)
     assert "more TLS handshakes under way at once" in env.log(), why
+
+
+@pytest.mark.parametrize("client", CLIENT_NAMES)
+def test_audit_logs_the_bound_socket(client, smtp_server, shim, run, message_file, need):
+    """In audit mode a session without a descriptor is judged against its own socket
+    too: the self-signed server gets the message (audit lets it through) and the log
+    says what enforce would have refused, naming that server's port."""
+    need(client)
+    mode = "starttls"
+    server = smtp_server(cert="selfsigned", mode=mode)
+    env = shim([server.port], mode="audit")
+    res = run(command(client, server, mode, message_file), env, timeout=40)
+    why = report(res, [server], env)
+    assert res.returncode == 0, why
+    delivered(server, why)
+    assert any(f":{server.port}" in line and "would refuse" in line
+               for line in env.log().splitlines()), why
