@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "ossl.h"
-#include "ossl_tls.h"
+#include "ossl_bind.h"
 
 #define MAX_LIBS 4
 

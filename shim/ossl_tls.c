@@ -1,8 +1,7 @@
 /* The OpenSSL handshake driver: apply the policy to the SSL object before the
  * handshake, judge it after (decision.c). Per-SSL state lives in the object's
- * own ex_data slot as a small tagged integer: no allocation, freed with the
- * object, no struct read. */
-#include <stdint.h>
+ * own ex_data slot as a small tagged integer (ossl_bind.h): no allocation,
+ * freed with the object, no struct read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,83 +9,12 @@
 #include "config.h"
 #include "fdstate.h"
 #include "guard.h"
+#include "ossl_bind.h"
 #include "ossl_err.h"
 #include "ossl_tls.h"
 #include "ossl_verdict.h"
 #include "real.h"
 #include "tlsbind.h"
-
-enum {
-    ST_SEEN = 1,     /* classified */
-    ST_SMTP = 2,     /* an SMTP connection: the policy applies */
-    ST_PASSED = 4,   /* the verdict let the handshake through */
-    ST_REFUSED = 8,  /* refused: every later call fails */
-    ST_UNBOUND = 16, /* a client with no descriptor: its ClientHello will name its socket */
-    ST_CLAIM = 32,   /* in tlsbind's table while its handshake runs */
-    ST_LATE = 64,    /* bound by its random after its ClientHello left: nothing applied ahead */
-    ST_OFF = 128,    /* an SMTP socket in mode off: claims its random, is not judged */
-};
-
-static unsigned state_of(struct sg_ossl *o, SSL *s)
-{
-    return (unsigned)(uintptr_t)o->SSL_get_ex_data(s, o->ex_index);
-}
-
-static void set_state(struct sg_ossl *o, SSL *s, unsigned st)
-{
-    o->SSL_set_ex_data(s, o->ex_index, (void *)(uintptr_t)st);
-}
-
-static int client_random(void *lib, void *session, unsigned char out[SG_RANDOM_LEN])
-{
-    struct sg_ossl *o = lib;
-    return o->SSL_get_client_random(session, out, SG_RANDOM_LEN) == SG_RANDOM_LEN;
-}
-
-void sg_tls_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-    (void)ad, (void)idx, (void)argl, (void)argp;
-    if ((uintptr_t)ptr & ST_CLAIM)
-        sg_bind_end(parent);
-}
-
-static void end_claim(struct sg_ossl *o, SSL *s)
-{
-    unsigned st = state_of(o, s);
-    if (st & ST_CLAIM) {
-        sg_bind_end(s);
-        set_state(o, s, st & ~ST_CLAIM);
-    }
-}
-
-/* The socket: the SMTP socket whose ClientHello carried this session's
- * random; else the descriptor OpenSSL reads from; else the one a connect BIO
- * will open (BIO_new_ssl_connect). client: the caller knows (SSL_connect);
- * a TLS_method object says "server" until it starts. 1: an SMTP target in
- * t; 0: not SMTP; -1: no socket known yet (memory BIO, custom BIO). */
-static int target_of(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
-{
-    if (!client && o->SSL_is_server(s))
-        return 0;
-    const char *sni = o->SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
-    unsigned char random[SG_RANDOM_LEN];
-    int fd = state_of(o, s) & ST_CLAIM ? sg_bind_session_socket(s) : -1;
-    if (fd < 0 && client_random(o, s, random))
-        fd = sg_bind_socket(random);
-    if (fd < 0)
-        fd = o->SSL_get_fd(s);
-    if (fd >= 0)
-        return sg_target_socket(fd, sni, t);
-    BIO *b = o->SSL_get_rbio(s);
-    if (b && o->BIO_method_type(b) == BIO_TYPE_CONNECT) {
-        const char *host = o->BIO_ptr_ctrl(b, BIO_C_GET_CONNECT, 0);
-        const char *port = o->BIO_ptr_ctrl(b, BIO_C_GET_CONNECT, 1);
-        return host && port && sg_target_named(host, atoi(port), sni, t);
-    }
-    memset(t, 0, sizeof *t);
-    t->fd = -1;
-    return -1;
-}
 
 /* Enforce: the program gets an error naming the check, the socket is shut
  * so nothing more leaves on it. Audit: only the log line. */
@@ -98,7 +26,7 @@ static int conclude(struct sg_ossl *o, SSL *s, const struct sg_target *t, int re
     const char *proto = handshook ? sg_ossl_checks.version_name(&x) : NULL;
     const char *cipher = handshook ? sg_ossl_checks.cipher_name(&x) : NULL;
     if (sg_conclude(t, reason, detail, proto, cipher)) {
-        set_state(o, s, ST_SEEN | ST_SMTP | ST_PASSED);
+        sg_ossl_set_state(o, s, ST_SEEN | ST_SMTP | ST_PASSED);
         return 1;
     }
     char words[1024];
@@ -106,7 +34,7 @@ static int conclude(struct sg_ossl *o, SSL *s, const struct sg_target *t, int re
              t->port, detail);
     o->ERR_clear_error();
     sg_ossl_error(o, reason, words);
-    set_state(o, s, ST_SEEN | ST_SMTP | ST_REFUSED);
+    sg_ossl_set_state(o, s, ST_SEEN | ST_SMTP | ST_REFUSED);
     return -1;
 }
 
@@ -170,19 +98,6 @@ static int apply(struct sg_ossl *o, SSL *s, const struct sg_target *t, char *det
     return 0;
 }
 
-/* A connect BIO has connected during the handshake, or the ClientHello left
- * by another socket than the descriptor: learn its socket. */
-static void relearn_socket(struct sg_ossl *o, SSL *s, struct sg_target *t)
-{
-    struct sg_target now;
-    int fd = state_of(o, s) & ST_CLAIM ? sg_bind_session_socket(s) : -1;
-    if (t->fd >= 0 && (fd < 0 || sg_conn_peek(fd) == sg_conn_peek(t->fd)))
-        return; /* the socket it had */
-    if (target_of(o, s, &now, 1) > 0 && now.fd >= 0 &&
-        (t->fd < 0 || sg_conn_peek(now.fd) != sg_conn_peek(t->fd)))
-        *t = now;
-}
-
 /* Which policy requirement an OpenSSL handshake error most likely comes from. */
 static int failure_reason(struct sg_ossl *o, unsigned long e)
 {
@@ -209,10 +124,10 @@ static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r
     int err = o->SSL_get_error(s, r);
     if (err != SSL_ERROR_SSL && err != SSL_ERROR_SYSCALL && err != SSL_ERROR_ZERO_RETURN)
         return r; /* WANT_READ and the like: the handshake goes on */
-    end_claim(o, s);
+    sg_ossl_end_claim(o, s);
     if (t->mode != SG_MODE_ENFORCE)
         return r;
-    relearn_socket(o, s, t);
+    sg_ossl_relearn(o, s, t);
     if (err != SSL_ERROR_SSL) { /* the peer went away: no plaintext after it either */
         sg_guard_refused(t->fd);
         return r;
@@ -240,20 +155,20 @@ static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r
 
 static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
 {
-    int where = target_of(o, s, t, client);
+    int where = sg_ossl_target(o, s, t, client);
     if (where < 0 && __atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED)) {
-        set_state(o, s, ST_SEEN | ST_UNBOUND); /* its ClientHello will tell */
+        sg_ossl_set_state(o, s, ST_SEEN | ST_UNBOUND); /* its ClientHello will tell */
         return 1;
     }
     if (where <= 0 || t->mode == SG_MODE_OFF) {
-        set_state(o, s, ST_SEEN | (where > 0 ? ST_OFF : 0));
+        sg_ossl_set_state(o, s, ST_SEEN | (where > 0 ? ST_OFF : 0));
         return 1;
     }
     char detail[512];
     int reason = apply(o, s, t, detail, sizeof detail);
     if (reason)
         return conclude(o, s, t, reason, detail, 0);
-    set_state(o, s, ST_SEEN | ST_SMTP);
+    sg_ossl_set_state(o, s, ST_SEEN | ST_SMTP);
     return 1;
 }
 
@@ -261,10 +176,10 @@ static int judge(struct sg_ossl *o, SSL *s, struct sg_target *t)
 {
     char detail[512];
     struct sg_ossl_session x = {o, s};
-    relearn_socket(o, s, t);
+    sg_ossl_relearn(o, s, t);
     if (t->mode == SG_MODE_OFF) {
-        end_claim(o, s);
-        set_state(o, s, ST_SEEN);
+        sg_ossl_end_claim(o, s);
+        sg_ossl_set_state(o, s, ST_SEEN);
         return 1;
     }
     int reason = SG_R_INJECTION;
@@ -281,28 +196,12 @@ static int unidentified(struct sg_ossl *o, SSL *s)
     struct sg_target w;
     char detail[512];
     int untouched = sg_bind_unidentified(s, &w, detail, sizeof detail);
-    end_claim(o, s);
+    sg_ossl_end_claim(o, s);
     if (untouched) {
-        set_state(o, s, ST_SEEN); /* not an SMTP session */
+        sg_ossl_set_state(o, s, ST_SEEN); /* not an SMTP session */
         return 1;
     }
     return conclude(o, s, &w, SG_R_UNBOUND, detail, 1);
-}
-
-/* An unbound session whose ClientHello may have left by now: 1 bound to an
- * SMTP socket (t), 0 not yet, -1 bound where the policy leaves it alone. */
-static int settle(struct sg_ossl *o, SSL *s, struct sg_target *t)
-{
-    int where = target_of(o, s, t, 1);
-    if (where < 0)
-        return 0;
-    if (where == 0 || t->mode == SG_MODE_OFF) {
-        end_claim(o, s);
-        set_state(o, s, ST_SEEN);
-        return -1;
-    }
-    set_state(o, s, ST_SEEN | ST_SMTP | ST_LATE | (state_of(o, s) & ST_CLAIM));
-    return 1;
 }
 
 /* An unbound session after a step that did not bind it. */
@@ -312,25 +211,7 @@ static int unbound_step(struct sg_ossl *o, SSL *s, int r)
         return unidentified(o, s);
     int err = o->SSL_get_error(s, r);
     if (err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN)
-        end_claim(o, s);
-    return r;
-}
-
-#define CLAIMS_FULL (-1000)
-
-/* The real step, with the session claiming its random meanwhile: the wire
- * may meet its ClientHello before the call returns (its own descriptor,
- * curl's BIO, or another thread moving the bytes). */
-static int run_claimed(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
-{
-    int slot = sg_bind_enter(s, o, client_random, (state_of(o, s) & ST_UNBOUND) != 0);
-    if (slot < 0)
-        return CLAIMS_FULL;
-    set_state(o, s, state_of(o, s) | ST_CLAIM);
-    sg_tls_inside++;
-    int r = real(s);
-    sg_tls_inside--;
-    sg_bind_leave(slot, s);
+        sg_ossl_end_claim(o, s);
     return r;
 }
 
@@ -339,14 +220,14 @@ static int run_claimed(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
  * for TLS that no hook drives. */
 static int run_off(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
 {
-    int r = run_claimed(o, s, real);
-    if (r == CLAIMS_FULL)
+    int r = sg_ossl_run_claimed(o, s, real);
+    if (r == SG_CLAIMS_FULL)
         return run_real(s, real);
     int err = r == 1 ? SSL_ERROR_NONE : o->SSL_get_error(s, r);
     if (err == SSL_ERROR_NONE || err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL ||
         err == SSL_ERROR_ZERO_RETURN) {
-        end_claim(o, s);
-        set_state(o, s, ST_SEEN);
+        sg_ossl_end_claim(o, s);
+        sg_ossl_set_state(o, s, ST_SEEN);
     }
     return r;
 }
@@ -356,13 +237,13 @@ static int run_off(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
 static int claims_full(struct sg_ossl *o, SSL *s, struct sg_target *t, int (*real)(SSL *))
 {
     char detail[512];
-    if (state_of(o, s) & ST_UNBOUND && sg_bind_unidentified(s, t, detail, sizeof detail)) {
-        set_state(o, s, ST_SEEN);
+    if (sg_ossl_state(o, s) & ST_UNBOUND && sg_bind_unidentified(s, t, detail, sizeof detail)) {
+        sg_ossl_set_state(o, s, ST_SEEN);
         return run_real(s, real);
     }
     snprintf(detail, sizeof detail, "more TLS handshakes under way at once than the shim "
              "can tell apart by their ClientHello%s",
-             state_of(o, s) & ST_UNBOUND ? "; this SMTP connection waits for one" : "");
+             sg_ossl_state(o, s) & ST_UNBOUND ? "; this SMTP connection waits for one" : "");
     return conclude(o, s, t, SG_R_UNBOUND, detail, 0) == 1 ? run_real(s, real) : -1;
 }
 
@@ -379,12 +260,12 @@ static int judge_late(struct sg_ossl *o, SSL *s, unsigned st)
     struct sg_target t;
     if (st & ST_PASSED || (st & ST_SEEN && !(st & (ST_SMTP | ST_UNBOUND))))
         return 1;
-    int where = target_of(o, s, &t, 0);
+    int where = sg_ossl_target(o, s, &t, 0);
     if (where < 0 && __atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED))
         return unidentified(o, s);
     if (where <= 0 || t.mode == SG_MODE_OFF) {
-        end_claim(o, s);
-        set_state(o, s, ST_SEEN);
+        sg_ossl_end_claim(o, s);
+        sg_ossl_set_state(o, s, ST_SEEN);
         return 1;
     }
     return judge(o, s, &t);
@@ -392,7 +273,7 @@ static int judge_late(struct sg_ossl *o, SSL *s, unsigned st)
 
 int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client)
 {
-    unsigned st = state_of(o, s);
+    unsigned st = sg_ossl_state(o, s);
     struct sg_target t;
     if (st & ST_REFUSED)
         return refused_earlier(o);
@@ -406,20 +287,20 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client)
         int r = first_contact(o, s, &t, client);
         if (r != 1)
             return r;
-        if (state_of(o, s) & ST_OFF)
+        if (sg_ossl_state(o, s) & ST_OFF)
             return run_off(o, s, real);
-    } else if (st & ST_SMTP && target_of(o, s, &t, 1) <= 0) {
+    } else if (st & ST_SMTP && sg_ossl_target(o, s, &t, 1) <= 0) {
         return run_real(s, real);
     }
-    if (state_of(o, s) & ST_UNBOUND && settle(o, s, &t) < 0)
+    if (sg_ossl_state(o, s) & ST_UNBOUND && sg_ossl_settle(o, s, &t) < 0)
         return run_real(s, real);
-    if (!(state_of(o, s) & (ST_SMTP | ST_UNBOUND)))
+    if (!(sg_ossl_state(o, s) & (ST_SMTP | ST_UNBOUND)))
         return run_real(s, real);
-    int r = run_claimed(o, s, real);
-    if (r == CLAIMS_FULL)
+    int r = sg_ossl_run_claimed(o, s, real);
+    if (r == SG_CLAIMS_FULL)
         return claims_full(o, s, &t, real);
-    if (state_of(o, s) & ST_UNBOUND) {
-        int bound = settle(o, s, &t);
+    if (sg_ossl_state(o, s) & ST_UNBOUND) {
+        int bound = sg_ossl_settle(o, s, &t);
         if (bound <= 0)
             return bound < 0 ? r : unbound_step(o, s, r);
     }
@@ -430,7 +311,7 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client)
 
 int sg_tls_before_io(struct sg_ossl *o, SSL *s)
 {
-    unsigned st = state_of(o, s);
+    unsigned st = sg_ossl_state(o, s);
     if (SG_UNLIKELY(st & ST_REFUSED))
         return refused_earlier(o);
     if (SG_LIKELY(o->SSL_is_init_finished(s)))

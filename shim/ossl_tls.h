@@ -13,8 +13,4 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client);
  * return (the object was refused, or an implicit handshake did not finish). */
 int sg_tls_before_io(struct sg_ossl *o, SSL *s);
 
-/* OpenSSL frees an SSL object (our ex_data slot's free callback): a session
- * freed in mid-handshake stops claiming its random. */
-void sg_tls_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp);
-
 #endif
