@@ -28,10 +28,12 @@ def command(client, server, mode, message_file):
         return [CLIENTS / "membio", "thread", HOST, server.port, mode, message_file]
     if client == "pushpull_gnutls":
         return [CLIENTS / "pushpull_gnutls", HOST, server.port, mode, message_file]
+    if client == "pushpull_gnutls-memory":
+        return [CLIENTS / "pushpull_gnutls", "memory", HOST, server.port, mode, message_file]
     return [PYTHON, ASYNCIO, HOST, server.port, mode, message_file]
 
 
-CLIENT_NAMES = ("membio", "pushpull_gnutls", "asyncio")
+CLIENT_NAMES = ("membio", "pushpull_gnutls", "pushpull_gnutls-memory", "asyncio")
 
 
 def report(res, servers, env=None):
@@ -66,8 +68,9 @@ def policy(shim, servers, mode, extra=""):
 @pytest.fixture
 def need():
     def check(client):
-        if client != "asyncio" and not (CLIENTS / client).exists():
-            pytest.fail(f"{CLIENTS / client} is missing: run `make clients`", pytrace=False)
+        program = CLIENTS / client.split("-")[0]
+        if client != "asyncio" and not program.exists():
+            pytest.fail(f"{program} is missing: run `make clients`", pytrace=False)
     return check
 
 
