@@ -19,7 +19,8 @@ enum sg_phase {
     SG_TLS_WANTED,    /* STARTTLS sent, or an implicit-TLS port: the handshake comes next */
     SG_TLS_HANDSHAKE, /* OpenSSL is running the handshake; the verdict comes next */
     SG_TLS_OK,        /* a handshake passed the verdict */
-    SG_TLS_FOREIGN,   /* a TLS record from a library the shim does not drive */
+    SG_TLS_FOREIGN,   /* a ClientHello no hooked session claims (or a TLS record on an
+                         inherited socket outside one): a library the shim does not drive */
     SG_DEAD,          /* refused: nothing more may be sent */
     SG_INHERITED,     /* came across exec: plaintext or TLS, its first send tells */
     SG_TLS_HELLO,     /* a ClientHello is leaving: its client random tells whose it is */

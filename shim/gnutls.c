@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "fdstate.h"
 #include "gnutls_verdict.h"
 #include "guard.h"
 #include "locks.h"

@@ -5,7 +5,7 @@
 
 #include <sys/uio.h>
 
-#include "fdstate.h"
+struct sg_conn;
 
 /* fd may be -1 in these. */
 void sg_guard_tls_ok(int fd);

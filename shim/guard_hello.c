@@ -5,6 +5,7 @@
  * wire reader). Until the random is complete the socket is in SG_TLS_HELLO.
  * The decision is taken on the bytes the program hands over, before they
  * leave; only bytes the kernel took advance the parse. */
+#include "fdstate.h"
 #include "guard.h"
 #include "tlsbind.h"
 
