@@ -34,7 +34,7 @@ struct claim {
 };
 
 static struct claim claims[CLAIMS];
-static int used; /* entries in use, for a quick "none" */
+static int used; /* entries in use, for a quick "none" without the lock */
 static int top;  /* entries [top, CLAIMS) have never been used: scans stop there */
 
 static time_t now(void)
@@ -103,7 +103,7 @@ static struct claim *take(time_t t)
         if (!claims[i].inside && t - claims[i].touched > STALE)
             e = &claims[i];
     if (e && !e->session)
-        used++;
+        __atomic_add_fetch(&used, 1, __ATOMIC_RELAXED);
     if (e && e - claims >= top)
         top = (int)(e - claims) + 1;
     return e;
@@ -166,7 +166,7 @@ int sg_bind_end(void *session)
     struct claim *e = find(session);
     if (e) {
         memset(e, 0, sizeof *e);
-        used--;
+        __atomic_sub_fetch(&used, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&sg_lock_bind);
     return e != NULL;
