@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "policy.h"
+#include "resolve.h"
 #include "smtp.h"
 
 #define SG_FD_CAP 65536
@@ -31,6 +32,7 @@ struct sg_conn {
     int implicit;               /* implicit-TLS port: no plaintext at all */
     int phase;                  /* enum sg_phase, atomic */
     char host[SG_HOST_MAX];     /* the name the program meant, "" if unknown */
+    char candidates[SG_CANDS_MAX]; /* several names could apply: which (resolve.h) */
     char addr[INET6_ADDRSTRLEN];
     int starttls_sent;          /* awaiting the reply to STARTTLS */
     int injected;               /* bytes came after the 220 reply to STARTTLS */

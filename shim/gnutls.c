@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "gnutls_sni.h"
 #include "gnutls_verdict.h"
 #include "guard.h"
 #include "locks.h"
@@ -61,9 +62,7 @@ static int local_port(int fd)
 static int target_of(struct sg_gnutls *g, gnutls_session_t s, struct sg_target *t)
 {
     char sni[SG_HOST_MAX] = "";
-    size_t len = sizeof sni;
-    unsigned type = 0;
-    if (g->gnutls_server_name_get(s, sni, &len, &type, 0) < 0 || type != GNUTLS_NAME_DNS)
+    if (!sg_gnutls_sni(s, sni, sizeof sni))
         sni[0] = 0;
     /* With a transport pointer and push/pull functions of the program's own
      * (GIO), the "descriptor" is the low half of a pointer: then the socket
@@ -116,11 +115,8 @@ static int apply(struct sg_gnutls *g, gnutls_session_t s, const struct sg_target
     int reason = sg_before_handshake(t, detail, len);
     if (reason || t->mode != SG_MODE_ENFORCE)
         return reason;
-    char sni[4];
-    size_t n = sizeof sni;
-    unsigned type;
-    if (!t->ip_literal && g->gnutls_server_name_get(s, sni, &n, &type, 0) ==
-                              GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+    char sni[SG_HOST_MAX];
+    if (!t->ip_literal && !sg_gnutls_sni(s, sni, sizeof sni))
         g->gnutls_server_name_set(s, GNUTLS_NAME_DNS, t->host, strlen(t->host));
     if (g->gnutls_priority_set_direct(s, priority(p), NULL) < 0) {
         snprintf(detail, len, "GnuTLS rejected the policy's priority string");

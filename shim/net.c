@@ -54,7 +54,7 @@ static void track(int fd, const struct sockaddr *sa, socklen_t len, int port)
     struct sg_conn *c = sg_conn_open(fd, sa, len, port);
     if (!c)
         return;
-    sg_resolve_lookup(c->addr, c->host, sizeof c->host);
+    sg_resolve_bind(sa, len, c->host, sizeof c->host, c->candidates, sizeof c->candidates);
     sg_guard_connected(fd, sg_port_in(sg_config()->implicit_ports, port));
 }
 
