@@ -89,7 +89,9 @@ int sg_conclude(const struct sg_target *t, int reason, const char *detail,
                 const char *protocol, const char *cipher)
 {
     char rule[SG_PATH_MAX + SG_HOST_MAX + 32], words[768];
-    int verdict = !reason ? SG_ACCEPTED
+    /* The program's own verification refused: that happened in every mode. */
+    int verdict = !reason                       ? SG_ACCEPTED
+                  : reason == SG_R_OWN_VERIFY   ? SG_REFUSED
                   : (t->mode == SG_MODE_AUDIT && reason != SG_R_POLICY) ? SG_WOULD_REFUSE
                                                                        : SG_REFUSED;
     sg_config_rule(t->dest, rule, sizeof rule);
@@ -102,7 +104,8 @@ int sg_conclude(const struct sg_target *t, int reason, const char *detail,
                          .reason = reason ? words : NULL, .rule = rule};
     sg_log_event(sg_config(), &e);
     if (verdict == SG_REFUSED) {
-        sg_guard_refused(t->fd);
+        if (reason != SG_R_OWN_VERIFY || t->mode == SG_MODE_ENFORCE)
+            sg_guard_refused(t->fd);
         return 0;
     }
     if (protocol)

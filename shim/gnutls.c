@@ -143,6 +143,15 @@ static int explain_failure(struct sg_gnutls *g, gnutls_session_t s, const struct
     if (!g->gnutls_error_is_fatal(r))
         return r;
     mark_pending(s, 0);
+    char detail[512];
+    if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR || r == GNUTLS_E_CERTIFICATE_ERROR) {
+        /* The shim never verifies inside GnuTLS's handshake: this is the
+         * program's own check. Logged as such in every mode, its code kept. */
+        snprintf(detail, sizeof detail, "%s (the program verifies with its own trust "
+                 "settings; the policy expects %s)", g->gnutls_strerror(r), t->host);
+        sg_conclude(t, SG_R_OWN_VERIFY, detail, NULL, NULL);
+        return r;
+    }
     if (t->mode != SG_MODE_ENFORCE)
         return r;
     if (r == GNUTLS_E_PUSH_ERROR || r == GNUTLS_E_PULL_ERROR ||
@@ -150,7 +159,6 @@ static int explain_failure(struct sg_gnutls *g, gnutls_session_t s, const struct
         sg_guard_refused(t->fd);
         return r;
     }
-    char detail[512];
     snprintf(detail, sizeof detail, "%s; the policy requires TLS 1.2 or newer with a "
              "forward-secret AEAD cipher", g->gnutls_strerror(r));
     int code = conclude(g, s, t, failure_reason(g, s, r), detail, 0);

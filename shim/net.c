@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "dns_sock.h"
 #include "fdstate.h"
 #include "gnutls_api.h"
 #include "guard.h"
@@ -63,6 +64,8 @@ __attribute__((noinline)) static int connect_slow(int fd, const struct sockaddr 
 {
     int port = inet_port(sa, len);
     const struct sg_policy *p = sg_config();
+    if (port == SG_DNS_PORT && !sg_port_in(p->smtp_ports, port) && p->mode != SG_MODE_OFF)
+        return sg_dns_sock_connect(fd, sa, len);
     if (SG_LIKELY(!port || !sg_port_in(p->smtp_ports, port) ||
                   (p->mode == SG_MODE_OFF && !p->broken) || !is_stream(fd))) {
         if (SG_UNLIKELY(sg_fd_tracked(fd)))
@@ -88,7 +91,7 @@ SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
     const struct sg_policy *p = __atomic_load_n(&sg_config_loaded, __ATOMIC_ACQUIRE);
     if (SG_LIKELY(real && p && !sg_fd_tracked(fd))) {
         int port = inet_port(sa, len);
-        if (!port || !sg_port_in(p->smtp_ports, port))
+        if (!port || (!sg_port_in(p->smtp_ports, port) && port != SG_DNS_PORT))
             return real(fd, sa, len);
     }
     return connect_slow(fd, sa, len);
