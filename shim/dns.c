@@ -65,6 +65,10 @@ static int read_name(const struct msg *m, size_t *off, char *out)
             return -1;
         for (unsigned i = 0; i < c; i++) {
             unsigned char ch = m->p[at + 1 + i];
+            /* A dot or NUL inside a label, or a control byte, would make a
+             * presentation name that is not what the program asked for. */
+            if (ch <= ' ' || ch >= 0x7F || ch == '.')
+                return -1;
             out[used++] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
         }
         out[used++] = '.';
@@ -84,7 +88,8 @@ static int find(const struct names *s, const char *name)
 /* ref < 0: the name is its own identity. */
 static void add(struct names *s, const char *name, int ref)
 {
-    if (s->n < MAX_NAMES && find(s, name) < 0) {
+    /* The root is no host: a null MX (RFC 7505) says "no mail here". */
+    if (name[0] && s->n < MAX_NAMES && find(s, name) < 0) {
         strcpy(s->name[s->n], name);
         s->ref[s->n] = ref < 0 ? s->n : ref;
         s->n++;
