@@ -85,6 +85,17 @@ int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *
     return r ? r : check_pins(t, spki, n, detail, len);
 }
 
+/* The program named no host, so the address was the identity and the
+ * certificate does not hold it: say how to name the host. */
+static const char *by_address_hint(const struct sg_target *t, int reason)
+{
+    if ((reason != SG_R_HOSTNAME && reason != SG_R_OWN_VERIFY) || !t->ip_literal ||
+        (t->dest && t->dest->verify_name[0]))
+        return "";
+    return "; the program named no host, so the certificate must hold the address: "
+           "else add a [destination ADDRESS] section with verify_name";
+}
+
 int sg_conclude(const struct sg_target *t, int reason, const char *detail,
                 const char *protocol, const char *cipher)
 {
@@ -96,8 +107,9 @@ int sg_conclude(const struct sg_target *t, int reason, const char *detail,
                                                                        : SG_REFUSED;
     sg_config_rule(t->dest, rule, sizeof rule);
     if (reason)
-        snprintf(words, sizeof words, "%s (%s)",
-                 sg_reason_text(reason) + strlen("smtpguard: "), detail ? detail : "");
+        snprintf(words, sizeof words, "%s (%s)%s",
+                 sg_reason_text(reason) + strlen("smtpguard: "), detail ? detail : "",
+                 by_address_hint(t, reason));
     struct sg_event e = {.verdict = verdict, .what = "TLS", .host = t->host, .addr = t->addr,
                          .port = t->port, .protocol = protocol, .cipher = cipher,
                          .check = reason ? sg_reason_check(reason) : NULL,
