@@ -149,8 +149,12 @@ static int explain_failure(struct sg_gnutls *g, gnutls_session_t s, const struct
          * program's own check. Logged as such in every mode, its code kept. */
         snprintf(detail, sizeof detail, "%s (the program verifies with its own trust "
                  "settings; the policy expects %s)", g->gnutls_strerror(r), t->host);
-        sg_conclude(t, SG_R_OWN_VERIFY, detail, NULL, NULL);
-        return r;
+        if (t->mode != SG_MODE_ENFORCE) {
+            sg_conclude(t, SG_R_OWN_VERIFY, detail, NULL, NULL);
+            return r;
+        }
+        int code = conclude(g, s, t, SG_R_OWN_VERIFY, detail, 0);
+        return code ? code : r;
     }
     if (t->mode != SG_MODE_ENFORCE)
         return r;

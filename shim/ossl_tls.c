@@ -155,8 +155,8 @@ static int failure_reason(struct sg_ossl *o, unsigned long e)
 }
 
 /* The program's own verification (its store, its names) failed the
- * handshake: logged as such, in audit mode too, with the program's own
- * OpenSSL error left for it to report. 1 when that is what happened. */
+ * handshake: logged as such, in audit mode too (where the program keeps its
+ * own error). 1 when that is what happened. */
 static int own_verify_failed(struct sg_ossl *o, SSL *s, struct sg_target *t)
 {
     long v = o->SSL_get_verify_result(s);
@@ -166,9 +166,10 @@ static int own_verify_failed(struct sg_ossl *o, SSL *s, struct sg_target *t)
     char detail[512];
     snprintf(detail, sizeof detail, "%s (the program verifies with its own trust settings; "
              "the policy expects %s)", o->X509_verify_cert_error_string(v), t->host);
-    sg_conclude(t, SG_R_OWN_VERIFY, detail, NULL, NULL);
     if (t->mode == SG_MODE_ENFORCE)
-        set_state(o, s, ST_SEEN | ST_SMTP | ST_REFUSED);
+        conclude(o, s, t, SG_R_OWN_VERIFY, detail, 0);
+    else
+        sg_conclude(t, SG_R_OWN_VERIFY, detail, NULL, NULL);
     return 1;
 }
 

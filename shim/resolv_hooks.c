@@ -4,6 +4,7 @@
  * connection to that name; res_query and its family (Postfix, Exim) hand the
  * raw DNS answer to dns.c. None of this runs on I/O: it costs a program only
  * the resolver calls it makes. */
+#include <dlfcn.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
 #include <resolv.h>
@@ -97,24 +98,30 @@ SG_EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, ch
     return r;
 }
 
-/* res_query and family: glibc 2.34 exports them under their own names; older
- * programs call the __res_ names the headers used to define them to. Each
- * pair shares one real function. */
-#define BIND(slot, sym)                                                          \
+/* res_query and family: glibc 2.34 exports them under their own names and
+ * keeps the __res_ names older programs call only as compat versions, which
+ * an unversioned dlsym does not return; before 2.34 libresolv has the __res_
+ * names. Both names are one function: bind whichever the loader has. */
+static void *bind_either(void **slot, const char *name, const char *other)
+{
+    return sg_real_bind(slot, dlsym(RTLD_NEXT, name) ? name : other);
+}
+
+#define BIND(slot, sym, other)                                                   \
     (SG_LIKELY(__atomic_load_n(&slot, __ATOMIC_ACQUIRE) != NULL)                 \
          ? slot                                                                  \
-         : (__typeof__(slot))sg_real_bind((void **)&slot, sym))
+         : (__typeof__(slot))bind_either((void **)&slot, sym, other))
 
 #define SG_RES(name, params, args, answer, anslen)                               \
     static int (*real_##name) params;                                           \
     SG_EXPORT int name params                                                   \
     {                                                                           \
-        return learn_answer(BIND(real_##name, #name) args, answer, anslen);     \
+        return learn_answer(BIND(real_##name, #name, "__" #name) args, answer, anslen); \
     }                                                                           \
     static int (*real___##name) params;                                         \
     SG_EXPORT int __##name params                                               \
     {                                                                           \
-        return learn_answer(BIND(real___##name, "__" #name) args, answer, anslen); \
+        return learn_answer(BIND(real___##name, "__" #name, #name) args, answer, anslen); \
     }
 
 SG_RES(res_query, (const char *d, int c, int t, unsigned char *a, int l), (d, c, t, a, l), a, l)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "locks.h"
 #include "policy.h"
@@ -21,6 +22,7 @@ static struct entry {
     char name[SG_HOST_MAX];
     int literal;            /* the "name" was an address literal */
     const void *list, *sa;  /* getaddrinfo's, until freeaddrinfo */
+    int port;               /* the port getaddrinfo put in sa, 0 if none */
 } memory[MEMORY];
 static unsigned next;
 static int lists; /* entries with a list */
@@ -60,6 +62,14 @@ void sg_addr_normalise(char *addr, size_t cap)
         inet_ntop(AF_INET, &a.s6_addr[12], addr, (socklen_t)cap);
 }
 
+static int sockaddr_port(const struct sockaddr *sa)
+{
+    if (!sa)
+        return 0;
+    return ntohs(sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                                           : ((const struct sockaddr_in *)sa)->sin_port);
+}
+
 void sg_resolve_remember(const char *name, int family, const void *addr, const void *list,
                          const void *sa)
 {
@@ -80,6 +90,7 @@ void sg_resolve_remember(const char *name, int family, const void *addr, const v
     e->literal = literal;
     e->list = list;
     e->sa = sa;
+    e->port = sockaddr_port(sa);
     pthread_mutex_unlock(&lock);
 }
 
@@ -114,34 +125,78 @@ static void add_candidate(char *cands, size_t clen, const char *name)
     snprintf(cands + used, clen - used, "%s%s", used ? ", " : "", name);
 }
 
-/* Under the lock: the distinct names remembered for a. */
-static int by_address(const unsigned char a[16], char *name, size_t nlen, char *cands,
-                      size_t clen)
+#define MAX_CANDS 8
+
+/* Under the lock: the distinct names remembered for a (and, when port is not
+ * 0, from getaddrinfo answers that carried that port), newest first; more
+ * than MAX_CANDS counts as MAX_CANDS + 1. */
+static int collect(const unsigned char a[16], int port, const char *out[MAX_CANDS])
 {
-    int found = 0;
-    const char *first = NULL;
-    if (cands && clen)
-        cands[0] = 0;
+    int n = 0;
     for (unsigned k = 1; k <= MEMORY; k++) {
         const struct entry *e = &memory[(next - k) % MEMORY];
-        if (!e->name[0] || e->literal || memcmp(e->addr, a, 16) != 0)
+        if (!e->name[0] || e->literal || memcmp(e->addr, a, 16) != 0 ||
+            (port && e->port != port))
             continue;
         int seen = 0;
-        for (unsigned j = 1; j < k && !seen; j++) {
-            const struct entry *o = &memory[(next - j) % MEMORY];
-            seen = o->name[0] && !o->literal && memcmp(o->addr, a, 16) == 0 &&
-                   strcasecmp(o->name, e->name) == 0;
-        }
+        for (int j = 0; j < n && !seen; j++)
+            seen = strcasecmp(out[j], e->name) == 0;
         if (seen)
             continue;
-        if (!found++)
-            first = e->name;
-        if (cands && clen)
-            add_candidate(cands, clen, e->name);
+        if (n == MAX_CANDS)
+            return n + 1;
+        out[n++] = e->name;
     }
-    if (found == 1 && strlen(first) < nlen)
-        strcpy(name, first);
-    return found == 0 ? SG_NAME_NONE : found == 1 ? SG_NAME_ONE : SG_NAME_SEVERAL;
+    return n;
+}
+
+/* The machine's own name (a program looks it up for EHLO) names the client,
+ * not the server: among several candidates it does not count. */
+static int is_own_host(const char *name)
+{
+    char h[SG_HOST_MAX];
+    if (gethostname(h, sizeof h) != 0)
+        return 0;
+    h[sizeof h - 1] = 0;
+    size_t n = strlen(h);
+    return n && strncasecmp(name, h, n) == 0 && (name[n] == 0 || name[n] == '.');
+}
+
+static int drop_own_host(const char *c[MAX_CANDS], int n)
+{
+    int kept = 0;
+    const char *keep[MAX_CANDS];
+    for (int i = 0; i < n; i++)
+        if (!is_own_host(c[i]))
+            keep[kept++] = c[i];
+    if (kept == 0 || kept == n)
+        return n;
+    memcpy(c, keep, sizeof keep[0] * (size_t)kept);
+    return kept;
+}
+
+/* Under the lock: the name(s) for address a reached on port. Answers that
+ * carried the port connected to speak first (the program asked for this
+ * service); else every name resolved to the address. */
+static int by_address(const unsigned char a[16], int port, char *name, size_t nlen,
+                      char *cands, size_t clen)
+{
+    const char *c[MAX_CANDS];
+    int n = port ? collect(a, port, c) : 0;
+    if (n == 0)
+        n = collect(a, 0, c);
+    if (n > 1 && n <= MAX_CANDS)
+        n = drop_own_host(c, n);
+    if (cands && clen) {
+        cands[0] = 0;
+        for (int i = 0; i < n && i < MAX_CANDS; i++)
+            add_candidate(cands, clen, c[i]);
+        if (n > MAX_CANDS)
+            add_candidate(cands, clen, "...");
+    }
+    if (n == 1 && strlen(c[0]) < nlen)
+        strcpy(name, c[0]);
+    return n == 0 ? SG_NAME_NONE : n == 1 ? SG_NAME_ONE : SG_NAME_SEVERAL;
 }
 
 int sg_resolve_bind(const struct sockaddr *sa, socklen_t len, char *name, size_t nlen,
@@ -162,7 +217,7 @@ int sg_resolve_bind(const struct sockaddr *sa, socklen_t len, char *name, size_t
             r = SG_NAME_ONE;
         }
     if (r == SG_NAME_NONE)
-        r = by_address(a, name, nlen, cands, clen);
+        r = by_address(a, sockaddr_port(sa), name, nlen, cands, clen);
     pthread_mutex_unlock(&lock);
     return r;
 }
@@ -176,7 +231,7 @@ int sg_resolve_lookup(const char *addr, char *name, size_t len)
     if (!ok)
         return 0;
     pthread_mutex_lock(&lock);
-    int r = by_address(a, name, len, NULL, 0);
+    int r = by_address(a, 0, name, len, NULL, 0);
     pthread_mutex_unlock(&lock);
     return r == SG_NAME_ONE;
 }

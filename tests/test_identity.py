@@ -8,6 +8,7 @@ DNS:smtp.good.test, `attacker` only DNS:attacker.test, all from the test CA) and
 what the server received. Names resolve through a private /etc/hosts (a mount namespace)
 or through the stub DNS server of tests/lib/dnsserver.py."""
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -341,3 +342,17 @@ def test_log_names_the_check_and_audit_agrees(case, smtp_server, shim, certs, ru
     assert seen["enforce"][0] == EXPECTED[case], seen
     assert seen["enforce"] == seen["audit"], seen
     assert "unspecified" not in seen["enforce"][1], seen
+
+
+def test_own_host_name_lookup_is_not_a_candidate(hosts, smtp_server, shim, run, message_file):
+    """Programs look their own host name up (EHLO); on many machines it maps to a
+    loopback address. Connected from a copy of the address (Perl, Python), the
+    server's name still decides when the other name is the machine's own."""
+    me = socket.gethostname()
+    wrap = hosts({"smtp.good.test": "127.0.0.1", me: "127.0.0.1"})
+    server = smtp_server("goodname")
+    env = shim([server.port])
+    env.update(SG_ALSO_RESOLVE=me, SG_COPY_ADDR="1")
+    res = run(wrap([CARELESS, "no_sni", "smtp.good.test", server.port, "starttls",
+                    message_file]), env)
+    assert delivered(server) and res.returncode == 0, describe(res) + env.log()

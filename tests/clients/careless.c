@@ -290,11 +290,11 @@ static const struct io_ops bio_io = { "bio", bio_read, bio_write };
 /* TCP                                                                      */
 
 /* Test knobs for the name binding tests (tests/test_identity.py):
- * SG_ALSO_RESOLVE="a b": after resolving HOST, resolve these names too (a
- * later, unrelated lookup); SG_COPY_ADDR=1: connect from a copy of the
+ * SG_ALSO_RESOLVE="a b": after resolving HOST, resolve these names too, for
+ * the same port (a later lookup, for the same service); SG_COPY_ADDR=1: connect from a copy of the
  * address, not from getaddrinfo's own sockaddr; SG_MAP_V6=1: connect an IPv6
  * socket to the IPv4-mapped form of an IPv4 address. */
-static void also_resolve(void)
+static void also_resolve(const char *port)
 {
     const char *names = getenv("SG_ALSO_RESOLVE");
     char buf[512], *save = NULL;
@@ -303,7 +303,7 @@ static void also_resolve(void)
     strcpy(buf, names);
     for (char *n = strtok_r(buf, " ", &save); n; n = strtok_r(NULL, " ", &save)) {
         struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *r;
-        if (getaddrinfo(n, "25", &hints, &r) == 0)
+        if (getaddrinfo(n, port, &hints, &r) == 0)
             freeaddrinfo(r);
     }
 }
@@ -499,7 +499,7 @@ static void tcp_connect(struct conn *c)
                 : getaddrinfo(c->host, c->port, &hints, &res);
     if (r != 0)
         fail("cannot resolve %s: %s", c->host, gai_strerror(r));
-    also_resolve();
+    also_resolve(c->port);
     int err = 0;
     c->fd = -1;
     for (struct addrinfo *ai = res; ai && c->fd < 0; ai = ai->ai_next) {
