@@ -9,13 +9,16 @@ what the server received. Names resolve through a private /etc/hosts (a mount na
 or through the stub DNS server of tests/lib/dnsserver.py."""
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from lib.constants import BODY, FROM, PASSWORD, TO, USER
 from lib.dnsserver import DnsServer
-from lib.runner import CLIENTS, describe
+from lib.gnutls_mailers import DEBS, EXIM
+from lib.runner import CLIENTS, REPO, describe
 from lib.sysroot import unavailable
 
 CARELESS = CLIENTS / "careless"
@@ -173,6 +176,45 @@ def test_cname_alias_is_not_the_name_proved(dns, smtp_server, shim, run, message
     res = run([CARELESS, "no_sni", "alias.test", server.port, "starttls", message_file], env)
     assert leaked_nothing(server) and res.returncode != 0, describe(res)
     assert checks(env) == ["hostname"] and "alias.test" in refusals(env)[0][1], env.log()
+
+
+@pytest.fixture(scope="module")
+def exim():
+    """The Debian exim4 binary, unpacked by scripts/fetch-debs (as tests/test_gnutls.py)."""
+    try:
+        subprocess.run([REPO / "scripts" / "fetch-debs", *DEBS], capture_output=True,
+                       text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        pass
+    if not EXIM.exists():
+        pytest.skip(f"{EXIM} could not be unpacked (scripts/fetch-debs)")
+    return EXIM
+
+
+@pytest.mark.parametrize("cert,ok", [("goodname", True), ("attacker", False)])
+def test_exim_dnslookup_proves_the_mx_host(cert, ok, exim, dns, smtp_server, shim, baseline,
+                                           run, message_file):
+    """Exim routes rcpt@mail.test with its dnslookup router (res_search: MX, then the
+    MX host's address) and sets no SNI: the MX host smtp.good.test is the name."""
+    resolver = dns(RECORDS, port=53)
+    cmd = [sys.executable, REPO / "tests" / "mailers" / "gnutls_exim.py", exim, None,
+           "starttls", message_file]
+    for side in ("shim",) if ok else ("shim", "baseline"):
+        server = smtp_server(cert)
+        env = shim([server.port]) if side == "shim" else baseline()
+        env.update(SG_EXIM_DNS=resolver.host, SG_EXIM_TO="rcpt@mail.test")
+        cmd[3] = server.port
+        res = run(cmd, env, timeout=120)
+        assert ("mail.test", 15) in resolver.queries, describe(res)
+        if ok or side == "baseline":
+            assert delivered(server) and res.returncode == 0, describe(res) + env.log()
+            if side == "shim":   # the shim judged it, under that name
+                assert '"verdict":"accepted","what":"TLS","host":"smtp.good.test"' in \
+                    env.log(), env.log()
+        else:
+            assert leaked_nothing(server) and res.returncode != 0, describe(res)
+            assert checks(env) == ["hostname"], env.log()
+            assert "smtp.good.test" in refusals(env)[0][1], env.log()
 
 
 # ---- 3. the name is bound to the connection ------------------------------------------
