@@ -22,7 +22,6 @@ static struct entry {
     char name[SG_HOST_MAX];
     int literal;            /* the "name" was an address literal */
     const void *list, *sa;  /* getaddrinfo's, until freeaddrinfo */
-    int port;               /* the port getaddrinfo put in sa, 0 if none */
 } memory[MEMORY];
 static unsigned next;
 static int lists; /* entries with a list */
@@ -62,14 +61,6 @@ void sg_addr_normalise(char *addr, size_t cap)
         inet_ntop(AF_INET, &a.s6_addr[12], addr, (socklen_t)cap);
 }
 
-static int sockaddr_port(const struct sockaddr *sa)
-{
-    if (!sa)
-        return 0;
-    return ntohs(sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
-                                           : ((const struct sockaddr_in *)sa)->sin_port);
-}
-
 void sg_resolve_remember(const char *name, int family, const void *addr, const void *list,
                          const void *sa)
 {
@@ -90,7 +81,6 @@ void sg_resolve_remember(const char *name, int family, const void *addr, const v
     e->literal = literal;
     e->list = list;
     e->sa = sa;
-    e->port = sockaddr_port(sa);
     pthread_mutex_unlock(&lock);
 }
 
@@ -127,16 +117,14 @@ static void add_candidate(char *cands, size_t clen, const char *name)
 
 #define MAX_CANDS 8
 
-/* Under the lock: the distinct names remembered for a (and, when port is not
- * 0, from getaddrinfo answers that carried that port), newest first; more
+/* Under the lock: the distinct names remembered for a, newest first; more
  * than MAX_CANDS counts as MAX_CANDS + 1. */
-static int collect(const unsigned char a[16], int port, const char *out[MAX_CANDS])
+static int collect(const unsigned char a[16], const char *out[MAX_CANDS])
 {
     int n = 0;
     for (unsigned k = 1; k <= MEMORY; k++) {
         const struct entry *e = &memory[(next - k) % MEMORY];
-        if (!e->name[0] || e->literal || memcmp(e->addr, a, 16) != 0 ||
-            (port && e->port != port))
+        if (!e->name[0] || e->literal || memcmp(e->addr, a, 16) != 0)
             continue;
         int seen = 0;
         for (int j = 0; j < n && !seen; j++)
@@ -150,16 +138,17 @@ static int collect(const unsigned char a[16], int port, const char *out[MAX_CAND
     return n;
 }
 
-/* The machine's own name (a program looks it up for EHLO) names the client,
- * not the server: among several candidates it does not count. */
+/* The machine's own name (a program looks it up for EHLO, and it often maps
+ * to a loopback address) names the client, not the server: among several
+ * candidates it does not count. Only the exact name: a prefix match would let
+ * "mail" drop "mail.victim.example" and leave a steered name alone. */
 static int is_own_host(const char *name)
 {
     char h[SG_HOST_MAX];
     if (gethostname(h, sizeof h) != 0)
         return 0;
     h[sizeof h - 1] = 0;
-    size_t n = strlen(h);
-    return n && strncasecmp(name, h, n) == 0 && (name[n] == 0 || name[n] == '.');
+    return h[0] && strcasecmp(name, h) == 0;
 }
 
 static int drop_own_host(const char *c[MAX_CANDS], int n)
@@ -175,16 +164,14 @@ static int drop_own_host(const char *c[MAX_CANDS], int n)
     return kept;
 }
 
-/* Under the lock: the name(s) for address a reached on port. Answers that
- * carried the port connected to speak first (the program asked for this
- * service); else every name resolved to the address. */
-static int by_address(const unsigned char a[16], int port, char *name, size_t nlen,
-                      char *cands, size_t clen)
+/* Under the lock: the name for address a, when exactly one applies. Which
+ * name came last is no evidence (a later lookup must not steer), so several
+ * stay several, with one exception that cannot be steered from outside. */
+static int by_address(const unsigned char a[16], char *name, size_t nlen, char *cands,
+                      size_t clen)
 {
     const char *c[MAX_CANDS];
-    int n = port ? collect(a, port, c) : 0;
-    if (n == 0)
-        n = collect(a, 0, c);
+    int n = collect(a, c);
     if (n > 1 && n <= MAX_CANDS)
         n = drop_own_host(c, n);
     if (cands && clen) {
@@ -217,7 +204,7 @@ int sg_resolve_bind(const struct sockaddr *sa, socklen_t len, char *name, size_t
             r = SG_NAME_ONE;
         }
     if (r == SG_NAME_NONE)
-        r = by_address(a, sockaddr_port(sa), name, nlen, cands, clen);
+        r = by_address(a, name, nlen, cands, clen);
     pthread_mutex_unlock(&lock);
     return r;
 }
@@ -231,7 +218,7 @@ int sg_resolve_lookup(const char *addr, char *name, size_t len)
     if (!ok)
         return 0;
     pthread_mutex_lock(&lock);
-    int r = by_address(a, 0, name, len, NULL, 0);
+    int r = by_address(a, name, len, NULL, 0);
     pthread_mutex_unlock(&lock);
     return r == SG_NAME_ONE;
 }
