@@ -50,6 +50,8 @@ static void unmark(int fd)
 
 int sg_dns_sock_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
+    if (sg_fd_tracked(fd)) /* reconnected: whatever it was, it is this now */
+        sg_fd_forget(fd);
     int r = REAL(connect)(fd, sa, len);
     int saved = errno;
     int type = sock_type(fd);

@@ -398,3 +398,19 @@ def test_own_host_name_lookup_is_not_a_candidate(hosts, smtp_server, shim, run, 
     res = run(wrap([CARELESS, "no_sni", "smtp.good.test", server.port, "starttls",
                     message_file]), env)
     assert delivered(server) and res.returncode == 0, describe(res) + env.log()
+
+
+def test_ambiguity_is_judged_alike_in_audit_and_enforce(hosts, smtp_server, shim, run,
+                                                        message_file):
+    wrap = hosts(STEER)
+    seen = {}
+    for mode in ("enforce", "audit"):
+        server = smtp_server("attacker")
+        env = shim([server.port], mode=mode)
+        env.update(SG_ALSO_RESOLVE="attacker.test", SG_COPY_ADDR="1")
+        res = run(wrap([CARELESS, "no_sni", "smtp.victim.test", server.port, "starttls",
+                        message_file]), env)
+        assert (delivered(server) if mode == "audit" else leaked_nothing(server)), describe(res)
+        seen[mode] = judged(env)
+        Path(env.log_path).unlink()
+    assert seen["enforce"][0] == "ambiguous-name" and seen["enforce"] == seen["audit"], seen
