@@ -22,7 +22,9 @@ int sg_resolve_lists_live(void);
 enum { SG_NAME_NONE, SG_NAME_ONE, SG_NAME_SEVERAL };
 /* The name bound to a connection to sa: the name whose getaddrinfo list holds
  * this very sockaddr; else the one name resolved to its address (SG_NAME_ONE,
- * in name); else SG_NAME_SEVERAL with the names in cands, or SG_NAME_NONE. */
+ * in name; among several, the machine's own host name does not count); else
+ * SG_NAME_SEVERAL with the names in cands, or SG_NAME_NONE. Which name came
+ * last never decides. */
 int sg_resolve_bind(const struct sockaddr *sa, socklen_t len, char *name, size_t nlen,
                     char *cands, size_t clen);
 /* The one name resolved to the numeric address addr ("127.0.0.1"), 0 when
