@@ -68,6 +68,7 @@ static int finish(struct sg_target *t, const char *sni)
     t->dest = sg_policy_match(p, t->host, t->addr, t->port);
     if (!(sni && *sni) && t->dest && t->dest->verify_name[0]) {
         copy(t->host, sizeof t->host, t->dest->verify_name);
+        sg_name_normalise(t->host);
         t->candidates[0] = 0;
     } else if (!t->host[0] && !t->candidates[0]) {
         copy(t->host, sizeof t->host, t->addr);
