@@ -132,13 +132,13 @@ RECORDS = {"smtp.good.test": [("A", "127.0.0.1")],
            "alias.test": [("CNAME", "smtp.good.test")]}
 
 
-@pytest.mark.parametrize("api", ["search", "nsearch", "query", "udp", "tcp"])
+@pytest.mark.parametrize("api", ["search", "nsearch", "query", "udp", "tcp", "tcp1"])
 @pytest.mark.parametrize("cert,ok", [("goodname", True), ("attacker", False)])
 def test_name_from_the_dns_answer(api, cert, ok, dns, smtp_server, shim, run, message_file):
     """A client without SNI that resolves through res_* (Postfix, Exim) or its own DNS
     socket (c-ares, asr): the name it asked for is what the server must prove. Without
     that name the address would be the identity and the good server refused."""
-    resolver = dns(RECORDS, port=53 if api in ("udp", "tcp") else 0)
+    resolver = dns(RECORDS, port=53 if api in ("udp", "tcp", "tcp1") else 0)
     server = smtp_server(cert)
     env = shim([server.port])
     env.update(SG_DNS_SERVER=f"{resolver.host}:{resolver.port}", SG_DNS_API=api)

@@ -372,8 +372,9 @@ static int connect_one(const struct addrinfo *ai, int nonblocking)
 
 /* SG_DNS_SERVER=ADDR:PORT (tests/test_identity.py): resolve HOST as Postfix
  * and Exim do, with the res_* API against that server instead of
- * getaddrinfo; SG_DNS_API=search|nsearch|query picks the call, or udp|tcp
- * for a resolver of the program's own (as c-ares and OpenSMTPD's asr have:
+ * getaddrinfo; SG_DNS_API=search|nsearch|query picks the call, or udp|tcp|tcp1
+ * (tcp: the frame length read first; tcp1: the frame in one read) for a
+ * resolver of the program's own (as c-ares and OpenSMTPD's asr have:
  * its own socket to the server, res_mkquery only to build the question).
  * SG_DNS_MX=1 looks HOST up as a mail domain and connects to its first MX
  * host. The list made holds one IPv4 address. */
@@ -392,7 +393,15 @@ static int own_query(const struct sockaddr_in *ns, int tcp, const char *name, in
     if (send(fd, tcp ? q : q + 2, (size_t)n + (tcp ? 2 : 0), 0) < 0)
         fail("own resolver: send: %s", strerror(errno));
     int got = 0;
-    if (tcp) { /* the frame length first, then the message, as asr reads them */
+    if (tcp == 2) { /* the whole frame in one read, as c-ares reads it */
+        unsigned char frame[NS_MAXMSG + 2];
+        got = (int)recv(fd, frame, sizeof frame, 0);
+        int want = got >= 2 ? frame[0] << 8 | frame[1] : -1;
+        if (want < 0 || want > len || got != want + 2)
+            fail("own resolver: not one whole frame (%d bytes)", got);
+        memcpy(ans, frame + 2, (size_t)want);
+        got = want;
+    } else if (tcp) { /* the frame length first, then the message, as asr reads them */
         unsigned char hdr[2];
         if (recv(fd, hdr, 2, MSG_WAITALL) != 2)
             fail("own resolver: no answer");
@@ -419,8 +428,9 @@ static int dns_query(const char *name, int type, unsigned char *ans, int len)
     *colon = 0;
     struct sockaddr_in ns = { .sin_family = AF_INET, .sin_port = htons(atoi(colon + 1)) };
     inet_pton(AF_INET, server, &ns.sin_addr);
-    if (!strcmp(api, "udp") || !strcmp(api, "tcp"))
-        return own_query(&ns, !strcmp(api, "tcp"), name, type, ans, len);
+    if (!strcmp(api, "udp") || !strcmp(api, "tcp") || !strcmp(api, "tcp1"))
+        return own_query(&ns, !strcmp(api, "tcp1") ? 2 : !strcmp(api, "tcp"), name, type,
+                         ans, len);
     if (!strcmp(api, "nsearch")) {
         if (res_ninit(&st) != 0)
             fail("res_ninit");
