@@ -1,5 +1,5 @@
 /* The name a server must prove (DESIGN.md pitfall 8), in this order:
- *  1. the SNI the program set;
+ *  1. the SNI the program set (a host name: an address there counts as 5);
  *  2. the policy's verify_name for the destination;
  *  3. the name bound to the connection: the name whose answer produced the
  *     address connected to (resolve.c);
@@ -66,7 +66,10 @@ static int finish(struct sg_target *t, const char *sni)
     if (is_ip(t->host))
         sg_addr_normalise(t->host, sizeof t->host);
     t->dest = sg_policy_match(p, t->host, t->addr, t->port);
-    if (!(sni && *sni) && t->dest && t->dest->verify_name[0]) {
+    /* An address in SNI (RFC 6066 forbids it, careless programs send it) names
+     * no host: verify_name still decides then, as for any address. */
+    int named = sni && *sni && !is_ip(sni);
+    if (!named && t->dest && t->dest->verify_name[0]) {
         copy(t->host, sizeof t->host, t->dest->verify_name);
         sg_name_normalise(t->host);
         t->candidates[0] = 0;

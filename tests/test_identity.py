@@ -125,6 +125,17 @@ def test_verify_name_still_overrides_the_address(smtp_server, shim, run, message
     assert delivered(server), describe(res)
 
 
+def test_verify_name_overrides_an_address_sent_as_sni(smtp_server, shim, run, message_file):
+    """careless sets SNI to HOST even when it is an address (RFC 6066 forbids it): that
+    names no host, so verify_name decides, as for curl."""
+    server = smtp_server("goodname")
+    env = shim([server.port], extra=f"[destination 127.0.0.1:{server.port}]\n"
+                                    "verify_name = smtp.good.test\n")
+    res = run([CARELESS, "verify_none", "127.0.0.1", server.port, "starttls", message_file],
+              env)
+    assert delivered(server) and res.returncode == 0, describe(res) + env.log()
+
+
 # ---- 2. names from res_search / res_query and from a program's own resolver ----------
 
 RECORDS = {"smtp.good.test": [("A", "127.0.0.1")],
