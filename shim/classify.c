@@ -68,7 +68,8 @@ static int classify(int fd, int inherited)
                                    (unsigned)fd >= SG_FD_CAP
                                        ? "descriptor number too high to guard"
                                        : "too many SMTP connections to guard at once");
-    sg_resolve_lookup(c->addr, c->host, sizeof c->host);
+    sg_resolve_bind((struct sockaddr *)&ss, len, c->host, sizeof c->host, c->candidates,
+                    sizeof c->candidates);
     int implicit = sg_port_in(p->implicit_ports, port);
     if (inherited)
         sg_guard_inherited(fd, implicit);

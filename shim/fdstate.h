@@ -7,8 +7,10 @@
 #include <netinet/in.h>
 #include <sys/types.h>
 
+#include "hello.h"
 #include "policy.h"
 #include "proxy.h"
+#include "resolve.h"
 #include "smtp.h"
 
 #define SG_FD_CAP 65536
@@ -27,9 +29,11 @@ enum sg_phase {
     SG_TLS_WANTED,    /* STARTTLS sent, or an implicit-TLS port: the handshake comes next */
     SG_TLS_HANDSHAKE, /* OpenSSL is running the handshake; the verdict comes next */
     SG_TLS_OK,        /* a handshake passed the verdict */
-    SG_TLS_FOREIGN,   /* a TLS record from a library the shim does not drive */
+    SG_TLS_FOREIGN,   /* a ClientHello no hooked session claims (or a TLS record on an
+                         inherited socket outside one): a library the shim does not drive */
     SG_DEAD,          /* refused: nothing more may be sent */
     SG_INHERITED,     /* came across exec: plaintext or TLS, its first send tells */
+    SG_TLS_HELLO,     /* a ClientHello is leaving: its client random tells whose it is */
 };
 
 struct sg_conn {
@@ -40,11 +44,15 @@ struct sg_conn {
     int implicit;               /* implicit-TLS port: no plaintext at all */
     int phase;                  /* enum sg_phase, atomic */
     char host[SG_HOST_MAX];     /* the name the program meant, "" if unknown */
+    char candidates[SG_CANDS_MAX]; /* several names could apply: which (resolve.h) */
     char addr[INET6_ADDRSTRLEN];
     int starttls_sent;          /* awaiting the reply to STARTTLS */
     int injected;               /* bytes came after the 220 reply to STARTTLS */
+    int audit_logged;           /* audit: the plaintext decision was logged once */
     struct sg_smtp_out out;     /* outbound command tracker */
     struct sg_smtp_in in;       /* inbound reply tracker */
+    struct sg_hello hello;      /* the ClientHello sent on it (tlsbind.c) */
+    int hello_fd;               /* the descriptor it left through */
     struct sg_px_out px_out;    /* on a proxy port: the request, until it names the */
     struct sg_px_in px_in;      /* destination; the proxy's replies, skipped */
 };

@@ -8,18 +8,12 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "dns_sock.h"
 #include "fdstate.h"
 #include "guard.h"
 #include "log.h"
 #include "real.h"
 #include "decision.h"
-
-static __thread int pending_fd __attribute__((tls_model("initial-exec"))) = -1;
-
-int sg_guard_tls_pending(void)
-{
-    return sg_fd_tracked(pending_fd) ? pending_fd : -1;
-}
 
 static void set_phase(struct sg_conn *c, int phase)
 {
@@ -37,10 +31,8 @@ void sg_guard_connected(int fd, int implicit)
         return;
     }
     c->implicit = implicit;
-    if (implicit) {
+    if (implicit)
         set_phase(c, SG_TLS_WANTED);
-        pending_fd = fd;
-    }
 }
 
 void sg_guard_inherited(int fd, int implicit)
@@ -95,7 +87,9 @@ static int refuse(int fd, struct sg_conn *c, const char *check, const char *reas
     const struct sg_policy *p = sg_config();
     int mode = sg_policy_mode(p, sg_policy_match(p, c->host, c->addr, c->port));
     if (mode == SG_MODE_AUDIT && !p->broken) {
-        log_plain(c, SG_WOULD_REFUSE, check, reason);
+        /* One line per session: MAIL, RCPT and DATA are one decision. */
+        if (!__atomic_exchange_n(&c->audit_logged, 1, __ATOMIC_RELAXED))
+            log_plain(c, SG_WOULD_REFUSE, check, reason);
         return 0;
     }
     log_plain(c, SG_REFUSED, check, reason);
@@ -213,11 +207,10 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
     if (c->px_out.state == SG_PX_ACTIVE)
         return proxy_before_send(fd, c, iov, iovcnt);
     if (sg_tls_inside && is_tls_record(iov, iovcnt) &&
-        __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_DEAD) {
-        /* A handshake the shim drives and judges: never SMTP text. */
-        set_phase(c, SG_TLS_HANDSHAKE);
-        return 0;
-    }
+        __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) == SG_PLAIN)
+        /* A handshake the shim drives (the 220 to STARTTLS went by unseen): its
+         * records are never SMTP text; its ClientHello is read as below. */
+        set_phase(c, SG_TLS_WANTED);
     switch (__atomic_load_n(&c->phase, __ATOMIC_ACQUIRE)) {
     case SG_TLS_HANDSHAKE:
     case SG_TLS_OK:
@@ -226,8 +219,12 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
     case SG_DEAD:
         errno = EACCES;
         return -1;
+    case SG_TLS_HELLO:
+        sg_guard_hello_before(fd, c, iov, iovcnt);
+        return 0;
     case SG_INHERITED:
-        if (first_byte(iov, iovcnt) >= 0x14 && first_byte(iov, iovcnt) <= 0x17) {
+        if (first_byte(iov, iovcnt) >= 0x14 && first_byte(iov, iovcnt) <= 0x17 &&
+            !is_tls_record(iov, iovcnt)) { /* TLS under way: no ClientHello to come */
             set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
             return 0;
         }
@@ -236,9 +233,14 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
         c->in.replies = sg_smtp_reply_of(c->out.lines);
         __attribute__((fallthrough));
     case SG_TLS_WANTED:
-        if (is_tls_record(iov, iovcnt)) {
-            /* Outside a handshake we drive, it is a TLS library we do not. */
-            set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
+        if (is_tls_record(iov, iovcnt)) { /* its random tells who drives it */
+            /* Before any TLS library drives it, whatever its binding. */
+            if (c->phase == SG_TLS_WANTED && sg_guard_injected(fd) &&
+                refuse(fd, c, "injection", "bytes arrived after the 220 reply to STARTTLS, "
+                       "before the ClientHello") != 0)
+                return -1;
+            sg_guard_hello_start(c);
+            sg_guard_hello_before(fd, c, iov, iovcnt);
             return 0;
         }
         if (c->implicit)
@@ -252,6 +254,8 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
 void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
     struct sg_conn *c = sg_conn_peek(fd);
+    if (c && __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) == SG_TLS_HELLO)
+        sg_guard_hello_sent(c, iov, iovcnt, n);
     if (!c || __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_PLAIN)
         return;
     if (c->px_out.state == SG_PX_ACTIVE) {
@@ -262,7 +266,6 @@ void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n)
     }
     if (scan(&c->out, iov, iovcnt, n) & SG_V_STARTTLS) {
         c->starttls_sent = 1; /* its reply is sg_smtp_reply_of(c->out.starttls_line) */
-        pending_fd = fd;
     }
 }
 
@@ -341,7 +344,7 @@ int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
     struct sg_conn *c = sg_conn_peek(fd);
     if (!c)
-        return 0;
+        return sg_dns_sock_received(fd, iov, iovcnt, n); /* a marker, maybe DNS */
     struct iovec rest[8];
     if (c->px_in.state == SG_PX_ACTIVE && proxy_replies(fd, c, &iov, &iovcnt, &n, rest) != 0)
         return -1;

@@ -8,5 +8,7 @@
 extern pthread_mutex_t sg_lock_fd;      /* descriptor table writers */
 extern pthread_mutex_t sg_lock_resolve; /* name memory */
 extern pthread_mutex_t sg_lock_tls;    /* TLS library bindings and stores */
+extern pthread_mutex_t sg_lock_bind;   /* sessions in handshake (tlsbind.c); never
+                                          held around the loader */
 
 #endif

@@ -8,9 +8,11 @@
 
 #include "classify.h"
 #include "config.h"
+#include "dns_sock.h"
 #include "fdstate.h"
 #include "gnutls_api.h"
 #include "guard.h"
+#include "ident.h"
 #include "log.h"
 #include "ossl.h"
 #include "real.h"
@@ -65,7 +67,7 @@ int sg_before_connect(int fd, const struct sockaddr *sa, socklen_t len)
     if (!c)
         return sg_refuse_unguarded(-1, addr, port,
                                    "too many SMTP connections to guard at once");
-    sg_resolve_lookup(c->addr, c->host, sizeof c->host);
+    sg_resolve_bind(sa, len, c->host, sizeof c->host, c->candidates, sizeof c->candidates);
     sg_guard_connected(fd, sg_port_in(p->implicit_ports, port));
     return 1;
 }
@@ -73,6 +75,10 @@ int sg_before_connect(int fd, const struct sockaddr *sa, socklen_t len)
 __attribute__((noinline)) static int connect_slow(int fd, const struct sockaddr *sa,
                                                   socklen_t len)
 {
+    int port = inet_port(sa, len);
+    const struct sg_policy *p = sg_config();
+    if (port == SG_DNS_PORT && !sg_port_in(p->smtp_ports, port) && p->mode != SG_MODE_OFF)
+        return sg_dns_sock_connect(fd, sa, len); /* the real connect, and its marker */
     int smtp = sg_before_connect(fd, sa, len);
     if (smtp < 0)
         return -1;
@@ -104,7 +110,7 @@ SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
                                                 : 0;
     if (SG_LIKELY(real && p && (m == 0 || m == SG_FD_UNCLASSIFIED))) {
         int port = inet_port(sa, len);
-        if (!port || !sg_port_in(p->smtp_ports, port)) {
+        if (!port || (!sg_port_in(p->smtp_ports, port) && port != SG_DNS_PORT)) {
             if (m) /* connected by connect(): classified. The caller owns fd
                     * while it connects it: a plain store drops the marker. */
                 __atomic_store_n(&sg_fdtab[fd], 0, __ATOMIC_RELAXED);
@@ -190,6 +196,7 @@ SG_EXPORT int fcntl64(int fd, int cmd, ...)
 SG_EXPORT int chroot(const char *path)
 {
     sg_config();
+    sg_ident(); /* /proc/self/exe and the script, for log lines after the chroot */
     sg_ossl_prepare_stores();
     sg_gnutls_prepare_trust();
     return REAL(chroot)(path);

@@ -18,6 +18,12 @@ static const struct {
     [SG_R_HANDSHAKE] = {"handshake", "smtpguard: TLS handshake failed under the policy"},
     [SG_R_STORE] = {"trust-store", "smtpguard: policy trust store cannot be read"},
     [SG_R_UNSUPPORTED] = {"unsupported", "smtpguard: this TLS library cannot be driven"},
+    [SG_R_UNBOUND] = {"binding",
+                      "smtpguard: cannot tell which SMTP connection this TLS session belongs to"},
+    [SG_R_AMBIGUOUS] = {"ambiguous-name",
+                        "smtpguard: several host names resolved to this server's address"},
+    [SG_R_OWN_VERIFY] = {"program-verify",
+                         "smtpguard: the program's own certificate verification refused the server"},
 };
 
 const char *sg_reason_check(int reason)

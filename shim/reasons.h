@@ -17,6 +17,9 @@ enum sg_reason {
     SG_R_HANDSHAKE,
     SG_R_STORE,
     SG_R_UNSUPPORTED,
+    SG_R_UNBOUND,
+    SG_R_AMBIGUOUS,
+    SG_R_OWN_VERIFY,
     SG_R_COUNT
 };
 

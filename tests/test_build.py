@@ -15,9 +15,15 @@ EXPORTED = {
     "preadv64v2", "sendmmsg", "recvmmsg",
     "aio_write", "aio_write64", "lio_listio", "lio_listio64", "dprintf", "vdprintf", "__dprintf_chk", "__vdprintf_chk",
     "__read_chk", "__recv_chk", "__recvfrom_chk", "__read", "__write", "__send", "__connect",
-    "getaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r", "gethostbyname2_r",
+    "getaddrinfo", "freeaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r",
+    "gethostbyname2_r",
+    # the res_* family, under glibc 2.34's names and the __res_ names older programs call
+    *(prefix + name for prefix in ("", "__") for name in
+      ("res_query", "res_search", "res_querydomain", "res_nquery", "res_nsearch",
+       "res_nquerydomain")),
     "SSL_connect", "SSL_do_handshake", "SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex",
     "SSL_peek", "SSL_peek_ex", "gnutls_handshake", "gnutls_strerror",
+    "gnutls_server_name_set", "gnutls_deinit",   # a GnuTLS client's own SNI (issue 12)
 }
 # A SANITIZE=1 build also needs the sanitizer runtimes.
 ALLOWED_NEEDED = re.compile(r"^(libc|libdl|libpthread|libasan|libubsan)\.so\.\d+$"

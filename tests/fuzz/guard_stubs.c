@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "dns_sock.h"
 #include "log.h"
+#include "tlsbind.h"
 
 struct sg_policy fuzz_policy;
 const struct sg_policy *sg_config_loaded = &fuzz_policy;
@@ -41,4 +43,22 @@ void sg_log_note(const struct sg_policy *p, const char *fmt, ...)
 {
     (void)p;
     (void)fmt;
+}
+
+/* A hooked session claims every ClientHello sent from inside a TLS library. */
+int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN], int fd)
+{
+    (void)random;
+    (void)fd;
+    return sg_tls_inside != 0;
+}
+
+/* A program's own DNS sockets (shim/dns_sock.c) are not part of this target. */
+int sg_dns_sock_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
+{
+    (void)fd;
+    (void)iov;
+    (void)iovcnt;
+    (void)n;
+    return 0;
 }
