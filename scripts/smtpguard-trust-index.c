@@ -4,15 +4,15 @@
  *   smtpguard-trust-index [-d DIR] BUNDLE...
  *   smtpguard-trust-index -c [-d DIR] [-r ROOT] BUNDLE...
  *
- * DIR defaults to /var/cache/smtpguard (SMTPGUARD_TRUST_CACHE with -c, as
- * processes read it). Run at install and by the hook in
+ * DIR defaults to SMTPGUARD_TRUST_CACHE, else /var/cache/smtpguard: where
+ * processes look. Run at install and by the hook in
  * /etc/ca-certificates/update.d/ after every trust-store update; a stale
  * index is ignored, never trusted. Exit 0 when every bundle was indexed.
  *
  * -c checks instead (smtpguard status): prints "BUNDLE: STATE INDEXFILE" with
  * STATE current (a process would use the index), stale (an index that no
- * longer matches the bundle), missing, or unindexable (the bundle cannot be
- * indexed: processes parse it whole). Exit 0 when every one is current, 1
+ * longer matches the bundle), missing, unreadable (the bundle), or
+ * unindexable (the bundle cannot be indexed: processes parse it whole). Exit 0 when every one is current, 1
  * otherwise. -r ROOT reads ROOT/BUNDLE and the index in ROOT's DIR (an image
  * or a rescue mount), keyed by BUNDLE as processes inside ROOT name it. */
 #include <stdio.h>
@@ -38,10 +38,13 @@ static const char *state(const char *bundle, const char *file, const char *index
     struct stat st;
     int n = sg_trust_index_entries(file, &scanned, &st);
     int c = n > 0 ? sg_trust_cache_read(bundle, &st, &cached) : -1;
-    const char *s = n <= 0                                           ? "unindexable"
-                    : c == n && !memcmp(cached, scanned, (size_t)n * sizeof *cached) ? "current"
-                    : access(index, F_OK) == 0                        ? "stale"
-                                                                      : "missing";
+    const char *s;
+    if (n <= 0)
+        s = access(file, R_OK) != 0 ? "unreadable" : "unindexable";
+    else if (c == n && memcmp(cached, scanned, (size_t)n * sizeof *cached) == 0)
+        s = "current";
+    else
+        s = access(index, F_OK) == 0 ? "stale" : "missing";
     free(cached);
     free(scanned);
     return s;
@@ -85,7 +88,8 @@ int main(int argc, char **argv)
         return optind < argc ? check(argc - optind, argv + optind, dir, root) : usage();
     if (root)
         return usage();
-    dir = dir ? dir : SG_TRUST_CACHE_DIR;
+    const char *env = getenv("SMTPGUARD_TRUST_CACHE");
+    dir = dir ? dir : env && *env ? env : SG_TRUST_CACHE_DIR;
     umask(022);
     mkdir(dir, 0755); /* exists already, most times */
     for (int i = optind; i < argc; i++)
