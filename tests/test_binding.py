@@ -307,3 +307,33 @@ def test_audit_logs_the_bound_socket(client, smtp_server, shim, run, message_fil
     delivered(server, why)
     assert any(f":{server.port}" in line and "would refuse" in line
                for line in env.log().splitlines()), why
+
+
+# ---- a ClientHello made before the SMTP socket exists ------------------------------
+
+HELLO_FIRST = REPO / "tests" / "clients" / "hello_first.py"
+
+
+@pytest.mark.parametrize("cert,ok", [("selfsigned", False), ("good", True)])
+def test_hello_made_before_the_socket_is_judged(cert, ok, smtp_server, shim, baseline, run,
+                                                message_file):
+    """The program's first handshake step (the ClientHello into a memory BIO) runs
+    while the process has no SMTP connection yet; then it connects to port 465 and
+    sends it. The session must still be bound to that socket and judged."""
+    cmd = [PYTHON, HELLO_FIRST, HOST, None, message_file]
+    if not ok:
+        server = smtp_server(cert, mode="implicit")
+        cmd[3] = server.port
+        res = run(cmd, baseline())
+        delivered(server, report(res, [server]))
+    server = smtp_server(cert, mode="implicit")
+    env = policy(shim, [server], "implicit")
+    cmd[3] = server.port
+    res = run(cmd, env)
+    if ok:
+        assert res.returncode == 0, report(res, [server], env)
+        delivered(server, report(res, [server], env))
+    else:
+        assert res.returncode != 0, report(res, [server], env)
+        nothing(server, report(res, [server], env))
+        assert "refused TLS" in env.log(), env.log()
