@@ -469,3 +469,27 @@ def test_a_name_forgotten_and_resolved_again_still_delivers(hosts, smtp_server, 
     res = run(wrap([CARELESS, "no_sni", "smtp.good.test", server.port, "starttls",
                     message_file]), env)
     assert delivered(server) and res.returncode == 0, describe(res) + env.log()
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed: answers read by recvfrom on an unconnected "
+                   "UDP socket are not learned (net.c/guard_io.c mark only connect()ed port-53 "
+                   "sockets), so the address becomes the identity")
+def test_unconnected_udp_resolver_does_not_make_the_address_the_identity(
+        dns, smtp_server, shim, baseline, run, message_file):
+    """A program's own resolver that never connects its UDP socket (sendto/recvfrom)
+    resolves smtp.victim.test to the attacker's address; the attacker holds a
+    certificate for its own IP (`good`: IP SAN 127.0.0.1). Without SNI, the shim must
+    not judge the connection as one made by address."""
+    resolver = dns({"smtp.victim.test": [("A", "127.0.0.1")]}, port=53)
+    cmd = [CARELESS, "no_sni", "smtp.victim.test", None, "starttls", message_file]
+    for side in ("baseline", "shim"):
+        server = smtp_server("good")
+        env = baseline() if side == "baseline" else shim([server.port])
+        env.update(SG_DNS_SERVER=f"{resolver.host}:{resolver.port}", SG_DNS_API="udp_sendto")
+        cmd[3] = server.port
+        res = run(cmd, env)
+        assert ("smtp.victim.test", 1) in resolver.queries, describe(res)
+        if side == "baseline":
+            assert delivered(server), describe(res)
+        else:
+            assert leaked_nothing(server) and res.returncode != 0, describe(res) + env.log()
