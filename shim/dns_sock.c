@@ -15,14 +15,7 @@
 
 #define MAX_ANSWER 4096 /* a scattered read is gathered up to this much */
 
-static int port_of(const struct sockaddr *sa, socklen_t len)
-{
-    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in))
-        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
-    if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
-        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-    return 0;
-}
+#define port_of sg_dns_port_of
 
 static int sock_type(int fd)
 {
@@ -86,6 +79,61 @@ static int still_dns(int fd, int *stream)
     return (type == SOCK_DGRAM || type == SOCK_STREAM) &&
            getpeername(fd, (struct sockaddr *)&ss, &len) == 0 &&
            port_of((struct sockaddr *)&ss, len) == SG_DNS_PORT;
+}
+
+void sg_dns_sock_sent_to(int fd, const struct sockaddr *to, socklen_t len)
+{
+    int saved = errno;
+    if (port_of(to, len) == SG_DNS_PORT && sock_type(fd) == SOCK_DGRAM)
+        mark(fd);
+    errno = saved;
+}
+
+/* One datagram read on a DNS-marked socket, with where it came from. A
+ * connected socket answers for itself (still_dns); an unconnected one counts
+ * only datagrams from port 53. */
+static void learn_datagram(int fd, const void *buf, size_t n, const struct sockaddr *from,
+                           socklen_t fromlen)
+{
+    int saved = errno, stream;
+    if (still_dns(fd, &stream))
+        parse(buf, n, stream);
+    else if (sock_type(fd) == SOCK_DGRAM && fromlen && port_of(from, fromlen) == SG_DNS_PORT)
+        parse(buf, n, 0);
+    errno = saved;
+}
+
+ssize_t sg_dns_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
+                        socklen_t *fromlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t own = sizeof ss, *len = from ? fromlen : &own;
+    struct sockaddr *src = from ? from : (struct sockaddr *)&ss;
+    socklen_t cap = len ? *len : 0;
+    ssize_t r = REAL(recvfrom)(fd, buf, n, flags, src, len);
+    if (r > 0 && len)
+        learn_datagram(fd, buf, (size_t)r < n ? (size_t)r : n, src, *len < cap ? *len : cap);
+    return r;
+}
+
+ssize_t sg_dns_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    struct sockaddr_storage ss;
+    struct msghdr m = *msg;
+    if (!m.msg_name) {
+        m.msg_name = &ss;
+        m.msg_namelen = sizeof ss;
+    }
+    socklen_t cap = m.msg_namelen;
+    ssize_t r = REAL(recvmsg)(fd, &m, flags);
+    msg->msg_flags = m.msg_flags;
+    msg->msg_controllen = m.msg_controllen;
+    if (msg->msg_name)
+        msg->msg_namelen = m.msg_namelen;
+    if (r > 0 && m.msg_iovlen >= 1 && m.msg_iov[0].iov_len >= (size_t)r)
+        learn_datagram(fd, m.msg_iov[0].iov_base, (size_t)r, m.msg_name,
+                       m.msg_namelen < cap ? m.msg_namelen : cap);
+    return r;
 }
 
 int sg_dns_sock_received(int fd, const struct iovec *iov, int iovcnt, size_t n)

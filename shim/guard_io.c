@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "classify.h"
+#include "dns_sock.h"
 #include "guard.h"
 #include "guard_io.h"
 #include "real.h"
@@ -72,11 +73,26 @@ static int fast_open(int fd, int flags, const struct sockaddr *to, socklen_t tol
     return sg_before_connect(fd, to, tolen) < 0 ? -1 : 0;
 }
 
+/* A query to port 53 on a socket that is not connected: a program's own
+ * resolver whose answers the name memory must learn (dns_sock.h). */
+static inline void dns_query(int fd, const struct sockaddr *to, socklen_t tolen)
+{
+    if (SG_UNLIKELY(to != NULL) && !sg_fd_tracked(fd) && sg_dns_port_of(to, tolen) == SG_DNS_PORT)
+        sg_dns_sock_sent_to(fd, to, tolen);
+}
+
+static inline int dns_marked(int fd)
+{
+    return SG_UNLIKELY(sg_fd_tracked(fd)) &&
+           __atomic_load_n(&sg_fdtab[fd], __ATOMIC_RELAXED) == SG_FD_DNS;
+}
+
 SG_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                          const struct sockaddr *to, socklen_t tolen)
 {
     if (SG_UNLIKELY(flags & MSG_FASTOPEN) && fast_open(fd, flags, to, tolen) != 0)
         return -1;
+    dns_query(fd, to, tolen);
     GUARDED_SEND(fd, ONE(buf, n), 1, REAL(sendto)(fd, buf, n, flags, to, tolen));
 }
 
@@ -85,6 +101,8 @@ ssize_t sg_guarded_sendmsg(int fd, const struct msghdr *msg, int flags)
     if (SG_UNLIKELY(flags & MSG_FASTOPEN) && msg &&
         fast_open(fd, flags, msg->msg_name, msg->msg_namelen) != 0)
         return -1;
+    if (msg)
+        dns_query(fd, msg->msg_name, msg->msg_namelen);
     GUARDED_SEND(fd, msg ? msg->msg_iov : NULL, msg ? (int)msg->msg_iovlen : 0,
                  REAL(sendmsg)(fd, msg, flags));
 }
@@ -129,6 +147,8 @@ SG_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 {
     if (flags & MSG_PEEK)
         return REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
+    if (dns_marked(fd))
+        return sg_dns_recvfrom(fd, buf, n, flags, from, fromlen);
     OBSERVED_RECV(fd, ONE(buf, n), 1, REAL(recvfrom)(fd, buf, n, flags, from, fromlen));
 }
 
@@ -156,8 +176,9 @@ static ssize_t recvmsg_observed(int fd, struct msghdr *msg, int flags)
 
 SG_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    ssize_t r = (flags & MSG_PEEK) ? REAL(recvmsg)(fd, msg, flags)
-                                   : recvmsg_observed(fd, msg, flags);
+    ssize_t r = (flags & MSG_PEEK)            ? REAL(recvmsg)(fd, msg, flags)
+                : msg && dns_marked(fd) ? sg_dns_recvmsg(fd, msg, flags)
+                                        : recvmsg_observed(fd, msg, flags);
     if (SG_UNLIKELY(r >= 0 && msg && msg->msg_controllen >= sizeof(struct cmsghdr)))
         sg_adopt_rights(msg);
     return r;

@@ -143,13 +143,13 @@ RECORDS = {"smtp.good.test": [("A", "127.0.0.1")],
            "alias.test": [("CNAME", "smtp.good.test")]}
 
 
-@pytest.mark.parametrize("api", ["search", "nsearch", "query", "udp", "tcp", "tcp1"])
+@pytest.mark.parametrize("api", ["search", "nsearch", "query", "udp", "tcp", "tcp1", "udp_sendto"])
 @pytest.mark.parametrize("cert,ok", [("goodname", True), ("attacker", False)])
 def test_name_from_the_dns_answer(api, cert, ok, dns, smtp_server, shim, run, message_file):
     """A client without SNI that resolves through res_* (Postfix, Exim) or its own DNS
     socket (c-ares, asr): the name it asked for is what the server must prove. Without
     that name the address would be the identity and the good server refused."""
-    resolver = dns(RECORDS, port=53 if api in ("udp", "tcp", "tcp1") else 0)
+    resolver = dns(RECORDS, port=53 if api in ("udp", "tcp", "tcp1", "udp_sendto") else 0)
     server = smtp_server(cert)
     env = shim([server.port])
     env.update(SG_DNS_SERVER=f"{resolver.host}:{resolver.port}", SG_DNS_API=api)
@@ -471,9 +471,6 @@ def test_a_name_forgotten_and_resolved_again_still_delivers(hosts, smtp_server, 
     assert delivered(server) and res.returncode == 0, describe(res) + env.log()
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: answers read by recvfrom on an unconnected "
-                   "UDP socket are not learned (net.c/guard_io.c mark only connect()ed port-53 "
-                   "sockets), so the address becomes the identity")
 def test_unconnected_udp_resolver_does_not_make_the_address_the_identity(
         dns, smtp_server, shim, baseline, run, message_file):
     """A program's own resolver that never connects its UDP socket (sendto/recvfrom)
