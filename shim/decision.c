@@ -76,8 +76,9 @@ int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *
     return r ? r : check_pins(t, spki, n, detail, len);
 }
 
-int sg_conclude(const struct sg_target *t, int reason, const char *detail,
-                const char *protocol, const char *cipher)
+static int conclude(const struct sg_target *t, int reason, const char *detail,
+                    const char *protocol, const char *cipher, const char *via,
+                    const char *verify)
 {
     char rule[SG_PATH_MAX + SG_HOST_MAX + 32], words[768];
     int verdict = !reason ? SG_ACCEPTED
@@ -90,7 +91,8 @@ int sg_conclude(const struct sg_target *t, int reason, const char *detail,
     struct sg_event e = {.verdict = verdict, .what = "TLS", .host = t->host, .addr = t->addr,
                          .port = t->port, .protocol = protocol, .cipher = cipher,
                          .check = reason ? sg_reason_check(reason) : NULL,
-                         .reason = reason ? words : NULL, .rule = rule};
+                         .reason = reason ? words : NULL, .rule = rule, .verify = verify,
+                         .via = via};
     sg_log_event(sg_config(), &e);
     if (verdict == SG_REFUSED) {
         sg_guard_refused(t->fd);
@@ -99,4 +101,17 @@ int sg_conclude(const struct sg_target *t, int reason, const char *detail,
     if (protocol)
         sg_guard_tls_ok(t->fd);
     return 1;
+}
+
+int sg_conclude(const struct sg_target *t, int reason, const char *detail,
+                const char *protocol, const char *cipher)
+{
+    return conclude(t, reason, detail, protocol, cipher, NULL, NULL);
+}
+
+int sg_conclude_wire(const struct sg_target *t, int reason, const char *detail,
+                     const char *protocol, const char *cipher, int unverified)
+{
+    return conclude(t, reason, detail, protocol, cipher, "wire",
+                    unverified && !reason ? "unverified" : NULL);
 }

@@ -59,16 +59,18 @@ static void json_str(char *out, size_t cap, const char *s)
 /* The verification result of a finished handshake: "ok" or the failed check. */
 static const char *verify_result(const struct sg_event *e)
 {
-    return e->protocol ? (e->check ? e->check : "ok") : NULL;
+    if (!e->protocol)
+        return NULL;
+    return e->verify ? e->verify : e->check ? e->check : "ok";
 }
 
 static size_t format_json(char *line, size_t cap, const struct sg_event *e)
 {
     const char *keys[] = {"program", "verdict", "what", "host", "addr", "protocol",
-                          "cipher", "verify", "check", "reason", "rule"};
+                          "cipher", "verify", "check", "reason", "rule", "via"};
     const char *vals[] = {program_invocation_short_name, verdicts[e->verdict], e->what,
                           e->host, e->addr, e->protocol, e->cipher, verify_result(e),
-                          e->check, e->reason, e->rule};
+                          e->check, e->reason, e->rule, e->via};
     size_t n = snprintf(line, cap, "{\"pid\":%d,\"port\":%d", (int)getpid(), e->port);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && n < cap; i++) {
         char esc[512];
@@ -94,6 +96,8 @@ static size_t format_text(char *line, size_t cap, const struct sg_event *e)
                       e->cipher ? e->cipher : "none", verify_result(e));
     if (e->rule && n < cap)
         n += snprintf(line + n, cap - n, " policy=%s", e->rule);
+    if (e->via && n < cap)
+        n += snprintf(line + n, cap - n, " via=%s", e->via);
     return n;
 }
 

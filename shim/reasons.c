@@ -18,6 +18,9 @@ static const struct {
     [SG_R_HANDSHAKE] = {"handshake", "smtpguard: TLS handshake failed under the policy"},
     [SG_R_STORE] = {"trust-store", "smtpguard: policy trust store cannot be read"},
     [SG_R_UNSUPPORTED] = {"unsupported", "smtpguard: this TLS library cannot be driven"},
+    [SG_R_UNVERIFIED] = {"unverified", "smtpguard: TLS 1.3 by a TLS library smtpguard cannot "
+                                       "see into: the certificate is encrypted on the wire"},
+    [SG_R_WIRE] = {"wire", "smtpguard: the TLS handshake on the wire cannot be judged"},
 };
 
 const char *sg_reason_check(int reason)

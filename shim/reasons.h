@@ -17,6 +17,8 @@ enum sg_reason {
     SG_R_HANDSHAKE,
     SG_R_STORE,
     SG_R_UNSUPPORTED,
+    SG_R_UNVERIFIED,
+    SG_R_WIRE,
     SG_R_COUNT
 };
 
