@@ -20,6 +20,8 @@ static void release(unsigned short slot)
 {
     struct sg_conn *c = &pool[slot - 1];
     if (--c->refs == 0) {
+        if (c->wire)
+            sg_wire_release(c);
         memset(c, 0, sizeof *c);
         __atomic_sub_fetch(&sg_conn_active, 1, __ATOMIC_RELAXED);
     }

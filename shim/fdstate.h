@@ -36,11 +36,15 @@ struct sg_conn {
     int injected;               /* bytes came after the 220 reply to STARTTLS */
     struct sg_smtp_out out;     /* outbound command tracker */
     struct sg_smtp_in in;       /* inbound reply tracker */
+    void *wire;                 /* the wire reader (wire_io.c) while it reads, or NULL */
 };
 
 extern unsigned short sg_fdtab[SG_FD_CAP];
 extern struct sg_conn sg_conn_pool[SG_CONN_MAX];
 extern int sg_conn_active; /* records in use: 0 lets close_range skip the scan */
+
+/* Frees the wire reader of a record being released (wire_io.c). */
+void sg_wire_release(struct sg_conn *c);
 
 /* The fast path: is this descriptor an SMTP socket we track? */
 static inline int sg_fd_tracked(int fd)

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "real.h"
 #include "decision.h"
+#include "wire_io.h"
 
 static __thread int pending_fd __attribute__((tls_model("initial-exec"))) = -1;
 
@@ -141,7 +142,9 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
 {
     struct sg_conn *c = sg_conn_peek(fd);
     int phase = c ? __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) : SG_TLS_OK;
-    if (phase == SG_TLS_HANDSHAKE || phase == SG_TLS_OK || phase == SG_TLS_FOREIGN)
+    if (phase == SG_TLS_FOREIGN)
+        return sg_wire_before_send(fd, c, iov, iovcnt); /* TLS judged on the wire */
+    if (phase == SG_TLS_HANDSHAKE || phase == SG_TLS_OK)
         return 0; /* nothing to judge, so no identity check (an fstat per TLS record) */
     c = sg_conn_get(fd);
     if (!c || first_byte(iov, iovcnt) < 0)
@@ -149,22 +152,23 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
     switch (__atomic_load_n(&c->phase, __ATOMIC_ACQUIRE)) {
     case SG_TLS_HANDSHAKE:
     case SG_TLS_OK:
-    case SG_TLS_FOREIGN:
         return 0;
+    case SG_TLS_FOREIGN:
+        return sg_wire_before_send(fd, c, iov, iovcnt);
     case SG_DEAD:
         errno = EACCES;
         return -1;
     case SG_INHERITED:
         if (first_byte(iov, iovcnt) >= 0x14 && first_byte(iov, iovcnt) <= 0x17) {
             set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
-            return 0;
+            return sg_tls_inside ? 0 : sg_wire_before_send(fd, c, iov, iovcnt);
         }
         __attribute__((fallthrough)); /* a plaintext dialogue, judged like any other */
     case SG_TLS_WANTED:
         if (is_tls_record(iov, iovcnt)) {
             /* Outside a handshake we drive, it is a TLS library we do not. */
             set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
-            return 0;
+            return sg_tls_inside ? 0 : sg_wire_before_send(fd, c, iov, iovcnt);
         }
         if (c->implicit)
             return refuse(fd, c, "plaintext", "plaintext on an implicit-TLS port");
@@ -177,7 +181,10 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
 void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
     struct sg_conn *c = sg_conn_peek(fd);
-    if (!c || __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_PLAIN)
+    int phase = c ? __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) : SG_TLS_OK;
+    if (phase == SG_TLS_FOREIGN)
+        sg_wire_sent(fd, c, iov, iovcnt, n);
+    if (phase != SG_PLAIN)
         return;
     if (scan(&c->out, iov, iovcnt, n) & SG_V_STARTTLS) {
         c->starttls_sent = 1;
@@ -192,6 +199,8 @@ int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
     if (!c)
         return 0;
     int phase = __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE);
+    if (phase == SG_TLS_FOREIGN)
+        return sg_wire_received(fd, c, iov, iovcnt, n);
     if (phase == SG_TLS_WANTED && !c->implicit && !sg_tls_inside && n &&
         !is_tls_record(iov, iovcnt))
         c->injected = 1; /* plaintext where the server's TLS handshake belongs */

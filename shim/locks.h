@@ -8,5 +8,6 @@
 extern pthread_mutex_t sg_lock_fd;      /* descriptor table writers */
 extern pthread_mutex_t sg_lock_resolve; /* name memory */
 extern pthread_mutex_t sg_lock_tls;    /* TLS library bindings and stores */
+extern pthread_mutex_t sg_lock_wire;   /* links to wire readers (after sg_lock_fd) */
 
 #endif

@@ -1,0 +1,176 @@
+/* One wire reader per SMTP socket whose TLS no hooked library drives, in
+ * its own mapping (about 130 KiB, only while the handshake is read: no
+ * allocation for any other socket). The slot's mutex serialises the reader;
+ * sg_lock_wire guards only the link from the connection record, so that a
+ * close on another thread never frees a reader in use. Lock order:
+ * sg_lock_fd, then sg_lock_wire; a slot's mutex is never held with either. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/mman.h>
+
+#include "decision.h"
+#include "guard.h"
+#include "locks.h"
+#include "wire_io.h"
+#include "wire_verdict.h"
+
+struct slot {
+    pthread_mutex_t mutex;
+    int users;   /* threads between acquire and give_back */
+    int orphan;  /* the record let go of it: the last user unmaps it */
+    struct sg_wire w;
+};
+
+static struct slot *acquire(struct sg_conn *c)
+{
+    pthread_mutex_lock(&sg_lock_wire);
+    struct slot *s = c->wire;
+    if (!s) {
+        void *m = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+        if (m != MAP_FAILED) {
+            s = m;
+            pthread_mutex_init(&s->mutex, NULL);
+            sg_wire_init(&s->w);
+            c->wire = s;
+        }
+    }
+    if (s)
+        s->users++;
+    pthread_mutex_unlock(&sg_lock_wire);
+    if (s)
+        pthread_mutex_lock(&s->mutex);
+    return s;
+}
+
+/* done: the reader has said all it will (verdict given): unlink it. */
+static void give_back(struct sg_conn *c, struct slot *s, int done)
+{
+    pthread_mutex_unlock(&s->mutex);
+    pthread_mutex_lock(&sg_lock_wire);
+    if (done && !s->orphan && c->wire == s) {
+        c->wire = NULL;
+        s->orphan = 1;
+    }
+    int last = --s->users == 0 && s->orphan;
+    pthread_mutex_unlock(&sg_lock_wire);
+    if (last)
+        munmap(s, sizeof *s);
+}
+
+void sg_wire_release(struct sg_conn *c)
+{
+    pthread_mutex_lock(&sg_lock_wire);
+    struct slot *s = c->wire;
+    c->wire = NULL;
+    int unmap = s && s->users == 0;
+    if (s)
+        s->orphan = 1;
+    pthread_mutex_unlock(&sg_lock_wire);
+    if (unmap)
+        munmap(s, sizeof *s);
+}
+
+/* Refuse (or in audit mode log and let go) with reason; -1 when refused. */
+static int conclude(int fd, const struct sg_wire *w, int reason, const char *detail,
+                    int unverified)
+{
+    struct sg_target t;
+    char cipher[16];
+    if (!sg_target_socket(fd, w && w->sni[0] ? w->sni : NULL, &t)) {
+        sg_guard_tls_ok(fd); /* no longer an SMTP port of the policy */
+        return 0;
+    }
+    if (t.mode == SG_MODE_OFF) {
+        sg_guard_tls_ok(fd);
+        return 0;
+    }
+    int seen = w && w->version;
+    const char *protocol = seen ? sg_wire_version_name(w->version) : NULL;
+    const char *name = seen ? sg_wire_cipher_name(w->cipher, cipher, sizeof cipher) : NULL;
+    if (!sg_conclude_wire(&t, reason, detail, protocol, name, unverified)) {
+        errno = EACCES;
+        return -1;
+    }
+    sg_guard_tls_ok(fd); /* audit mode or accepted: the reader's work is over */
+    return 0;
+}
+
+static const char *why(const struct sg_wire *w)
+{
+    return w->error ? w->error : "the TLS handshake could not be read";
+}
+
+int sg_wire_before_send(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt)
+{
+    struct slot *s = acquire(c);
+    if (!s)
+        return conclude(fd, NULL, SG_R_WIRE, "no memory for the wire reader", 0);
+    /* Plaintext after the 220 reply to STARTTLS, as for the hooked backends. */
+    if (s->w.cli.f.records == 0 && s->w.cli.f.hdr_have == 0 && sg_guard_injected(fd)) {
+        int r = conclude(fd, &s->w, SG_R_INJECTION, "bytes arrived after the 220 reply to "
+                         "STARTTLS", 0);
+        give_back(c, s, 1);
+        return r;
+    }
+    int ok = sg_wire_may_send(&s->w, iov, iovcnt);
+    char detail[160];
+    if (!ok)
+        snprintf(detail, sizeof detail, "%s",
+                 s->w.state == SG_WIRE_ERROR ? why(&s->w)
+                 : "the program sent more than a hello or an alert before the server's "
+                   "handshake was judged");
+    int r = ok ? 0 : conclude(fd, &s->w, SG_R_WIRE, detail, 0);
+    give_back(c, s, !ok);
+    return r;
+}
+
+static void feed(struct sg_wire *w, int server, const struct iovec *iov, int iovcnt, size_t n)
+{
+    for (int i = 0; i < iovcnt && n; i++) {
+        size_t len = iov[i].iov_len < n ? iov[i].iov_len : n;
+        if (server)
+            sg_wire_server(w, iov[i].iov_base, len);
+        else
+            sg_wire_client(w, iov[i].iov_base, len);
+        n -= len;
+    }
+}
+
+void sg_wire_sent(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt, size_t n)
+{
+    struct slot *s = acquire(c);
+    if (!s)
+        return;
+    feed(&s->w, 0, iov, iovcnt, n);
+    int bad = s->w.state == SG_WIRE_ERROR;
+    char detail[160];
+    snprintf(detail, sizeof detail, "%s", why(&s->w));
+    if (bad)
+        conclude(fd, &s->w, SG_R_WIRE, detail, 0);
+    give_back(c, s, bad);
+}
+
+int sg_wire_received(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt, size_t n)
+{
+    struct slot *s = acquire(c);
+    if (!s)
+        return conclude(fd, NULL, SG_R_WIRE, "no memory for the wire reader", 0);
+    feed(&s->w, 1, iov, iovcnt, n);
+    int state = s->w.state, unverified = 0, reason = 0, r = 0;
+    char detail[640] = "";
+    if (state == SG_WIRE_ERROR) {
+        reason = SG_R_WIRE;
+        snprintf(detail, sizeof detail, "%s", why(&s->w));
+    } else if (state == SG_WIRE_READY) {
+        struct sg_target t;
+        if (sg_target_socket(fd, s->w.sni[0] ? s->w.sni : NULL, &t))
+            reason = sg_wire_judge(&s->w, &t, &unverified, detail, sizeof detail);
+    }
+    int done = state == SG_WIRE_ERROR || state == SG_WIRE_READY;
+    if (done)
+        r = conclude(fd, &s->w, reason, detail, unverified);
+    give_back(c, s, done);
+    return r;
+}
