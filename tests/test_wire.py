@@ -1,0 +1,191 @@
+"""TLS that no hook reaches, judged on the wire (issue 13, shim/wire*.c).
+
+Two careless programs whose TLS library the shim cannot drive: Java with Jakarta
+Mail (JSSE is Java code; accept-all trust, no host check, opportunistic STARTTLS,
+every TLS version re-enabled as a careless site does) and tests/clients/careless.c
+linked with Debian's static libssl.a/libcrypto.a (build/clients/careless_static).
+Without the shim both hand the credentials and the message to every server; with it
+the server's handshake is read off the wire: TLS 1.2 chains and names are verified
+against the policy's store, versions and ciphers against the policy, and TLS 1.3
+(whose certificate is encrypted) is refused unless `unverified_tls = allow`.
+A refusal fails the read that carries the server's flight, so not one byte of the
+credentials follows: the assertions are on what the servers received.
+Hooked programs never reach the wire reader: only its log lines say via=wire.
+"""
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lib.constants import PASSWORD
+from lib.runner import CLIENTS, REPO, describe
+
+STATIC = CLIENTS / "careless_static"
+HOOKED = CLIENTS / "careless"
+JARS = ["/usr/share/java/jakarta-mail.jar", "/usr/share/java/jakarta-activation.jar"]
+UNVERIFIED = ("TLS 1.3 by a TLS library smtpguard cannot see into: "
+              "the certificate is encrypted on the wire")
+
+# (name, cert, server tls variant, allow TLS 1.3 unverified, check that refuses or None)
+CASES = [
+    ("good", "good", "tls12", False, None),
+    ("selfsigned", "selfsigned", "tls12", False, "chain"),
+    ("wronghost", "wronghost", "tls12", False, "hostname"),
+    ("expired", "expired", "tls12", False, "chain"),
+    ("unknownca", "unknownca", "tls12", False, "chain"),
+    ("tls13", "good", "modern", False, "unverified"),
+    ("tls13-allowed", "good", "modern", True, None),
+    ("tls10", "good", "tls10", False, "protocol"),
+    ("tls11", "good", "old", False, "protocol"),
+    ("non-aead", "good", "weak", False, "cipher"),
+]
+CASE_IDS = [c[0] for c in CASES]
+
+
+def allow_sections(servers):
+    """[destination localhost:PORT] unverified_tls = allow for the allowed cases."""
+    return "".join(f"\n[destination localhost:{servers[name].port}]\nunverified_tls = allow\n"
+                   for name, _, _, allow, _ in CASES if allow)
+
+
+def log_line(log, port):
+    lines = [l for l in log.splitlines() if re.search(rf"\]:{port}\b", l)]
+    assert len(lines) == 1, f"expected one log line for port {port}:\n{log}"
+    return lines[0]
+
+
+def assert_outcome(server, name, check, log, allowed=False):
+    """check None: delivered, else refused by that check with nothing received."""
+    line = log_line(log, server.port)
+    assert "via=wire" in line, line
+    if check is None:
+        assert len(server.messages()) == 1, (name, server.sessions, line)
+        assert ": accepted TLS to " in line, line
+        assert ("verify=unverified" if allowed else "verify=ok") in line, line
+        return
+    assert server.credentials() == [], (name, server.sessions, line)
+    assert server.transactions() == [] and server.messages() == [], (name, server.sessions)
+    assert f"refused TLS to localhost[127.0.0.1]:{server.port}: {check}: " in line, line
+    if check == "unverified":
+        assert UNVERIFIED in line and "program " in line, line
+        assert f"destination localhost:{server.port}" in line, line
+        assert f"unverified_tls = allow in [destination localhost:{server.port}]" in line, line
+
+
+def start_all(smtp_server, mode):
+    return {name: smtp_server(cert, mode, tls) for name, cert, tls, _, _ in CASES}
+
+
+# ---- Java with Jakarta Mail ----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def java_app(tmp_path_factory):
+    """CarelessMail compiled once per session; a java.security that re-enables
+    every algorithm (a careless site), and the java command line."""
+    for tool in ("java", "javac"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} missing: scripts/deps/wire.txt lists openjdk-17-jdk-headless")
+    for jar in JARS:
+        assert Path(jar).exists(), f"{jar} missing: scripts/deps/wire.txt lists libjakarta-mail-java"
+    out = tmp_path_factory.mktemp("java")
+    cp = ":".join(JARS)
+    subprocess.run(["javac", "-d", str(out), "-cp", cp,
+                    str(REPO / "tests" / "java" / "CarelessMail.java")],
+                   check=True, capture_output=True, timeout=120)
+    security = out / "careless.security"
+    security.write_text("jdk.tls.disabledAlgorithms=\n")
+    return ["java", "-Xshare:auto", "-XX:TieredStopAtLevel=1",
+            f"-Djava.security.properties={security}", "-cp", f"{cp}:{out}", "CarelessMail"]
+
+
+def java_results(res):
+    """{port: "ok" | "fail: ..."} from CarelessMail's output."""
+    found = dict(re.findall(r"^(\d+) (ok|fail: .*)$", res.stdout, re.M))
+    return {int(port): what for port, what in found.items()}
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_java_leaks_without_the_shim(mode, java_app, smtp_server, run, baseline):
+    servers = start_all(smtp_server, mode)
+    res = run(java_app + [mode] + [str(s.port) for s in servers.values()], baseline(),
+              timeout=120)
+    results = java_results(res)
+    for name, server in servers.items():
+        assert results.get(server.port) == "ok", (name, describe(res))
+        assert (server.credentials() and server.credentials()[0][1] == PASSWORD
+                and len(server.messages()) == 1), (name, server.sessions)
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_java_judged_on_the_wire(mode, java_app, smtp_server, shim, run):
+    servers = start_all(smtp_server, mode)
+    ports = [s.port for s in servers.values()]
+    env = shim(ports, implicit=ports if mode == "implicit" else (),
+               extra=allow_sections(servers))
+    res = run(java_app + [mode] + [str(p) for p in ports], env, timeout=120)
+    results = java_results(res)
+    log = env.log()
+    for name, _, _, allowed, check in CASES:
+        server = servers[name]
+        assert results.get(server.port, "").startswith("ok" if check is None else "fail"), \
+            (name, describe(res), log)
+        assert_outcome(server, name, check, log, allowed)
+
+
+# ---- a careless C client with OpenSSL linked in --------------------------------------
+
+def static_env(shim, server, allowed, mode, **kw):
+    extra = (f"[destination localhost:{server.port}]\nunverified_tls = allow\n"
+             if allowed else "")
+    return shim([server.port], implicit=[server.port] if mode == "implicit" else (),
+                extra=extra, **kw)
+
+
+def test_static_client_has_no_openssl_symbol_to_hook():
+    """What makes it a wire case: the OpenSSL in it is not in its dynamic symbols."""
+    dynsym = subprocess.run(["nm", "-D", str(STATIC)], capture_output=True, text=True,
+                            timeout=30).stdout
+    assert "SSL_connect" not in dynsym and "libssl" not in subprocess.run(
+        ["ldd", str(STATIC)], capture_output=True, text=True, timeout=30).stdout
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+@pytest.mark.parametrize("name,cert,tls,allowed,check", CASES, ids=CASE_IDS)
+def test_static_client(name, cert, tls, allowed, check, mode, smtp_server, shim, baseline,
+                       run):
+    leaky = smtp_server(cert, mode, tls)
+    res = run([STATIC, "seclevel0", "localhost", leaky.port, mode], baseline())
+    assert res.returncode == 0 and len(leaky.messages()) == 1, describe(res)
+    assert leaky.credentials()[0][1] == PASSWORD
+
+    server = smtp_server(cert, mode, tls)
+    env = static_env(shim, server, allowed, mode)
+    res = run([STATIC, "seclevel0", "localhost", server.port, mode], env)
+    assert (res.returncode == 0) == (check is None), describe(res) + env.log()
+    assert_outcome(server, name, check, env.log(), allowed)
+
+
+def test_static_client_audit_mode_logs_would_refuse(smtp_server, shim, run):
+    server = smtp_server("good", "starttls", "modern")
+    env = shim([server.port], mode="audit")
+    res = run([STATIC, "verify_none", "localhost", server.port, "starttls"], env)
+    assert res.returncode == 0 and len(server.messages()) == 1, describe(res)
+    line = log_line(env.log(), server.port)
+    assert "audit: would refuse TLS" in line and UNVERIFIED in line and "via=wire" in line
+
+
+# ---- hooked programs never reach the wire reader -------------------------------------
+
+@pytest.mark.parametrize("tls", ["tls12", "modern"])
+def test_hooked_sessions_are_not_read_on_the_wire(tls, smtp_server, shim, run):
+    """The same client source, dynamically linked: the OpenSSL backend judges it
+    (verify=ok, a TLS 1.3 certificate verified), and no line says via=wire."""
+    server = smtp_server("good", "starttls", tls)
+    env = shim([server.port])
+    res = run([HOOKED, "verify_none", "localhost", server.port, "starttls"], env)
+    assert res.returncode == 0 and len(server.messages()) == 1, describe(res)
+    line = log_line(env.log(), server.port)
+    assert "accepted TLS" in line and "verify=ok" in line, line
+    assert "via=" not in line, line
