@@ -81,17 +81,24 @@ static void read_messages(struct sg_wire *w, struct sg_wire_dir *d, int client)
     }
 }
 
+/* Appended as far as there is room, read, and again: where the reads cut
+ * the stream never decides whether the cap is reached. */
 static void handshake_bytes(struct sg_wire *w, struct sg_wire_dir *d, int client,
                             const unsigned char *p, size_t n)
 {
-    if (n > SG_WIRE_CAP - d->len) {
-        sg_wire_fail(w, "a handshake larger than smtpguard keeps");
-        return;
+    while (n && !over(w)) {
+        size_t room = SG_WIRE_CAP - d->len, take = n < room ? n : room;
+        if (take == 0) {
+            sg_wire_fail(w, "a handshake larger than smtpguard keeps");
+            return;
+        }
+        memcpy(d->buf + d->len, p, take);
+        d->len += take;
+        p += take;
+        n -= take;
+        if (!d->f.v2)
+            read_messages(w, d, client);
     }
-    memcpy(d->buf + d->len, p, n);
-    d->len += n;
-    if (!d->f.v2)
-        read_messages(w, d, client);
 }
 
 static void alert_bytes(struct sg_wire *w, struct sg_wire_dir *d, int client,

@@ -15,7 +15,7 @@ CORPUS = REPO / "tests" / "fuzz" / "corpus"
 SECONDS = 8   # per target, at most
 # target -> (runs, dictionary): about SECONDS of work each on this machine
 TARGETS = {"policy": (20000, "policy"), "smtp_out": (100000, "smtp"),
-           "smtp_in": (100000, "smtp"), "guard": (40000, "smtp")}
+           "smtp_in": (100000, "smtp"), "guard": (40000, "smtp"), "wire": (40000, "wire")}
 
 
 @pytest.fixture(scope="module")
