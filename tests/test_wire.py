@@ -189,3 +189,18 @@ def test_hooked_sessions_are_not_read_on_the_wire(tls, smtp_server, shim, run):
     line = log_line(env.log(), server.port)
     assert "accepted TLS" in line and "verify=ok" in line, line
     assert "via=" not in line, line
+
+
+# ---- smtpguard check -----------------------------------------------------------------
+
+WIRE_WORDS = ("TLS inside the program: version, cipher and TLS 1.2 certificates are checked "
+              "on the wire; TLS 1.3 certificates cannot be (see unverified_tls)")
+
+
+@pytest.mark.parametrize("program,what", [("java", "Java VM"),
+                                          (str(STATIC), "OpenSSL built into the program")])
+def test_check_says_tls_is_judged_on_the_wire(program, what, run, baseline):
+    res = run([REPO / "scripts" / "smtpguard", "check", program], baseline())
+    assert res.returncode == 1, describe(res)
+    path, verdict, why = res.stdout.rstrip("\n").split(": ", 2)
+    assert verdict == "partial" and what in why and WIRE_WORDS in why, describe(res)
