@@ -204,3 +204,23 @@ def test_check_says_tls_is_judged_on_the_wire(program, what, run, baseline):
     assert res.returncode == 1, describe(res)
     path, verdict, why = res.stdout.rstrip("\n").split(": ", 2)
     assert verdict == "partial" and what in why and WIRE_WORDS in why, describe(res)
+
+
+# ---- the policy key ------------------------------------------------------------------
+
+def test_unverified_tls_policy_key(tmp_path, run, baseline):
+    checker = REPO / "build" / "smtpguard-policy"
+    good = tmp_path / "good.conf"
+    good.write_text("unverified_tls = allow\n[destination mx.example:587]\n"
+                    "unverified_tls = refuse\n[destination relay.example]\n")
+    res = run([checker, good], baseline())
+    assert res.returncode == 0, describe(res)
+    assert "\nunverified_tls = allow\n" in res.stdout, res.stdout
+    section = res.stdout.split("[destination mx.example:587]\n", 1)[1]
+    assert section.startswith("unverified_tls = refuse\n"), res.stdout
+    assert "unverified_tls" not in res.stdout.split("[destination relay.example]", 1)[1]
+    bad = tmp_path / "bad.conf"
+    bad.write_text("unverified_tls = maybe\n")
+    res = run([checker, bad], baseline())
+    assert res.returncode != 0 and "bad value 'maybe' for unverified_tls: expected refuse or allow" \
+        in res.stderr, describe(res)
