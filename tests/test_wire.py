@@ -23,7 +23,6 @@ from lib.constants import PASSWORD
 from lib.runner import CLIENTS, REPO, describe
 
 STATIC = CLIENTS / "careless_static"
-HOOKED = CLIENTS / "careless"
 JARS = ["/usr/share/java/jakarta-mail.jar", "/usr/share/java/jakarta-activation.jar"]
 UNVERIFIED = ("TLS 1.3 by a TLS library smtpguard cannot see into: "
               "the certificate is encrypted on the wire")
@@ -179,12 +178,14 @@ def test_static_client_audit_mode_logs_would_refuse(smtp_server, shim, run):
 # ---- hooked programs never reach the wire reader -------------------------------------
 
 @pytest.mark.parametrize("tls", ["tls12", "modern"])
-def test_hooked_sessions_are_not_read_on_the_wire(tls, smtp_server, shim, run):
-    """The same client source, dynamically linked: the OpenSSL backend judges it
-    (verify=ok, a TLS 1.3 certificate verified), and no line says via=wire."""
+@pytest.mark.parametrize("client", [["careless", "verify_none"], ["careless_gnutls", "no_verify"]],
+                         ids=["openssl", "gnutls"])
+def test_hooked_sessions_are_not_read_on_the_wire(client, tls, smtp_server, shim, run):
+    """Dynamically linked careless clients: the OpenSSL or GnuTLS backend judges them
+    (verify=ok, also a TLS 1.3 certificate), and no line says via=wire."""
     server = smtp_server("good", "starttls", tls)
     env = shim([server.port])
-    res = run([HOOKED, "verify_none", "localhost", server.port, "starttls"], env)
+    res = run([CLIENTS / client[0], client[1], "localhost", server.port, "starttls"], env)
     assert res.returncode == 0 and len(server.messages()) == 1, describe(res)
     line = log_line(env.log(), server.port)
     assert "accepted TLS" in line and "verify=ok" in line, line
@@ -224,3 +225,38 @@ def test_unverified_tls_policy_key(tmp_path, run, baseline):
     res = run([checker, bad], baseline())
     assert res.returncode != 0 and "bad value 'maybe' for unverified_tls: expected refuse or allow" \
         in res.stderr, describe(res)
+
+
+# ---- records cut across reads, STARTTLS injection ------------------------------------
+
+@pytest.mark.parametrize("cert,check", [("good", None), ("selfsigned", "chain")])
+def test_records_cut_across_reads(cert, check, smtp_server, shim, run):
+    """Every TLS record reaches the client in 3-byte writes (headers cut in two,
+    the certificate across dozens of reads): the same verdict."""
+    from lib.fragmenter import Fragmenter
+    server = smtp_server(cert, "starttls", "tls12")
+    with Fragmenter(server.port, piece=3) as relay:
+        env = shim([relay.port])
+        res = run([STATIC, "seclevel0", "localhost", relay.port, "starttls"], env)
+    assert (res.returncode == 0) == (check is None), describe(res) + env.log()
+    line = log_line(env.log(), relay.port)
+    assert "via=wire" in line, line
+    if check is None:
+        assert len(server.messages()) == 1 and "verify=ok" in line, line
+    else:
+        assert server.credentials() == [] and f": {check}: " in line, line
+
+
+def test_starttls_injection_before_a_foreign_handshake(smtp_server, shim, run):
+    """Bytes after the 220 reply to STARTTLS refuse the handshake no hook drives,
+    as they do for the hooked backends."""
+    from lib.mitm import Proxy
+    server = smtp_server("good", "starttls", "tls12")
+    with Proxy(server.port, "inject_same") as proxy:
+        env = shim([proxy.port])
+        res = run([STATIC, "seclevel0", "localhost", proxy.port, "starttls"], env)
+        proxy.wait_idle()
+    assert res.returncode != 0 and server.credentials() == [], describe(res)
+    line = log_line(env.log(), proxy.port)
+    assert f"refused TLS to localhost[127.0.0.1]:{proxy.port}: injection: " in line, line
+    assert "via=wire" in line, line
