@@ -15,12 +15,40 @@
 #include "wire_io.h"
 #include "wire_verdict.h"
 
+static int live; /* slots mapped, so that a fork child with none skips the scan */
+
 struct slot {
     pthread_mutex_t mutex;
     int users;   /* threads between acquire and give_back */
     int orphan;  /* the record let go of it: the last user unmaps it */
     struct sg_wire w;
 };
+
+static void unmap(struct slot *s)
+{
+    munmap(s, sizeof *s);
+    __atomic_sub_fetch(&live, 1, __ATOMIC_RELAXED);
+}
+
+/* A fork child has only the forking thread: no slot is in use, and a slot's
+ * mutex held by another thread at the fork would never be released. */
+static void child_after_fork(void)
+{
+    if (__atomic_load_n(&live, __ATOMIC_RELAXED) == 0)
+        return;
+    for (int i = 0; i < SG_CONN_MAX; i++) {
+        struct slot *s = sg_conn_pool[i].wire;
+        if (s) {
+            pthread_mutex_init(&s->mutex, NULL);
+            s->users = 0;
+        }
+    }
+}
+
+__attribute__((constructor)) static void wire_io_init(void)
+{
+    pthread_atfork(NULL, NULL, child_after_fork);
+}
 
 static struct slot *acquire(struct sg_conn *c)
 {
@@ -34,6 +62,7 @@ static struct slot *acquire(struct sg_conn *c)
             pthread_mutex_init(&s->mutex, NULL);
             sg_wire_init(&s->w);
             c->wire = s;
+            __atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
         }
     }
     if (s)
@@ -56,7 +85,7 @@ static void give_back(struct sg_conn *c, struct slot *s, int done)
     int last = --s->users == 0 && s->orphan;
     pthread_mutex_unlock(&sg_lock_wire);
     if (last)
-        munmap(s, sizeof *s);
+        unmap(s);
 }
 
 void sg_wire_release(struct sg_conn *c)
@@ -64,12 +93,12 @@ void sg_wire_release(struct sg_conn *c)
     pthread_mutex_lock(&sg_lock_wire);
     struct slot *s = c->wire;
     c->wire = NULL;
-    int unmap = s && s->users == 0;
+    int idle = s && s->users == 0;
     if (s)
         s->orphan = 1;
     pthread_mutex_unlock(&sg_lock_wire);
-    if (unmap)
-        munmap(s, sizeof *s);
+    if (idle)
+        unmap(s);
 }
 
 /* Refuse (or in audit mode log and let go) with reason; -1 when refused. */
