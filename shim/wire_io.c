@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/mman.h>
 
+#include "backend.h"
 #include "decision.h"
 #include "guard.h"
 #include "locks.h"
@@ -21,6 +22,9 @@ struct slot {
     pthread_mutex_t mutex;
     int users;   /* threads between acquire and give_back */
     int orphan;  /* the record let go of it: the last user unmaps it */
+    int deferred; /* a verdict waits for the program's next send (see received) */
+    int reason, unverified;
+    char detail[640];
     struct sg_wire w;
 };
 
@@ -136,6 +140,11 @@ int sg_wire_before_send(int fd, struct sg_conn *c, const struct iovec *iov, int 
     struct slot *s = acquire(c);
     if (!s)
         return conclude(fd, NULL, SG_R_WIRE, "no memory for the wire reader", 0);
+    if (s->deferred) {
+        int r = conclude(fd, &s->w, s->reason, s->detail, s->unverified);
+        give_back(c, s, 1);
+        return r;
+    }
     /* Plaintext after the 220 reply to STARTTLS, as for the hooked backends. */
     if (s->w.cli.f.records == 0 && s->w.cli.f.hdr_have == 0 && sg_guard_injected(fd)) {
         int r = conclude(fd, &s->w, SG_R_INJECTION, "bytes arrived after the 220 reply to "
@@ -198,8 +207,21 @@ int sg_wire_received(int fd, struct sg_conn *c, const struct iovec *iov, int iov
             reason = sg_wire_judge(&s->w, &t, &unverified, detail, sizeof detail);
     }
     int done = state == SG_WIRE_ERROR || state == SG_WIRE_READY;
-    if (done)
+    if (done && state == SG_WIRE_READY && !s->deferred &&
+        __atomic_load_n(&sg_backend_bound, __ATOMIC_ACQUIRE)) {
+        /* A hooked library runs here: this may be its session on a memory BIO
+         * (Python's asyncio), whose own verdict, which can see a TLS 1.3
+         * certificate, comes when its handshake call returns and before the
+         * program sends again. The wire's verdict waits for that send: no
+         * credential can leave before it. */
+        s->deferred = 1;
+        s->reason = reason;
+        s->unverified = unverified;
+        snprintf(s->detail, sizeof s->detail, "%s", detail);
+        done = 0;
+    } else if (done && !s->deferred) {
         r = conclude(fd, &s->w, reason, detail, unverified);
+    }
     give_back(c, s, done);
     return r;
 }

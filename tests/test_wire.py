@@ -260,3 +260,50 @@ def test_starttls_injection_before_a_foreign_handshake(smtp_server, shim, run):
     line = log_line(env.log(), proxy.port)
     assert f"refused TLS to localhost[127.0.0.1]:{proxy.port}: injection: " in line, line
     assert "via=wire" in line, line
+
+
+# ---- a hooked library on a memory BIO: its own verdict comes first -------------------
+
+ASYNCIO_CLIENT = r'''
+import asyncio, ssl, sys
+async def main(port):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE   # careless
+    r, w = await asyncio.wait_for(asyncio.open_connection(
+        "localhost", port, ssl=ctx, server_hostname="localhost"), 10)
+    async def reply():
+        while True:
+            line = await asyncio.wait_for(r.readline(), 10)
+            if line[3:4] != b"-":
+                return line
+    await reply()
+    for command in (b"EHLO asyncio.example", b"AUTH PLAIN AHNndXNlcgBTZy1TM2NyZXQtUGE1NQ=="):
+        w.write(command + b"\r\n")
+        await w.drain()
+        await reply()
+asyncio.run(main(int(sys.argv[1])))
+'''
+
+
+@pytest.mark.parametrize("cert", ["good", "selfsigned"])
+def test_memory_bio_sessions_keep_the_hooked_verdict(cert, smtp_server, shim, baseline, run):
+    """Python's asyncio runs OpenSSL on a memory BIO and writes the records itself,
+    outside any hooked call, so its socket reads as TLS no hook drives. The wire's
+    verdict waits for the program's next send, and the hooked backend's (which sees
+    the TLS 1.3 certificate) comes first: the good server gets the AUTH, the
+    self-signed one nothing. (Once sessions are bound to their socket by the client
+    random, such sockets never reach the wire reader.)"""
+    leaky = smtp_server(cert, "implicit", "modern")
+    res = run(["/usr/bin/python3", "-c", ASYNCIO_CLIENT, leaky.port], baseline())
+    assert res.returncode == 0 and leaky.credentials(), describe(res)
+
+    server = smtp_server(cert, "implicit", "modern")
+    env = shim([server.port], implicit=[server.port])
+    res = run(["/usr/bin/python3", "-c", ASYNCIO_CLIENT, server.port], env)
+    log = env.log()
+    if cert == "good":
+        assert res.returncode == 0 and server.credentials(), describe(res) + log
+        assert "refused" not in log and "verify=ok" in log and UNVERIFIED not in log, log
+    else:
+        assert res.returncode != 0 and server.credentials() == [], describe(res) + log
+        assert f"refused TLS to localhost[127.0.0.1]:{server.port}: chain: " in log, log
