@@ -2,8 +2,10 @@
  * its own mapping (about 130 KiB, only while the handshake is read: no
  * allocation for any other socket). The slot's mutex serialises the reader;
  * sg_lock_wire guards only the link from the connection record, so that a
- * close on another thread never frees a reader in use. Lock order:
- * sg_lock_fd, then sg_lock_wire; a slot's mutex is never held with either. */
+ * close on another thread never frees a reader in use. Lock order: a slot's
+ * mutex, then sg_lock_tls (the trust store) or sg_lock_fd (the guard's calls);
+ * sg_lock_fd, then sg_lock_wire (a record released); nobody waits for a
+ * slot's mutex while holding sg_lock_wire or sg_lock_fd. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -164,7 +166,7 @@ int sg_wire_before_send(int fd, struct sg_conn *c, const struct iovec *iov, int 
     return r;
 }
 
-static void feed(struct sg_wire *w, int server, const struct iovec *iov, int iovcnt, size_t n)
+static int feed(struct sg_wire *w, int server, const struct iovec *iov, int iovcnt, size_t n)
 {
     for (int i = 0; i < iovcnt && n; i++) {
         size_t len = iov[i].iov_len < n ? iov[i].iov_len : n;
@@ -174,6 +176,7 @@ static void feed(struct sg_wire *w, int server, const struct iovec *iov, int iov
             sg_wire_client(w, iov[i].iov_base, len);
         n -= len;
     }
+    return w->state;
 }
 
 void sg_wire_sent(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt, size_t n)
@@ -190,25 +193,33 @@ void sg_wire_sent(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt
     give_back(c, s, bad);
 }
 
+/* The verdict on a complete server flight: 0, or an SG_R_* reason. */
+static int judge(int fd, struct slot *s, int *unverified, char *detail, size_t len)
+{
+    struct sg_target t;
+    if (s->w.state == SG_WIRE_ERROR) {
+        snprintf(detail, len, "%s", why(&s->w));
+        return SG_R_WIRE;
+    }
+    if (!sg_target_socket(fd, s->w.sni[0] ? s->w.sni : NULL, &t))
+        return 0;
+    return sg_wire_judge(&s->w, &t, unverified, detail, len);
+}
+
 int sg_wire_received(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt, size_t n)
 {
     struct slot *s = acquire(c);
     if (!s)
         return conclude(fd, NULL, SG_R_WIRE, "no memory for the wire reader", 0);
-    feed(&s->w, 1, iov, iovcnt, n);
-    int state = s->w.state, unverified = 0, reason = 0, r = 0;
-    char detail[640] = "";
-    if (state == SG_WIRE_ERROR) {
-        reason = SG_R_WIRE;
-        snprintf(detail, sizeof detail, "%s", why(&s->w));
-    } else if (state == SG_WIRE_READY) {
-        struct sg_target t;
-        if (sg_target_socket(fd, s->w.sni[0] ? s->w.sni : NULL, &t))
-            reason = sg_wire_judge(&s->w, &t, &unverified, detail, sizeof detail);
+    int state = s->deferred ? SG_WIRE_READY : feed(&s->w, 1, iov, iovcnt, n);
+    if (s->deferred || (state != SG_WIRE_READY && state != SG_WIRE_ERROR)) {
+        give_back(c, s, 0);
+        return 0;
     }
-    int done = state == SG_WIRE_ERROR || state == SG_WIRE_READY;
-    if (done && state == SG_WIRE_READY && !s->deferred &&
-        __atomic_load_n(&sg_backend_bound, __ATOMIC_ACQUIRE)) {
+    int unverified = 0, r = 0;
+    char detail[sizeof s->detail] = "";
+    int reason = judge(fd, s, &unverified, detail, sizeof detail);
+    if (state == SG_WIRE_READY && __atomic_load_n(&sg_backend_bound, __ATOMIC_ACQUIRE)) {
         /* A hooked library runs here: this may be its session on a memory BIO
          * (Python's asyncio), whose own verdict, which can see a TLS 1.3
          * certificate, comes when its handshake call returns and before the
@@ -218,10 +229,10 @@ int sg_wire_received(int fd, struct sg_conn *c, const struct iovec *iov, int iov
         s->reason = reason;
         s->unverified = unverified;
         snprintf(s->detail, sizeof s->detail, "%s", detail);
-        done = 0;
-    } else if (done && !s->deferred) {
-        r = conclude(fd, &s->w, reason, detail, unverified);
+        give_back(c, s, 0);
+        return 0;
     }
-    give_back(c, s, done);
+    r = conclude(fd, &s->w, reason, detail, unverified);
+    give_back(c, s, 1);
     return r;
 }
