@@ -20,6 +20,8 @@ static const struct {
     [SG_R_UNSUPPORTED] = {"unsupported", "smtpguard: this TLS library cannot be driven"},
     [SG_R_UNVERIFIED] = {"unverified", "smtpguard: TLS 1.3 by a TLS library smtpguard cannot "
                                        "see into: the certificate is encrypted on the wire"},
+    [SG_R_RESUMED] = {"unverified", "smtpguard: a TLS 1.2 session resumed by a TLS library "
+                                    "smtpguard cannot see into: no certificate on the wire"},
     [SG_R_WIRE] = {"wire", "smtpguard: the TLS handshake on the wire cannot be judged"},
 };
 

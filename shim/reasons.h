@@ -18,6 +18,7 @@ enum sg_reason {
     SG_R_STORE,
     SG_R_UNSUPPORTED,
     SG_R_UNVERIFIED,
+    SG_R_RESUMED,
     SG_R_WIRE,
     SG_R_COUNT
 };

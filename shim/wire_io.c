@@ -51,13 +51,17 @@ static void child_after_fork(void)
     }
 }
 
-__attribute__((constructor)) static void wire_io_init(void)
+/* Registered with the first reader: a process that never needs one pays nothing. */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void register_fork_handler(void)
 {
     pthread_atfork(NULL, NULL, child_after_fork);
 }
 
 static struct slot *acquire(struct sg_conn *c)
 {
+    pthread_once(&fork_once, register_fork_handler);
     pthread_mutex_lock(&sg_lock_wire);
     struct slot *s = c->wire;
     if (!s) {

@@ -7,7 +7,7 @@
 static const struct {
     unsigned short id;
     unsigned char fs_aead;
-    const char *name;
+    char name[30]; /* in place, not pointers: nothing to relocate at load */
 } suites[] = {
     {0x1301, 1, "TLS_AES_128_GCM_SHA256"},
     {0x1302, 1, "TLS_AES_256_GCM_SHA384"},

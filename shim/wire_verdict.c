@@ -169,7 +169,9 @@ static int parse_and_verify(struct crypto *c, const struct sg_wire *w, X509_STOR
     return reason;
 }
 
-static int unverified(struct session *x, const struct sg_target *t, char *detail, size_t len)
+/* TLS 1.3, or a resumed TLS 1.2 session: nothing to verify on the wire. */
+static int unverified(struct session *x, const struct sg_target *t, int reason, char *detail,
+                      size_t len)
 {
     const struct sg_policy *p = sg_config();
     if (sg_policy_unverified(p, t->dest)) {
@@ -182,7 +184,7 @@ static int unverified(struct session *x, const struct sg_target *t, char *detail
              "check, set unverified_tls = allow in [destination %s%s%s:%d]",
              program_invocation_short_name, host, t->port, v6 ? "[" : "", host, v6 ? "]" : "",
              t->port);
-    return SG_R_UNVERIFIED;
+    return reason;
 }
 
 static int chain(void *session, const struct sg_target *t, const char *ca_file,
@@ -191,11 +193,9 @@ static int chain(void *session, const struct sg_target *t, const char *ca_file,
 {
     SESSION;
     if (x->w->version >= 0x0304)
-        return unverified(x, t, detail, len);
-    if (x->w->resumed) {
-        snprintf(detail, len, "a resumed TLS 1.2 session: no certificate on the wire");
-        return SG_R_NO_CERT;
-    }
+        return unverified(x, t, SG_R_UNVERIFIED, detail, len);
+    if (x->w->resumed)
+        return unverified(x, t, SG_R_RESUMED, detail, len);
     struct crypto *c = crypto();
     if (!c) {
         snprintf(detail, len, "no system libssl.so.3 or libssl.so.1.1 to verify the "

@@ -307,3 +307,30 @@ def test_memory_bio_sessions_keep_the_hooked_verdict(cert, smtp_server, shim, ba
     else:
         assert res.returncode != 0 and server.credentials() == [], describe(res) + log
         assert f"refused TLS to localhost[127.0.0.1]:{server.port}: chain: " in log, log
+
+
+# ---- TLS 1.2 session resumption: no certificate on the wire --------------------------
+
+RESUME = CLIENTS / "resume_static"
+
+
+@pytest.mark.parametrize("extra", ["", "unverified_tls = allow\n"], ids=["default", "allow"])
+def test_resumed_tls12_session(extra, smtp_server, shim, baseline, run):
+    """A second session resumed from the first shows no certificate: refused like
+    TLS 1.3 unless unverified_tls allows it (then verify=unverified)."""
+    leaky = smtp_server("selfsigned", "implicit", "tls12")
+    res = run([RESUME, "localhost", leaky.port], baseline())
+    assert res.returncode == 0 and "2 ok reused=1" in res.stdout, describe(res)
+
+    server = smtp_server("good", "implicit", "tls12")
+    env = shim([server.port], implicit=[server.port], extra=extra)
+    res = run([RESUME, "localhost", server.port], env)
+    lines = [l for l in env.log().splitlines() if f"]:{server.port} " in l or f"]:{server.port}:" in l]
+    assert len(lines) == 2 and "accepted" in lines[0] and "verify=ok" in lines[0], env.log()
+    if extra:
+        assert res.returncode == 0 and "2 ok reused=1" in res.stdout, describe(res)
+        assert len(server.credentials()) == 2 and "verify=unverified" in lines[1], lines
+    else:
+        assert res.returncode != 0 and "2 fail" in res.stdout, describe(res)
+        assert len(server.credentials()) == 1, server.sessions
+        assert "refused" in lines[1] and ": unverified: a TLS 1.2 session resumed" in lines[1]

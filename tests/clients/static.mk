@@ -5,3 +5,7 @@ clients: $(BUILD)/clients/careless_static
 $(BUILD)/clients/careless_static: tests/clients/careless.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(CFLAGS) -o $@ $< -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic -ldl -lpthread
+clients: $(BUILD)/clients/resume_static
+$(BUILD)/clients/resume_static: tests/clients/resume.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) -o $@ $< -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic -ldl -lpthread
