@@ -78,7 +78,7 @@ int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *
 
 static int conclude(const struct sg_target *t, int reason, const char *detail,
                     const char *protocol, const char *cipher, const char *via,
-                    const char *verify)
+                    const char *verify, int keep_phase)
 {
     char rule[SG_PATH_MAX + SG_HOST_MAX + 32], words[768];
     int verdict = !reason ? SG_ACCEPTED
@@ -98,7 +98,7 @@ static int conclude(const struct sg_target *t, int reason, const char *detail,
         sg_guard_refused(t->fd);
         return 0;
     }
-    if (protocol)
+    if (protocol && !keep_phase)
         sg_guard_tls_ok(t->fd);
     return 1;
 }
@@ -106,12 +106,14 @@ static int conclude(const struct sg_target *t, int reason, const char *detail,
 int sg_conclude(const struct sg_target *t, int reason, const char *detail,
                 const char *protocol, const char *cipher)
 {
-    return conclude(t, reason, detail, protocol, cipher, NULL, NULL);
+    return conclude(t, reason, detail, protocol, cipher, NULL, NULL, 0);
 }
 
 int sg_conclude_wire(const struct sg_target *t, int reason, const char *detail,
-                     const char *protocol, const char *cipher, int unverified)
+                     const char *protocol, const char *cipher, int unverified, int follow)
 {
+    static const char *const verify[] = {NULL, "unverified", "resumed"};
     return conclude(t, reason, detail, protocol, cipher, "wire",
-                    unverified && !reason ? "unverified" : NULL);
+                    reason || unverified < 0 || unverified > 2 ? NULL : verify[unverified],
+                    follow);
 }

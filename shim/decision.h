@@ -42,9 +42,13 @@ int sg_conclude(const struct sg_target *t, int reason, const char *detail,
                 const char *protocol, const char *cipher);
 
 /* The same for a handshake judged on the wire (the log line says via=wire);
- * unverified: accepted without a certificate check (unverified_tls = allow). */
+ * unverified: 1 accepted without a certificate check (unverified_tls = allow,
+ * verify=unverified), 2 resumed from a session verified on the wire
+ * (verify=resumed);
+ * follow: accepted, but the wire reader goes on reading, so the socket is
+ * not marked as done with TLS yet (the reader does it). */
 int sg_conclude_wire(const struct sg_target *t, int reason, const char *detail,
-                     const char *protocol, const char *cipher, int unverified);
+                     const char *protocol, const char *cipher, int unverified, int follow);
 
 /* Depth of real TLS library calls on this thread: such libraries call their
  * own exported functions through the PLT, which lands in our wrappers. */

@@ -24,10 +24,18 @@ int sg_wire_fail(struct sg_wire *w, const char *why)
     return SG_WIRE_ERROR;
 }
 
-static int over(const struct sg_wire *w)
+/* Nothing more to read in this direction. In SECOND only the server's
+ * second flight is read; the program's bytes are no longer looked at. */
+static int over(const struct sg_wire *w, int client)
 {
-    return w->state == SG_WIRE_READY || w->state == SG_WIRE_FAILED ||
-           w->state == SG_WIRE_ERROR;
+    return w->state == SG_WIRE_SECOND ? client : w->state != SG_WIRE_HELLO &&
+                                                     w->state != SG_WIRE_FLIGHT;
+}
+
+void sg_wire_follow(struct sg_wire *w)
+{
+    if (w->state == SG_WIRE_READY)
+        w->state = SG_WIRE_SECOND;
 }
 
 /* A header just completed: 0 when it starts a record that may be read. */
@@ -57,7 +65,7 @@ static unsigned header_size(const struct sg_wire_frame *d, int client, unsigned 
 
 static void read_messages(struct sg_wire *w, struct sg_wire_dir *d, int client)
 {
-    while (!over(w) && d->len - d->used >= 4) {
+    while (!over(w, client) && d->len - d->used >= 4) {
         const unsigned char *m = d->buf + d->used;
         size_t mlen = (size_t)m[1] << 16 | (size_t)m[2] << 8 | m[3];
         if (mlen > SG_WIRE_CAP - 4) {
@@ -86,7 +94,7 @@ static void read_messages(struct sg_wire *w, struct sg_wire_dir *d, int client)
 static void handshake_bytes(struct sg_wire *w, struct sg_wire_dir *d, int client,
                             const unsigned char *p, size_t n)
 {
-    while (n && !over(w)) {
+    while (n && !over(w, client)) {
         size_t room = SG_WIRE_CAP - d->len, take = n < room ? n : room;
         if (take == 0) {
             sg_wire_fail(w, "a handshake larger than smtpguard keeps");
@@ -126,7 +134,10 @@ static void body_bytes(struct sg_wire *w, struct sg_wire_dir *d, int client,
             sg_wire_server_ccs(w);
         break;
     case CT_APPDATA:
-        sg_wire_fail(w, client ? "application data before the handshake was judged"
+        if (w->state == SG_WIRE_SECOND)
+            w->state = SG_WIRE_DONE; /* no ticket came: what follows is encrypted */
+        else
+            sg_wire_fail(w, client ? "application data before the handshake was judged"
                                : "application data from the server before its handshake");
         break;
     default:
@@ -167,7 +178,7 @@ static int feed(struct sg_wire *w, struct sg_wire_dir *d, int client, const unsi
                 size_t n)
 {
     struct sg_wire_frame *f = &d->f;
-    while (n && !over(w)) {
+    while (n && !over(w, client)) {
         const char *bad = NULL;
         unsigned had = f->hdr_have;
         size_t take = frame_step(f, client, &p, &n, &bad);
@@ -231,6 +242,8 @@ int sg_wire_may_send(const struct sg_wire *w, const struct iovec *iov, int iovcn
     struct sg_wire_frame f = w->cli.f;
     if (w->state == SG_WIRE_ERROR)
         return 0;
+    if (w->state == SG_WIRE_SECOND || w->state == SG_WIRE_DONE)
+        return 1; /* the verdict was given */
     for (int i = 0; i < iovcnt; i++)
         if (iov[i].iov_len && !may_send(w, &f, iov[i].iov_base, iov[i].iov_len))
             return 0;

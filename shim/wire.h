@@ -11,6 +11,7 @@
 #define SG_WIRE_CAP (64 * 1024)   /* handshake bytes kept per direction: past it, refuse */
 #define SG_WIRE_RECORD_MAX (16384 + 2048)
 #define SG_WIRE_MAX_CERTS 16
+#define SG_WIRE_TOKEN_MAX 1024 /* a longer session ticket is never matched */
 
 enum sg_wire_state {
     SG_WIRE_HELLO = 0, /* waiting for the server's (real) ServerHello */
@@ -18,6 +19,14 @@ enum sg_wire_state {
     SG_WIRE_READY,     /* the server's flight is complete: the verdict is due */
     SG_WIRE_FAILED,    /* the server sent a fatal alert: no session will come of it */
     SG_WIRE_ERROR,     /* not TLS as it may be, or past the cap: refuse */
+    SG_WIRE_SECOND,    /* accepted TLS 1.2: reading the server's NewSessionTicket */
+    SG_WIRE_DONE,      /* the server's ChangeCipherSpec after SECOND: nothing more */
+};
+
+/* A session id or ticket; len 0: none, SG_WIRE_TOKEN_MAX + 1: too long to keep. */
+struct sg_wire_token {
+    size_t len;
+    unsigned char data[SG_WIRE_TOKEN_MAX];
 };
 
 /* Record framing of one direction. */
@@ -50,6 +59,8 @@ struct sg_wire {
     int cipher;            /* negotiated suite, IANA number */
     int resumed;           /* TLS 1.2 flight ended without Certificate (abbreviated) */
     size_t cert_off, cert_len; /* TLS 1.2 Certificate message body in srv.buf */
+    struct sg_wire_token client_sid, client_ticket; /* offered in the last ClientHello */
+    struct sg_wire_token server_sid, new_ticket;    /* ServerHello's, NewSessionTicket's */
     struct sg_wire_dir cli, srv;
 };
 
@@ -58,6 +69,9 @@ void sg_wire_init(struct sg_wire *w);
  * state is READY, FAILED or ERROR further bytes are not read. */
 int sg_wire_client(struct sg_wire *w, const unsigned char *p, size_t n);
 int sg_wire_server(struct sg_wire *w, const unsigned char *p, size_t n);
+/* The verdict accepted a full TLS 1.2 handshake: go on reading the server's
+ * bytes up to its ChangeCipherSpec (state SECOND, then DONE) for the ticket. */
+void sg_wire_follow(struct sg_wire *w);
 /* May the program send these bytes now, before a verdict? Not application
  * data, nothing that is not TLS, and after the ServerHello of a TLS 1.2
  * flight only alerts (its next flight waits for the verdict). */

@@ -16,6 +16,7 @@
 #include "guard.h"
 #include "locks.h"
 #include "wire_io.h"
+#include "wire_resume.h"
 #include "wire_verdict.h"
 
 static int live; /* slots mapped, so that a fork child with none skips the scan */
@@ -25,6 +26,7 @@ struct slot {
     int users;   /* threads between acquire and give_back */
     int orphan;  /* the record let go of it: the last user unmaps it */
     int deferred; /* a verdict waits for the program's next send (see received) */
+    int following; /* accepted TLS 1.2: reading the server's second flight */
     int reason, unverified;
     char detail[640];
     struct sg_wire w;
@@ -111,9 +113,23 @@ void sg_wire_release(struct sg_conn *c)
         unmap(s);
 }
 
-/* Refuse (or in audit mode log and let go) with reason; -1 when refused. */
-static int conclude(int fd, const struct sg_wire *w, int reason, const char *detail,
-                    int unverified)
+static int feed(struct sg_wire *w, int server, const struct iovec *iov, int iovcnt, size_t n)
+{
+    for (int i = 0; i < iovcnt && n; i++) {
+        size_t len = iov[i].iov_len < n ? iov[i].iov_len : n;
+        if (server)
+            sg_wire_server(w, iov[i].iov_base, len);
+        else
+            sg_wire_client(w, iov[i].iov_base, len);
+        n -= len;
+    }
+    return w->state;
+}
+
+/* Refuse (or in audit mode log and let go) with reason; -1 when refused.
+ * follow: accepted, the reader goes on (the socket stays in SG_TLS_FOREIGN). */
+static int conclude_as(int fd, const struct sg_wire *w, int reason, const char *detail,
+                       int unverified, int follow)
 {
     struct sg_target t;
     char cipher[16];
@@ -128,11 +144,36 @@ static int conclude(int fd, const struct sg_wire *w, int reason, const char *det
     int seen = w && w->version;
     const char *protocol = seen ? sg_wire_version_name(w->version) : NULL;
     const char *name = seen ? sg_wire_cipher_name(w->cipher, cipher, sizeof cipher) : NULL;
-    if (!sg_conclude_wire(&t, reason, detail, protocol, name, unverified)) {
+    if (!sg_conclude_wire(&t, reason, detail, protocol, name, unverified, follow)) {
         errno = EACCES;
         return -1;
     }
-    sg_guard_tls_ok(fd); /* audit mode or accepted: the reader's work is over */
+    if (!follow)
+        sg_guard_tls_ok(fd); /* audit mode or accepted: the reader's work is over */
+    return 0;
+}
+
+static int conclude(int fd, const struct sg_wire *w, int reason, const char *detail,
+                    int unverified)
+{
+    return conclude_as(fd, w, reason, detail, unverified, 0);
+}
+
+/* The server's second flight after an accepted full TLS 1.2 handshake: at its
+ * ChangeCipherSpec, remember the session's id and ticket, and the reader is done. */
+static int follow(int fd, struct sg_conn *c, struct slot *s, const struct iovec *iov,
+                  int iovcnt, size_t n)
+{
+    int state = feed(&s->w, 1, iov, iovcnt, n);
+    if (state == SG_WIRE_SECOND) {
+        give_back(c, s, 0);
+        return 0;
+    }
+    struct sg_target t;
+    if (state == SG_WIRE_DONE && sg_target_socket(fd, s->w.sni[0] ? s->w.sni : NULL, &t))
+        sg_wire_resume_remember(&s->w, &t);
+    sg_guard_tls_ok(fd);
+    give_back(c, s, 1);
     return 0;
 }
 
@@ -170,18 +211,6 @@ int sg_wire_before_send(int fd, struct sg_conn *c, const struct iovec *iov, int 
     return r;
 }
 
-static int feed(struct sg_wire *w, int server, const struct iovec *iov, int iovcnt, size_t n)
-{
-    for (int i = 0; i < iovcnt && n; i++) {
-        size_t len = iov[i].iov_len < n ? iov[i].iov_len : n;
-        if (server)
-            sg_wire_server(w, iov[i].iov_base, len);
-        else
-            sg_wire_client(w, iov[i].iov_base, len);
-        n -= len;
-    }
-    return w->state;
-}
 
 void sg_wire_sent(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt, size_t n)
 {
@@ -215,6 +244,8 @@ int sg_wire_received(int fd, struct sg_conn *c, const struct iovec *iov, int iov
     struct slot *s = acquire(c);
     if (!s)
         return conclude(fd, NULL, SG_R_WIRE, "no memory for the wire reader", 0);
+    if (s->following)
+        return follow(fd, c, s, iov, iovcnt, n);
     int state = s->deferred ? SG_WIRE_READY : feed(&s->w, 1, iov, iovcnt, n);
     if (s->deferred || (state != SG_WIRE_READY && state != SG_WIRE_ERROR)) {
         give_back(c, s, 0);
@@ -236,7 +267,15 @@ int sg_wire_received(int fd, struct sg_conn *c, const struct iovec *iov, int iov
         give_back(c, s, 0);
         return 0;
     }
-    r = conclude(fd, &s->w, reason, detail, unverified);
+    /* An accepted full TLS 1.2 handshake: its ticket comes next, in clear. */
+    s->following = state == SG_WIRE_READY && !reason && s->w.version == 0x0303 &&
+                   !s->w.resumed;
+    r = conclude_as(fd, &s->w, reason, detail, unverified, s->following);
+    if (s->following && r == 0) {
+        sg_wire_follow(&s->w);
+        give_back(c, s, 0);
+        return 0;
+    }
     give_back(c, s, 1);
     return r;
 }

@@ -7,9 +7,9 @@
 
 #include "wire_msg.h"
 
-enum { HS_HELLO_REQUEST = 0, HS_CLIENT_HELLO = 1, HS_SERVER_HELLO = 2, HS_CERTIFICATE = 11,
-       HS_SERVER_HELLO_DONE = 14 };
-enum { EXT_SNI = 0, EXT_SUPPORTED_VERSIONS = 43 };
+enum { HS_HELLO_REQUEST = 0, HS_CLIENT_HELLO = 1, HS_SERVER_HELLO = 2,
+       HS_NEW_SESSION_TICKET = 4, HS_CERTIFICATE = 11, HS_SERVER_HELLO_DONE = 14 };
+enum { EXT_SNI = 0, EXT_SESSION_TICKET = 35, EXT_SUPPORTED_VERSIONS = 43 };
 
 /* SHA-256 of "HelloRetryRequest": the random of a HelloRetryRequest (RFC 8446 4.1.3). */
 static const unsigned char hrr_random[32] = {
@@ -55,6 +55,13 @@ static struct cur vec(struct cur *c, size_t prefix)
     return sub(c, get(c, prefix));
 }
 
+static void keep(struct sg_wire_token *t, struct cur c)
+{
+    t->len = c.bad ? 0 : c.n > SG_WIRE_TOKEN_MAX ? SG_WIRE_TOKEN_MAX + 1 : c.n;
+    if (t->len <= SG_WIRE_TOKEN_MAX)
+        memcpy(t->data, c.p, t->len);
+}
+
 static int grease(unsigned v)
 {
     return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);
@@ -89,6 +96,8 @@ static void client_extension(struct sg_wire *w, unsigned type, struct cur e)
 {
     if (type == EXT_SNI) {
         take_sni(w, vec(&e, 2));
+    } else if (type == EXT_SESSION_TICKET) {
+        keep(&w->client_ticket, e);
     } else if (type == EXT_SUPPORTED_VERSIONS) {
         struct cur v = vec(&e, 1);
         while (v.n >= 2) {
@@ -103,7 +112,8 @@ static void client_hello(struct sg_wire *w, struct cur c)
 {
     int legacy = (int)get(&c, 2);
     get(&c, 32);   /* random */
-    vec(&c, 1);    /* session id */
+    keep(&w->client_sid, vec(&c, 1));
+    w->client_ticket.len = 0;
     vec(&c, 2);    /* cipher suites */
     vec(&c, 1);    /* compression methods */
     if (c.bad)
@@ -152,7 +162,7 @@ static void server_hello(struct sg_wire *w, struct cur c)
     int version = (int)get(&c, 2);
     const unsigned char *random = c.p;
     get(&c, 32);
-    vec(&c, 1); /* session id */
+    keep(&w->server_sid, vec(&c, 1));
     int cipher = (int)get(&c, 2);
     get(&c, 1); /* compression */
     if (!c.bad && c.n) {
@@ -208,6 +218,11 @@ void sg_wire_server_msg(struct sg_wire *w, int type, const unsigned char *m, siz
             server_hello(w, c);
         else if (type != HS_HELLO_REQUEST)
             sg_wire_fail(w, "a server handshake that does not start with a ServerHello");
+    } else if (w->state == SG_WIRE_SECOND) {
+        if (type == HS_NEW_SESSION_TICKET) {
+            get(&c, 4); /* lifetime hint */
+            keep(&w->new_ticket, vec(&c, 2));
+        }
     } else if (w->state == SG_WIRE_FLIGHT) {
         if (type == HS_CERTIFICATE && !w->cert_len)
             certificate(w, c, off);
@@ -226,6 +241,8 @@ void sg_wire_server_ccs(struct sg_wire *w)
     if (w->state == SG_WIRE_FLIGHT) {
         w->resumed = 1;
         w->state = SG_WIRE_READY;
+    } else if (w->state == SG_WIRE_SECOND) {
+        w->state = SG_WIRE_DONE;
     } else if (w->state == SG_WIRE_HELLO && !w->hrr) {
         sg_wire_fail(w, "a ChangeCipherSpec before the ServerHello");
     }

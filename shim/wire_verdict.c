@@ -12,6 +12,7 @@
 #include "config.h"
 #include "decision.h"
 #include "ossl.h"
+#include "wire_resume.h"
 #include "wire_verdict.h"
 
 struct crypto {
@@ -194,8 +195,12 @@ static int chain(void *session, const struct sg_target *t, const char *ca_file,
     SESSION;
     if (x->w->version >= 0x0304)
         return unverified(x, t, SG_R_UNVERIFIED, detail, len);
-    if (x->w->resumed)
+    if (x->w->resumed && !sg_wire_resume_known(x->w, t))
         return unverified(x, t, SG_R_RESUMED, detail, len);
+    if (x->w->resumed) {
+        x->unverified = 2; /* resumed from a session verified here */
+        return 0;          /* (with pins: refused, no chain to check them on) */
+    }
     struct crypto *c = crypto();
     if (!c) {
         snprintf(detail, len, "no system libssl.so.3 or libssl.so.1.1 to verify the "

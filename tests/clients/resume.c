@@ -2,7 +2,8 @@
  * HOST PORT in one process, the second offering the first one's session (SSL_set_session,
  * so a session ticket or id), no verification. Each does greeting, EHLO, AUTH PLAIN with
  * the test credentials, QUIT, and prints "1 ok|fail reused=0|1", "2 ...". Exits 0 when
- * both authenticated. Built statically (tests/clients/static.mk: resume_static) its TLS
+ * both authenticated. "resume HOST PORT save FILE" does one session and writes it to FILE
+ * (PEM); "resume HOST PORT load FILE" does one session offering the one in FILE. Built statically (tests/clients/static.mk: resume_static) its TLS
  * is judged on the wire (tests/test_wire.py). */
 #include <netdb.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 static int dial(const char *host, const char *port)
@@ -75,10 +77,26 @@ static int session(SSL_CTX *ctx, const char *host, const char *port, SSL_SESSION
     return ok;
 }
 
+/* One session saved to, or offered from, a file. */
+static int with_file(SSL_CTX *ctx, const char *host, const char *port, const char *how,
+                     const char *path)
+{
+    int save = !strcmp(how, "save");
+    FILE *f = fopen(path, save ? "w" : "r");
+    SSL_SESSION *keep = !f || save ? NULL : PEM_read_SSL_SESSION(f, NULL, NULL, NULL);
+    if (!f || (!save && !keep))
+        return 1;
+    int ok = session(ctx, host, port, &keep);
+    if (save && keep)
+        PEM_write_SSL_SESSION(f, keep);
+    fclose(f);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: resume HOST PORT\n");
+    if (argc != 3 && argc != 5) {
+        fprintf(stderr, "usage: resume HOST PORT [save|load FILE]\n");
         return 1;
     }
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -86,6 +104,8 @@ int main(int argc, char **argv)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
     SSL_SESSION *keep = NULL;
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc == 5)
+        return with_file(ctx, argv[1], argv[2], argv[3], argv[4]);
     printf("1 ");
     int first = session(ctx, argv[1], argv[2], &keep);
     printf("2 ");

@@ -5,6 +5,8 @@
  * bytes, else the program's; bits 0-6: how many pieces to cut it in), a 16-bit
  * length and the bytes. The script runs twice, once with each operation fed
  * whole and once cut in pieces (a record across reads, several per read).
+ * After an operation that completes a full TLS 1.2 flight the script follows the
+ * server's second flight, as the shim does after accepting it (sg_wire_follow).
  * Properties:
  *  - both runs end in the same state with the same version, suite, SNI, hello
  *    count, HelloRetryRequest count and certificates (how reads cut the stream
@@ -92,12 +94,23 @@ static int certs(const struct sg_wire *w, const unsigned char **der, size_t *len
     return n;
 }
 
+static int same_token(const struct sg_wire_token *a, const struct sg_wire_token *b)
+{
+    if (a->len > SG_WIRE_TOKEN_MAX + 1 || b->len > SG_WIRE_TOKEN_MAX + 1)
+        FAIL("token length %zu/%zu", a->len, b->len);
+    return a->len == b->len &&
+           (a->len > SG_WIRE_TOKEN_MAX || memcmp(a->data, b->data, a->len) == 0);
+}
+
 static void check_same(const struct sg_wire *a, const struct sg_wire *b)
 {
     if (a->state != b->state || a->version != b->version || a->cipher != b->cipher ||
         a->client_hellos != b->client_hellos || a->hrr != b->hrr ||
         a->resumed != b->resumed || a->offered_max != b->offered_max ||
-        strcmp(a->sni, b->sni) != 0)
+        strcmp(a->sni, b->sni) != 0 || !same_token(&a->client_sid, &b->client_sid) ||
+        !same_token(&a->client_ticket, &b->client_ticket) ||
+        !same_token(&a->server_sid, &b->server_sid) ||
+        !same_token(&a->new_ticket, &b->new_ticket))
         FAIL("cutting the reads changed the outcome: state %d/%d version %x/%x", a->state,
              b->state, a->version, b->version);
     const unsigned char *da[SG_WIRE_MAX_CERTS], *db[SG_WIRE_MAX_CERTS];
@@ -130,6 +143,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
             if (!ops[i].server && run == 0)
                 check_may_send(&runs[run], &ops[i]);
             feed(&runs[run], &ops[i], run);
+            struct sg_wire *w = &runs[run];
+            if (w->state == SG_WIRE_READY && w->version == 0x0303 && !w->resumed)
+                sg_wire_follow(w);
         }
         check_sni(&runs[run]);
     }
