@@ -172,6 +172,7 @@ struct ctx {
     const char *name;     /* file name for messages */
     int line;             /* 0: the message is about the whole file */
     struct sg_dest *dest; /* current [destination] section, NULL at global level */
+    struct sg_prog *prog; /* current [program] section, NULL elsewhere */
     int seen[MAX_KEYS];   /* line where each key was set in this section, for duplicates */
 };
 
@@ -272,15 +273,17 @@ static int set_mode(struct ctx *c, const struct key *k, char *v)
     (void)k;
     if (m < 0)
         return fail(c, "bad value %q for mode: expected enforce, audit or off", v);
-    *(c->dest ? &c->dest->mode : &c->p->mode) = m;
+    *(c->prog ? &c->prog->mode : c->dest ? &c->dest->mode : &c->p->mode) = m;
     return 0;
 }
 
 static int set_ports(struct ctx *c, const struct key *k, char *v)
 {
-    unsigned char *bitmap = (unsigned char *)c->p + k->goff;
+    unsigned char *bitmap = c->prog ? c->prog->smtp_ports : (unsigned char *)c->p + k->goff;
     char *save;
 
+    if (c->prog)
+        c->prog->has_ports = 1;
     memset(bitmap, 0, sizeof c->p->smtp_ports); /* the list replaces the default set */
     if (ieq(v, "none"))
         return 0;
@@ -332,7 +335,7 @@ static int set_require_tls(struct ctx *c, const struct key *k, char *v)
     (void)k;
     if (i < 0)
         return fail(c, "bad value %q for require_tls: expected yes or no", v);
-    c->p->require_tls = i;
+    *(c->prog ? &c->prog->require_tls : &c->p->require_tls) = i;
     return 0;
 }
 
@@ -477,6 +480,16 @@ static int unknown_key(struct ctx *c, const char *name)
     return fail(c, "unknown key %q", name);
 }
 
+/* The keys a [program ...] section may set (unverified_tls belongs here once it exists). */
+static int program_key(const char *name)
+{
+    static const char *const ok[] = { "mode", "smtp_ports", "require_tls", NULL };
+    for (int i = 0; ok[i]; i++)
+        if (!strcmp(name, ok[i]))
+            return 1;
+    return 0;
+}
+
 static int set_key(struct ctx *c, const char *name, char *v)
 {
     size_t i;
@@ -484,9 +497,12 @@ static int set_key(struct ctx *c, const char *name, char *v)
         ;
     if (i == NKEYS)
         return unknown_key(c, name);
+    if (c->prog && !program_key(name))
+        return fail(c, "'%s' cannot be set in a [program ...] section (mode, smtp_ports and "
+                    "require_tls can); global keys go above the first section", name);
     if (c->dest && !(keys[i].scope & SECTION))
         return fail(c, "'%s' is a global key: move it above the first [destination ...] section", name);
-    if (!c->dest && !(keys[i].scope & GLOBAL))
+    if (!c->dest && !c->prog && !(keys[i].scope & GLOBAL))
         return fail(c, "'%s' is only valid inside a [destination ...] section", name);
     if (c->seen[i] && keys[i].set != set_pin)
         return fail(c, "duplicate key '%s' (first set at line %d)", name, c->seen[i]);
@@ -524,6 +540,34 @@ static int parse_target(struct ctx *c, char *t, struct sg_dest *d)
     return 0;
 }
 
+/* [program PATH]: an absolute path of an executable or a script. */
+static int program_section(struct ctx *c, const char *path)
+{
+    struct sg_prog *pr = &c->p->prog[c->p->nprog];
+
+    if (!*path)
+        return fail(c, "[program] needs a path: [program /usr/bin/NAME] (the executable, or the script an interpreter runs)");
+    if (path[0] != '/')
+        return fail(c, "[program %q] needs an absolute path", path);
+    if (strlen(path) >= sizeof pr->path)
+        return fail(c, "program path too long (max %d bytes)", (int)sizeof pr->path - 1);
+    if (c->p->nprog == SG_MAX_PROG)
+        return fail(c, "too many [program] sections (max %d)", SG_MAX_PROG);
+    for (int i = 0; i < c->p->nprog; i++)
+        if (strcmp(c->p->prog[i].path, path) == 0)
+            return fail(c, "duplicate section: the same program as line %d", c->p->prog[i].line);
+    memset(pr, 0, sizeof *pr);
+    copy(pr->path, sizeof pr->path, path);
+    pr->line = c->line;
+    pr->mode = SG_MODE_INHERIT;
+    pr->require_tls = -1;
+    c->p->nprog++;
+    c->prog = pr;
+    c->dest = NULL;
+    memset(c->seen, 0, sizeof c->seen);
+    return 0;
+}
+
 static int section(struct ctx *c, char *s)
 {
     size_t n = strlen(s);
@@ -534,8 +578,10 @@ static int section(struct ctx *c, char *s)
         return fail(c, "section header %q does not end with ']'", s);
     s[n - 1] = '\0';
     t = trim(s + 1);
+    if (strncmp(t, "program", 7) == 0 && (!t[7] || is_blank(t[7])))
+        return program_section(c, trim(t + 7));
     if (strncmp(t, "destination", 11) != 0 || (t[11] && !is_blank(t[11])))
-        return fail(c, "unknown section '[%s]': expected [destination HOST] or [destination HOST:PORT]", t);
+        return fail(c, "unknown section '[%s]': expected [destination HOST], [destination HOST:PORT] or [program PATH]", t);
     if (!*(t = trim(t + 11)))
         return fail(c, "[destination] needs a host: [destination HOST] or [destination HOST:PORT]");
     if (c->p->ndest == SG_MAX_DEST)
@@ -551,6 +597,7 @@ static int section(struct ctx *c, char *s)
             return fail(c, "duplicate section: the same destination as line %d", c->p->dest[i].line);
     c->p->ndest++;
     c->dest = d;
+    c->prog = NULL;
     memset(c->seen, 0, sizeof c->seen);
     return 0;
 }
@@ -759,6 +806,39 @@ const struct sg_dest *sg_policy_match(const struct sg_policy *p, const char *hos
     return best;
 }
 
+const struct sg_prog *sg_policy_program(const struct sg_policy *p, const char *exe,
+                                        const char *script,
+                                        const char *(*canon)(const char *path, char *buf))
+{
+    static char buf[4096]; /* PATH_MAX; the policy loads once, under the caller's once-lock */
+    const struct sg_prog *by_exe = NULL;
+
+    for (int i = 0; i < p->nprog; i++) {
+        const char *path = canon ? canon(p->prog[i].path, buf) : p->prog[i].path;
+        if (!path)
+            continue;
+        if (script && *script && !strcmp(path, script))
+            return &p->prog[i];
+        if (!by_exe && exe && *exe && !strcmp(path, exe))
+            by_exe = &p->prog[i];
+    }
+    return by_exe;
+}
+
+void sg_policy_apply_program(struct sg_policy *p, const struct sg_prog *pr)
+{
+    if (!pr)
+        return;
+    p->program = pr;
+    if (pr->mode != SG_MODE_INHERIT)
+        p->mode = pr->mode;
+    if (pr->require_tls >= 0)
+        p->require_tls = pr->require_tls;
+    if (pr->has_ports) /* implicit TLS ports stay SMTP ports, as in the global list */
+        for (size_t i = 0; i < sizeof p->smtp_ports; i++)
+            p->smtp_ports[i] = pr->smtp_ports[i] | p->implicit_ports[i];
+}
+
 int sg_policy_mode(const struct sg_policy *p, const struct sg_dest *d)
 {
     return d && d->mode != SG_MODE_INHERIT ? d->mode : p->mode;
@@ -852,6 +932,17 @@ static void fmt_dest(struct sb *b, const struct sg_dest *d)
     }
 }
 
+static void fmt_prog(struct sb *b, const struct sg_prog *pr)
+{
+    sb_fmt(b, "\n[program %s]\n", pr->path);
+    if (pr->mode != SG_MODE_INHERIT)
+        sb_fmt(b, "mode = %s\n", sg_mode_name(pr->mode));
+    if (pr->has_ports)
+        fmt_ports(b, "smtp_ports", pr->smtp_ports);
+    if (pr->require_tls >= 0)
+        sb_fmt(b, "require_tls = %s\n", pr->require_tls ? "yes" : "no");
+}
+
 int sg_policy_format(const struct sg_policy *p, char *buf, size_t len)
 {
     struct sb b = { buf, len, 0 };
@@ -870,5 +961,7 @@ int sg_policy_format(const struct sg_policy *p, char *buf, size_t len)
     sb_fmt(&b, "log_format = %s\n", p->log_json ? "json" : "text");
     for (int i = 0; i < p->ndest; i++)
         fmt_dest(&b, &p->dest[i]);
+    for (int i = 0; i < p->nprog; i++)
+        fmt_prog(&b, &p->prog[i]);
     return b.n > 0x7fffffff ? 0x7fffffff : (int)b.n;
 }

@@ -8,6 +8,7 @@
 
 #define SG_MAX_DEST 64
 #define SG_MAX_PINS 4
+#define SG_MAX_PROG 16
 #define SG_HOST_MAX 256
 #define SG_PATH_MAX 1024
 #define SG_CIPHERS_MAX 512
@@ -36,6 +37,18 @@ struct sg_dest {
     unsigned char pins[SG_MAX_PINS][32]; /* SPKI SHA-256 */
 };
 
+/* A [program PATH] section: settings for the processes running that executable, or
+ * for an interpreter, that script. Unset values inherit the global ones. */
+struct sg_prog {
+    char path[SG_PATH_MAX];  /* absolute, as written in the policy */
+    int line;                /* line of the [program ...] header */
+    int mode;                /* SG_MODE_INHERIT or a mode */
+    int require_tls;         /* -1: inherit, else 0/1 */
+    int has_ports;           /* smtp_ports set: it replaces the global list */
+    unsigned char smtp_ports[65536 / 8];
+    /* unverified_tls (when that key exists): -1 inherit, else its value. */
+};
+
 struct sg_policy {
     int mode;                              /* enum sg_mode, never INHERIT */
     unsigned char smtp_ports[65536 / 8];   /* bitmap */
@@ -53,6 +66,9 @@ enum sg_log_kind */
     int log_json;                          /* log_format = json */
     int ndest;
     struct sg_dest dest[SG_MAX_DEST];
+    int nprog;
+    struct sg_prog prog[SG_MAX_PROG];
+    const struct sg_prog *program; /* the [program] section applied, or NULL */
     /* Where it came from and what went wrong. */
     char source[SG_PATH_MAX];  /* the file read, or "built-in defaults" */
     int broken;                /* 1: the file had an error; SMTP must fail closed */
@@ -86,6 +102,16 @@ static inline int sg_port_in(const unsigned char *bitmap, int port)
  * a host match beats an address match; a port match beats an any-port one. */
 const struct sg_dest *sg_policy_match(const struct sg_policy *p, const char *host,
                                       const char *addr, int port);
+/* The [program] section for a process, or NULL: one whose PATH is the script (an
+ * interpreter's) beats one whose PATH is the executable. canon resolves a section's
+ * PATH into buf (symbolic links, "..") and returns it, or NULL; canon NULL compares
+ * the text as written. exe and script should be canonical already; either may be "". */
+const struct sg_prog *sg_policy_program(const struct sg_policy *p, const char *exe,
+                                        const char *script,
+                                        const char *(*canon)(const char *path, char *buf));
+/* Make pr's settings the process's global ones (pr may be NULL: nothing changes). */
+void sg_policy_apply_program(struct sg_policy *p, const struct sg_prog *pr);
+
 /* Effective values for a connection (dest may be NULL). A section that sets ca_file or
  * ca_path replaces the global trust store as a whole (the other one is then unset).
  * The CA getters never return NULL; "" means not set. */

@@ -1,6 +1,7 @@
 # make install / make uninstall (PREFIX, DESTDIR). `make` alone never installs.
 #   $(PREFIX)/lib/smtpguard/libsmtpguard.so      the library (0644)
 #   $(PREFIX)/lib/smtpguard/smtpguard-policy     the policy checker
+#   $(PREFIX)/lib/smtpguard/smtpguard-report, smtpguard-probe   `smtpguard report|probe`
 #   $(PREFIX)/sbin/smtpguard                     the administrator's command
 #   $(PREFIX)/share/man/man8/smtpguard.8, man5/smtpguard.conf.5
 #   /etc/smtpguard/policy.conf                   policy/default.conf, only if absent
@@ -15,6 +16,7 @@ SG_SBINDIR = $(PREFIX)/sbin
 SG_MANDIR  = $(PREFIX)/share/man
 SG_ETCDIR  = /etc/smtpguard
 SG_FILES   = $(SG_LIBDIR)/libsmtpguard.so $(SG_LIBDIR)/smtpguard-policy \
+             $(SG_LIBDIR)/smtpguard-report $(SG_LIBDIR)/smtpguard-probe \
              $(SG_SBINDIR)/smtpguard $(SG_MANDIR)/man8/smtpguard.8 \
              $(SG_MANDIR)/man5/smtpguard.conf.5
 
@@ -26,6 +28,7 @@ install: $(LIB) $(CHECKER)
 	install -m 0644 $(LIB) $(DESTDIR)$(SG_LIBDIR)/.libsmtpguard.so.new
 	mv -f $(DESTDIR)$(SG_LIBDIR)/.libsmtpguard.so.new $(DESTDIR)$(SG_LIBDIR)/libsmtpguard.so
 	install -m 0755 $(CHECKER) $(DESTDIR)$(SG_LIBDIR)/smtpguard-policy
+	install -m 0755 scripts/smtpguard-report scripts/smtpguard-probe $(DESTDIR)$(SG_LIBDIR)/
 	sed 's|@LIBDIR@|$(SG_LIBDIR)|g' scripts/smtpguard > $(DESTDIR)$(SG_SBINDIR)/.smtpguard.new
 	chmod 0755 $(DESTDIR)$(SG_SBINDIR)/.smtpguard.new
 	mv -f $(DESTDIR)$(SG_SBINDIR)/.smtpguard.new $(DESTDIR)$(SG_SBINDIR)/smtpguard

@@ -2,6 +2,7 @@
  * setgid or file-capability program ignores it; such a program also ignores
  * a policy file that root does not own or that others may write. A broken
  * file leaves the policy marked broken: SMTP then fails closed. */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/auxv.h>
 
 #include "config.h"
+#include "ident.h"
 #include "log.h"
 #include "real.h"
 
@@ -44,6 +46,21 @@ static void keep_default_ports(struct sg_policy *p)
     }
 }
 
+static const char *canonical(const char *path, char *buf)
+{
+    return realpath(path, buf);
+}
+
+/* [program PATH] sections: this process's executable or script, resolved now,
+ * before any chroot. A setuid program reads only a root-owned policy (above). */
+static void apply_program(struct sg_policy *p)
+{
+    if (!p->nprog || p->broken)
+        return;
+    const struct sg_ident *id = sg_ident();
+    sg_policy_apply_program(p, sg_policy_program(p, id->exe, id->script, canonical));
+}
+
 static void load(void)
 {
     int privileged = getauxval(AT_SECURE) != 0;
@@ -52,7 +69,8 @@ static void load(void)
         path = DEFAULT_POLICY;
     sg_policy_init_zeroed(&policy, 1); /* static: zero, loaded once */
     int r = sg_policy_load(&policy, path, privileged);
-    mode_override(&policy);
+    apply_program(&policy);
+    mode_override(&policy); /* one command's SMTPGUARD_MODE beats the policy file */
     if (r == SG_LOAD_UNTRUSTED)
         sg_log_note(&policy, "%s; built-in defaults apply", policy.error);
     if (policy.broken)
@@ -79,11 +97,18 @@ const struct sg_policy *sg_config(void)
 void sg_config_rule(const struct sg_dest *d, char *out, size_t len)
 {
     const struct sg_policy *p = sg_config();
+    int n;
     if (d)
-        snprintf(out, len, "%s:%d [destination %s%s%.0d]", p->source, d->line, d->host,
-                 d->port ? ":" : "", d->port);
+        n = snprintf(out, len, "%s:%d [destination %s%s%.0d]", p->source, d->line, d->host,
+                     d->port ? ":" : "", d->port);
+    else if (p->program)
+        n = snprintf(out, len, "%s:%d [program %s]", p->source, p->program->line,
+                     p->program->path);
     else
-        snprintf(out, len, "%s (global settings)", p->source);
+        n = snprintf(out, len, "%s (global settings)", p->source);
+    if (d && p->program && n >= 0 && (size_t)n < len)
+        snprintf(out + n, len - n, " with line %d [program %s]", p->program->line,
+                 p->program->path);
 }
 
 void sg_config_each_store(void (*fn)(const char *ca_file, const char *ca_path, void *arg),

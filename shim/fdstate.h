@@ -34,6 +34,7 @@ struct sg_conn {
     char addr[INET6_ADDRSTRLEN];
     int starttls_sent;          /* awaiting the reply to STARTTLS */
     int injected;               /* bytes came after the 220 reply to STARTTLS */
+    int audit_logged;           /* audit: the plaintext decision was logged once */
     struct sg_smtp_out out;     /* outbound command tracker */
     struct sg_smtp_in in;       /* inbound reply tracker */
     void *wire;                 /* the wire reader (wire_io.c) while it reads, or NULL */

@@ -90,7 +90,9 @@ static int refuse(int fd, struct sg_conn *c, const char *check, const char *reas
     const struct sg_policy *p = sg_config();
     int mode = sg_policy_mode(p, sg_policy_match(p, c->host, c->addr, c->port));
     if (mode == SG_MODE_AUDIT && !p->broken) {
-        log_plain(c, SG_WOULD_REFUSE, check, reason);
+        /* One line per session: MAIL, RCPT and DATA are one decision. */
+        if (!__atomic_exchange_n(&c->audit_logged, 1, __ATOMIC_RELAXED))
+            log_plain(c, SG_WOULD_REFUSE, check, reason);
         return 0;
     }
     log_plain(c, SG_REFUSED, check, reason);

@@ -10,6 +10,7 @@
 #include "fdstate.h"
 #include "gnutls_api.h"
 #include "guard.h"
+#include "ident.h"
 #include "log.h"
 #include "ossl.h"
 #include "real.h"
@@ -170,6 +171,7 @@ SG_EXPORT int fcntl64(int fd, int cmd, ...)
 SG_EXPORT int chroot(const char *path)
 {
     sg_config();
+    sg_ident(); /* /proc/self/exe and the script, for log lines after the chroot */
     sg_ossl_prepare_stores();
     sg_gnutls_prepare_trust();
     return REAL(chroot)(path);

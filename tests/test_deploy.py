@@ -511,6 +511,8 @@ def test_check_takes_several_programs(helpers):
 INSTALLED = {
     "usr/local/lib/smtpguard/libsmtpguard.so": 0o644,
     "usr/local/lib/smtpguard/smtpguard-policy": 0o755,
+    "usr/local/lib/smtpguard/smtpguard-report": 0o755,
+    "usr/local/lib/smtpguard/smtpguard-probe": 0o755,
     "usr/local/sbin/smtpguard": 0o755,
     "usr/local/share/man/man8/smtpguard.8": 0o644,
     "usr/local/share/man/man5/smtpguard.conf.5": 0o644,
