@@ -12,6 +12,7 @@ A refusal fails the read that carries the server's flight, so not one byte of th
 credentials follows: the assertions are on what the servers received.
 Hooked programs never reach the wire reader: only its log lines say via=wire.
 """
+import json
 import re
 import shutil
 import subprocess
@@ -355,3 +356,28 @@ def test_resuming_a_session_the_shim_never_saw(extra, smtp_server, shim, baselin
     else:
         assert res.returncode != 0 and len(server.credentials()) == 1, describe(res)
         assert ": unverified: a TLS 1.2 session resumed by a TLS library" in line, line
+
+
+# ---- from the audit log to the section that allows it --------------------------------
+
+def test_report_proposes_unverified_tls_and_json_lines_say_via(smtp_server, shim, run,
+                                                               baseline):
+    """In audit mode, `smtpguard report --sections` turns the TLS 1.3 lines of a program
+    the shim cannot see into into `unverified_tls = allow` for that destination; with
+    it, enforce mode delivers. JSON lines carry "via":"wire" too."""
+    server = smtp_server("good", "starttls", "modern")
+    audit = shim([server.port], mode="audit", extra="log_format = json")
+    res = run([STATIC, "seclevel0", "localhost", server.port, "starttls"], audit)
+    assert res.returncode == 0 and len(server.messages()) == 1, describe(res)
+    [line] = [json.loads(l) for l in audit.log().splitlines() if l.startswith("{")]
+    assert line["via"] == "wire" and line["check"] == "unverified", line
+    sections = run([REPO / "scripts" / "smtpguard-report", "--sections", audit.log_path],
+                   baseline()).stdout
+    assert f"[destination localhost:{server.port}]" in sections, sections
+    assert "unverified_tls = allow" in sections, sections
+
+    assert run([STATIC, "seclevel0", "localhost", server.port, "starttls"],
+               shim([server.port])).returncode != 0
+    fixed = shim([server.port], extra=sections)
+    res = run([STATIC, "seclevel0", "localhost", server.port, "starttls"], fixed)
+    assert res.returncode == 0 and len(server.messages()) == 2, describe(res) + fixed.log()
