@@ -27,19 +27,34 @@ static struct crypto k;
 static int k_ok;
 static pthread_once_t k_once = PTHREAD_ONCE_INIT;
 
+/* Everything the verdict and the store (ossl.c's build_store) call. */
+static int complete(const struct crypto *c)
+{
+    const struct sg_ossl *o = &c->o;
+    return c->d2i_X509 && c->sk_new_null && c->sk_push && c->sk_free && o->X509_STORE_new &&
+           o->X509_STORE_free && o->X509_STORE_load_locations && o->X509_STORE_CTX_new &&
+           o->X509_STORE_CTX_free && o->X509_STORE_CTX_init && o->X509_STORE_CTX_set_default &&
+           o->X509_STORE_CTX_get0_param && o->X509_STORE_CTX_get0_chain &&
+           o->X509_VERIFY_PARAM_set1_host && o->X509_VERIFY_PARAM_set1_ip_asc &&
+           o->X509_verify_cert && o->X509_STORE_CTX_get_error &&
+           o->X509_verify_cert_error_string && o->X509_free && o->X509_get_X509_PUBKEY &&
+           o->i2d_X509_PUBKEY && o->SHA256 && o->OPENSSL_sk_num && o->OPENSSL_sk_value;
+}
+
+/* libcrypto alone: certificates need no TLS code. */
 static void load(void)
 {
-    static const char *const names[] = {"libssl.so.3", "libssl.so.1.1"};
+    static const char *const names[] = {"libcrypto.so.3", "libcrypto.so.1.1"};
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !k_ok; i++) {
         void *h = dlopen(names[i], RTLD_LAZY | RTLD_LOCAL);
         if (!h)
             continue;
+        sg_ossl_bind_private(&k.o, h);
         k.d2i_X509 = (__typeof__(k.d2i_X509))dlsym(h, "d2i_X509");
         k.sk_new_null = (__typeof__(k.sk_new_null))dlsym(h, "OPENSSL_sk_new_null");
         k.sk_push = (__typeof__(k.sk_push))dlsym(h, "OPENSSL_sk_push");
         k.sk_free = (__typeof__(k.sk_free))dlsym(h, "OPENSSL_sk_free");
-        k_ok = sg_ossl_bind_private(&k.o, h) && k.d2i_X509 && k.sk_new_null && k.sk_push &&
-               k.sk_free;
+        k_ok = complete(&k);
     }
 }
 
@@ -203,7 +218,7 @@ static int chain(void *session, const struct sg_target *t, const char *ca_file,
     }
     struct crypto *c = crypto();
     if (!c) {
-        snprintf(detail, len, "no system libssl.so.3 or libssl.so.1.1 to verify the "
+        snprintf(detail, len, "no system libcrypto.so.3 or libcrypto.so.1.1 to verify the "
                  "certificate seen on the wire");
         return SG_R_STORE;
     }
