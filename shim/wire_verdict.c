@@ -2,7 +2,11 @@
  * the ServerHello; a TLS 1.2 chain is verified from the Certificate message
  * against the policy's store by the system's OpenSSL, dlopen'ed with
  * RTLD_LOCAL at the first need: nothing is linked, and nothing it exports
- * can be confused with an OpenSSL the program carries inside itself. */
+ * can be confused with an OpenSSL the program carries inside itself.
+ * What it takes on trust from the program's TLS library is protocol, not
+ * policy: that the ServerKeyExchange is checked against the certificate it
+ * received (every library does, whatever its trust settings), so the chain
+ * judged here is the one whose key the session runs with. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
