@@ -2,7 +2,7 @@
 CC      ?= cc
 PY      := /usr/bin/python3
 BUILD   := build$(if $(filter 1,$(SANITIZE)),/asan)
-CFLAGS  ?= -O2 -g
+CFLAGS  ?= -O2 -g      # CPPFLAGS, LDFLAGS too (the package passes dpkg-buildflags')
 ifeq ($(SANITIZE),1)   # ASan+UBSan build in build/asan; the test run: tests/fuzz/fuzz.mk
 override CC := $(CC) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
@@ -13,23 +13,29 @@ SHIM_SRC := $(sort $(wildcard shim/*.c)) policy/policy.c
 SHIM_OBJ := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libsmtpguard.so
 CHECKER  := $(BUILD)/smtpguard-policy
+INDEXER  := $(BUILD)/smtpguard-trust-index
 CLIENTS  := $(patsubst tests/clients/%.c,$(BUILD)/clients/%,$(wildcard tests/clients/*.c))
 
 .PHONY: all clients test deps demo clean
 TEST_ARGS ?=
-all: $(LIB) $(CHECKER)
+all: $(LIB) $(CHECKER) $(INDEXER)
 
 $(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(LIB): $(SHIM_OBJ) shim/smtpguard.map
-	$(CC) -shared -o $@ $(SHIM_OBJ) -Wl,--version-script=shim/smtpguard.map \
+	$(CC) $(LDFLAGS) -shared -o $@ $(SHIM_OBJ) -Wl,--version-script=shim/smtpguard.map \
 	    -Wl,-z,defs -Wl,-z,relro -ldl -lpthread
 
 $(CHECKER): policy/policy.c policy/policy_check.c policy/policy.h
 	@mkdir -p $(BUILD)
-	$(CC) $(BASE) $(CFLAGS) -o $@ policy/policy.c policy/policy_check.c
+	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ policy/policy.c policy/policy_check.c
+
+$(INDEXER): scripts/smtpguard-trust-index.c shim/trust_cache.c shim/trust_index.c shim/name_key.c \
+	    $(wildcard shim/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) $(BASE) $(CFLAGS) -o $@ $(filter %.c,$^)
 
 clients: $(CLIENTS)
 $(BUILD)/clients/%: tests/clients/%.c

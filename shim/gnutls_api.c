@@ -26,22 +26,7 @@ static int bind_library(struct sg_lib *rec, void *h, const char *path)
 
 static void *build_store(struct sg_lib *rec, const char *ca_file, const char *ca_path)
 {
-    struct sg_gnutls *g = (struct sg_gnutls *)rec;
-    gnutls_x509_trust_list_t list;
-    if (g->gnutls_x509_trust_list_init(&list, 0) < 0)
-        return NULL;
-    int loaded = 0;
-    if (ca_file && *ca_file)
-        loaded += g->gnutls_x509_trust_list_add_trust_file(list, ca_file, NULL,
-                                                           GNUTLS_X509_FMT_PEM, 0, 0) > 0;
-    if (ca_path && *ca_path)
-        loaded += g->gnutls_x509_trust_list_add_trust_dir(list, ca_path, NULL,
-                                                          GNUTLS_X509_FMT_PEM, 0, 0) > 0;
-    if (!loaded) {
-        g->gnutls_x509_trust_list_deinit(list, 1);
-        return NULL;
-    }
-    return list;
+    return sg_gnutls_policy_store((struct sg_gnutls *)rec, ca_file, ca_path);
 }
 
 static struct sg_backend gnutls = {
@@ -54,7 +39,7 @@ struct sg_gnutls *sg_gnutls_for_caller(const void *ret, const char *sym)
     return (struct sg_gnutls *)sg_backend_for_caller(&gnutls, ret, sym);
 }
 
-gnutls_x509_trust_list_t sg_gnutls_trust(struct sg_gnutls *g, const char *ca_file,
+struct sg_gnutls_store *sg_gnutls_trust(struct sg_gnutls *g, const char *ca_file,
                                          const char *ca_path)
 {
     return sg_backend_store(&gnutls, &g->lib, ca_file, ca_path);

@@ -17,7 +17,7 @@
     X(gnutls_x509_crt_import) X(gnutls_x509_crt_deinit) X(gnutls_x509_crt_get_key_id)  \
     X(gnutls_x509_trust_list_init) X(gnutls_x509_trust_list_deinit)                   \
     X(gnutls_x509_trust_list_add_trust_file) X(gnutls_x509_trust_list_add_trust_dir)  \
-    X(gnutls_x509_trust_list_verify_crt2) X(gnutls_certificate_verification_status_print)
+    X(gnutls_x509_trust_list_verify_crt2) X(gnutls_x509_trust_list_add_cas) X(gnutls_certificate_verification_status_print)
 
 struct sg_gnutls {
     struct sg_lib lib;     /* first: the record backend.c keeps */
@@ -30,8 +30,23 @@ struct sg_gnutls {
 /* The GnuTLS that the caller at ret would have reached for sym; NULL when
  * none is loaded. */
 struct sg_gnutls *sg_gnutls_for_caller(const void *ret, const char *sym);
-/* The trust list for these policy paths, built once; NULL if unreadable. */
-gnutls_x509_trust_list_t sg_gnutls_trust(struct sg_gnutls *g, const char *ca_file,
+/* The policy's trust store for GnuTLS (gnutls_store.c): a ca_file bundle
+ * alone is indexed and lazy is set, the anchors a chain names are handed to
+ * GnuTLS per verification (sg_gnutls_trust_for); otherwise the files are
+ * loaded whole into eager. */
+struct sg_gnutls_store {
+    gnutls_x509_trust_list_t eager;
+    const struct sg_trust_index *lazy;
+};
+struct sg_gnutls_store *sg_gnutls_policy_store(struct sg_gnutls *g, const char *ca_file,
+                                               const char *ca_path);
+/* A trust list for verifying the chain der[0..n) against store: the eager
+ * list, or a new one holding the bundle's anchors the chain may lead to
+ * (*fresh set: the caller deinits it with all=1). NULL on failure. */
+gnutls_x509_trust_list_t sg_gnutls_trust_for(struct sg_gnutls *g, struct sg_gnutls_store *store,
+                                             const gnutls_datum_t *der, int n, int *fresh);
+/* The trust store for these policy paths, built once; NULL if unreadable. */
+struct sg_gnutls_store *sg_gnutls_trust(struct sg_gnutls *g, const char *ca_file,
                                          const char *ca_path);
 
 /* Bind every GnuTLS in the process and build the trust lists the policy

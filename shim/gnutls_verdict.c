@@ -99,21 +99,32 @@ static int chain(void *session, const struct sg_target *t, const char *ca_file,
                  size_t len)
 {
     SESSION;
-    gnutls_x509_trust_list_t list = sg_gnutls_trust(x->g, ca_file, ca_path);
-    if (!list) {
+    struct sg_gnutls_store *store = sg_gnutls_trust(x->g, ca_file, ca_path);
+    if (!store) {
         snprintf(detail, len, "cannot load ca_file '%s' / ca_path '%s'", ca_file, ca_path);
         return SG_R_STORE;
     }
+    unsigned npeers = 0;
+    const gnutls_datum_t *peers = x->g->gnutls_certificate_get_peers(x->s, &npeers);
     gnutls_x509_crt_t crts[SG_MAX_CHAIN];
-    int n = import_peers(x->g, x->s, crts);
+    int n = import_peers(x->g, x->s, crts), fresh = 0;
     int reason = SG_R_NO_CERT;
     snprintf(detail, len, "no certificate");
-    if (n > 0)
-        reason = verify(x->g, list, crts, n, t, detail, len);
+    if (n > 0) {
+        gnutls_x509_trust_list_t list = sg_gnutls_trust_for(x->g, store, peers, n, &fresh);
+        reason = SG_R_STORE;
+        snprintf(detail, len, "cannot hand the anchors of ca_file '%s' to GnuTLS", ca_file);
+        if (list)
+            reason = verify(x->g, list, crts, n, t, detail, len);
+        if (fresh)
+            x->g->gnutls_x509_trust_list_deinit(list, 1);
+    }
+    int pins = t->dest && t->dest->npins; /* key ids cost 100,000 instructions each */
     for (int i = 0; i < n; i++) {
         size_t size = 32;
-        if (!reason && x->g->gnutls_x509_crt_get_key_id(crts[i], GNUTLS_KEYID_USE_SHA256,
-                                                        spki[*nspki], &size) == 0)
+        if (!reason && pins &&
+            x->g->gnutls_x509_crt_get_key_id(crts[i], GNUTLS_KEYID_USE_SHA256, spki[*nspki],
+                                             &size) == 0)
             (*nspki)++;
         x->g->gnutls_x509_crt_deinit(crts[i]);
     }

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "fdstate.h"
 #include "guard.h"
+#include "rawsys.h"
 #include "resolve.h"
 
 #define GAP 16 /* closed descriptors in a row that end the probe */
@@ -37,16 +38,17 @@ static void adopt(int fd)
 
 __attribute__((constructor)) static void inherit_scan(void)
 {
-    int saved = errno;
     struct stat st;
     for (int fd = 3, closed = 0; fd < SG_FD_CAP && closed < GAP; fd++) {
-        if (fstat(fd, &st) != 0) {
+        if (sg_raw_fstat(fd, &st) != 0) {
             closed++;
             continue;
         }
         closed = 0;
-        if (S_ISSOCK(st.st_mode))
+        if (S_ISSOCK(st.st_mode)) {
+            int saved = errno; /* adopt() calls libc: only with a socket at hand */
             adopt(fd);
+            errno = saved;
+        }
     }
-    errno = saved;
 }

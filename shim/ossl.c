@@ -27,8 +27,13 @@ static void bind_openssl(struct sg_ossl *o, void *h)
 #define SG_BIND(f) ok &= (o->f = (__typeof__(o->f))dlsym(h, #f)) != NULL;
     SG_OSSL_FUNCS(SG_BIND)
 #undef SG_BIND
+    int lazy = 1;
+#define SG_BIND(f) lazy &= (o->f = (__typeof__(o->f))dlsym(h, #f)) != NULL;
+    SG_OSSL_LAZY_FUNCS(SG_BIND)
+#undef SG_BIND
     o->kind = o->OpenSSL_version_num && (o->OpenSSL_version_num() >> 28) >= 3 ? SG_OSSL_3
                                                                                : SG_OSSL_11;
+    o->lazy = lazy && o->OpenSSL_version_num && o->OpenSSL_version_num() >= 0x10101000L;
     o->get1_peer_cert = dlsym(h, o->kind == SG_OSSL_3 ? "SSL_get1_peer_certificate"
                                                       : "SSL_get_peer_certificate");
     o->err_new = dlsym(h, "ERR_new");
@@ -72,20 +77,7 @@ static int bind_library(struct sg_lib *rec, void *h, const char *path)
 
 static void *build_store(struct sg_lib *rec, const char *ca_file, const char *ca_path)
 {
-    struct sg_ossl *o = (struct sg_ossl *)rec;
-    X509_STORE *st = o->X509_STORE_new();
-    if (!st)
-        return NULL;
-    int loaded = 0;
-    if (ca_file && *ca_file)
-        loaded |= o->X509_STORE_load_locations(st, ca_file, NULL) == 1;
-    if (ca_path && *ca_path)
-        loaded |= o->X509_STORE_load_locations(st, NULL, ca_path) == 1;
-    if (!loaded) {
-        o->X509_STORE_free(st);
-        return NULL;
-    }
-    return st;
+    return sg_ossl_policy_store((struct sg_ossl *)rec, ca_file, ca_path);
 }
 
 static struct sg_backend openssl = {

@@ -39,6 +39,16 @@ enum sg_ossl_kind { SG_OSSL_FOREIGN = 0, SG_OSSL_11, SG_OSSL_3 };
     X(ERR_reason_error_string) X(ERR_clear_error) X(SSL_get_error)                     \
     X(X509_digest) X(EVP_sha256) X(X509_get0_notAfter) X(X509_cmp_time)
 
+/* What finding anchors on demand needs (ossl_store.c); OpenSSL 1.1.1 and 3
+ * have them all. Optional: without them the bundle is loaded whole. */
+#define SG_OSSL_LAZY_FUNCS(X)                                                        \
+    X(X509_LOOKUP_meth_new) X(X509_LOOKUP_meth_set_get_by_subject)                    \
+    X(X509_STORE_add_lookup) X(X509_LOOKUP_set_method_data)                           \
+    X(X509_LOOKUP_get_method_data) X(X509_LOOKUP_get_store) X(X509_STORE_add_cert)    \
+    X(d2i_X509) X(X509_NAME_get0_der) X(X509_OBJECT_set1_X509) X(X509_STORE_lock)     \
+    X(X509_STORE_unlock) X(X509_STORE_get0_objects) X(X509_OBJECT_retrieve_by_subject) \
+    X(X509_OBJECT_get0_X509) X(i2d_X509) X(X509_up_ref) X(SSL_get0_verified_chain)
+
 /* The interposed entry points: all an impostor needs to offer. */
 #define SG_OSSL_ENTRIES(X)                                                           \
     X(SSL_connect) X(SSL_do_handshake) X(SSL_read) X(SSL_read_ex) X(SSL_peek)         \
@@ -52,7 +62,9 @@ struct sg_ossl {
     ERR_STRING_DATA strings[SG_R_COUNT + 2]; /* library name, reasons, end */
 #define SG_MEMBER(f) __typeof__(f) *f;
     SG_OSSL_FUNCS(SG_MEMBER)
+    SG_OSSL_LAZY_FUNCS(SG_MEMBER)
 #undef SG_MEMBER
+    int lazy;              /* every SG_OSSL_LAZY_FUNCS found, 1.1.1 or later */
     /* Named differently in 1.1 and 3. */
     X509 *(*get1_peer_cert)(const SSL *);
     void (*err_new)(void);
@@ -72,6 +84,14 @@ void sg_ossl_bind_private(struct sg_ossl *o, void *h);
 /* Bind every OpenSSL in the process and build the trust stores the policy
  * names, before a chroot hides them. */
 void sg_ossl_prepare_stores(void);
+/* A new trust store for these policy paths (ossl_store.c), NULL when they
+ * cannot be read: a ca_file bundle is indexed and its anchors are parsed when
+ * a chain asks for them; a ca_path directory is OpenSSL's hashed lookup. */
+X509_STORE *sg_ossl_policy_store(struct sg_ossl *o, const char *ca_file, const char *ca_path);
+/* Certificates this thread's next verification may take an anchor from
+ * instead of parsing the bundle's copy, when the bytes are the same (the
+ * program's own verified chain, the peer's chain); NULL, NULL to forget. */
+void sg_ossl_store_hint(STACK_OF(X509) *a, STACK_OF(X509) *b);
 /* The trust store for these policy paths, built once; NULL if unreadable. */
 X509_STORE *sg_ossl_store(struct sg_ossl *o, const char *ca_file, const char *ca_path);
 

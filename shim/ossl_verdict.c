@@ -73,7 +73,11 @@ static int verify(struct sg_ossl *o, SSL *s, X509_STORE *store, X509 *leaf,
     snprintf(detail, len, "cannot set up certificate verification");
     if (ctx && o->X509_STORE_CTX_init(ctx, store, leaf, o->SSL_get_peer_cert_chain(s)) &&
         o->X509_STORE_CTX_set_default(ctx, "ssl_server") && set_name(o, ctx, t)) {
-        if (o->X509_verify_cert(ctx) == 1) {
+        if (o->lazy)
+            sg_ossl_store_hint(o->SSL_get0_verified_chain(s), o->SSL_get_peer_cert_chain(s));
+        int ok = o->X509_verify_cert(ctx);
+        sg_ossl_store_hint(NULL, NULL);
+        if (ok == 1) {
             reason = 0;
             if (t->dest && t->dest->npins)
                 chain_digests(o, ctx, spki, n);

@@ -123,12 +123,18 @@ def test_baselines_refuse_a_server_they_cannot_verify(serving, bench_certs, tmp_
 def test_runner_writes_every_figure(bench_bins, tmp_path):
     res = subprocess.run([sys.executable, h.ROOT / "tests/bench/run.py", "--smoke",
                           "--out", tmp_path, "--work", tmp_path / "work"],
-                         capture_output=True, text=True, timeout=110)
+                         capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
     data = json.loads((tmp_path / "bench.json").read_text())
     assert set(data["fastpath"]) == {"pairs", "connect"}
-    assert set(data["exec"]) == {"true", "python", "cat", "idle", "idle_after_connect"}
-    assert set(data["smtp"]) == {"session", "bulk", "oneshot", "concurrency"}
+    assert set(data["exec"]) == {"true", "python", "cat", "idle", "idle_after_connect",
+                                 "true_vs_empty"}
+    assert set(data["smtp"]) == {"session", "bulk", "oneshot", "oneshot_clients", "concurrency"}
+    clients = {"OpenSSL 3", "GnuTLS"} | ({"OpenSSL 1.1"} if h.LEGACY_CLIENT.exists() else set())
+    assert set(data["smtp"]["oneshot_clients"]) == clients | {"bundle_certs"}
     # every message a client reported accepted reached the server, and no other
     assert data["server"]["messages"] == data["delivered"] > 0
-    assert "| SMTP session" in (tmp_path / "bench.md").read_text()
+    table = (tmp_path / "bench.md").read_text()
+    assert "| SMTP session" in table
+    for client in clients:
+        assert "shipped default trust store (" in table and f"{client} client" in table

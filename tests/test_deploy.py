@@ -179,7 +179,7 @@ def test_status_says_what_is_enabled_and_which_policy_applies(root):
     assert code == 0, describe(res)
     assert lines[:3] == [f"enabled: yes, in {preload_of(root)}", f"library: {LIB}",
                          lines[2]] and digest in lines[2], describe(res)
-    assert f"policy: {policy} (valid)" in lines and lines[-1] == "mode: audit", describe(res)
+    assert f"policy: {policy} (valid)" in lines and "mode: audit" in lines, describe(res)
 
     policy.chmod(0o664)       # a privileged program would not trust it
     code, lines, res = status_lines(root)
@@ -501,7 +501,7 @@ def test_check_tells_whether_a_program_is_covered(root, tmp_path, helpers, kind,
 
 def test_check_takes_several_programs(helpers):
     res = smtpguard("check", CARELESS, "sh", DEPLOY / "static_hello", "no-such-program-here")
-    assert res.returncode == 1, describe(res)
+    assert res.returncode == 3, describe(res)     # 3: a program was not found
     verdicts = [line.split(": ")[1] for line in res.stdout.splitlines()]
     assert verdicts == ["covered", "covered", "not covered", "not covered"], describe(res)
 
@@ -510,9 +510,11 @@ def test_check_takes_several_programs(helpers):
 
 INSTALLED = {
     "usr/local/lib/smtpguard/libsmtpguard.so": 0o644,
-    "usr/local/lib/smtpguard/smtpguard-policy": 0o755,
+    "usr/local/lib/smtpguard/libsmtpguard.so.sha256": 0o644,
     "usr/local/lib/smtpguard/smtpguard-report": 0o755,
     "usr/local/lib/smtpguard/smtpguard-probe": 0o755,
+    "usr/local/bin/smtpguard-policy": 0o755,
+    "usr/local/share/man/man1/smtpguard-policy.1": 0o644,
     "usr/local/sbin/smtpguard": 0o755,
     "usr/local/share/man/man8/smtpguard.8": 0o644,
     "usr/local/share/man/man5/smtpguard.conf.5": 0o644,

@@ -15,7 +15,8 @@ CORPUS = REPO / "tests" / "fuzz" / "corpus"
 SECONDS = 8   # per target, at most
 # target -> (runs, dictionary): about SECONDS of work each on this machine
 TARGETS = {"policy": (20000, "policy"), "smtp_out": (100000, "smtp"),
-           "smtp_in": (100000, "smtp"), "guard": (40000, "smtp"), "wire": (40000, "wire")}
+           "smtp_in": (100000, "smtp"), "guard": (40000, "smtp"),
+           "trust_index": (40000, "pem"), "wire": (40000, "wire")}
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import base64
 import fcntl
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -201,8 +200,10 @@ def test_unreadable_file_refused(checker, world_dir):
     path.chmod(0)
     drop = None
     if os.geteuid() == 0:
-        if not all(os.stat(p).st_mode & stat.S_IXOTH for p in [CHECKER, *CHECKER.parents]):
-            pytest.skip("the checker is not reachable by another user, cannot test EACCES as root")
+        # A copy nobody can execute: the checkout may sit in a directory of mode 0700.
+        checker = world_dir / CHECKER.name
+        shutil.copy2(CHECKER, checker)
+        checker.chmod(0o755)
 
         def drop():
             os.setgroups([])
@@ -440,8 +441,20 @@ def test_section_trust_store_replaces_global(checker, tmp_path):
     path.write_text(MATCH_POLICY)
     r = run(checker, "--match", "x.example", "192.0.2.1", 25, path)
     assert "ca_file = \n" in r.stdout and "ca_path = /addr-port\n" in r.stdout
+    r = run(checker, "--match", "x.example", "192.0.2.1", 587, path)
+    assert "section = 6\n" in r.stdout and "ca_file = /global.pem\n" in r.stdout
+
+
+def test_match_outside_smtp_ports_is_untouched(checker, tmp_path):
+    """The library never looks at a port outside smtp_ports, a section or not."""
+    path = tmp_path / "policy.conf"
+    path.write_text(MATCH_POLICY)
     r = run(checker, "--match", "x.example", "192.0.2.1", 26, path)
-    assert "ca_file = /global.pem\n" in r.stdout
+    assert r.returncode == 0, r
+    got = dict(line.split(" = ", 1) for line in r.stdout.rstrip("\n").split("\n"))
+    assert got["smtp_port"] == "no" and got["note"] == "port 26: not an SMTP port: untouched", r
+    r = run(checker, "--match", "x.example", "192.0.2.1", 25, path)
+    assert "note = " not in r.stdout and "smtp_port = yes\n" in r.stdout, r
 
 
 def test_usage(checker):

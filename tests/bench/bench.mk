@@ -5,18 +5,24 @@
 # tests/test_bench_smoke.py only checks that every program works.
 BENCH_DIR   := $(BUILD)/bench
 BENCH_PROGS := fastpath spawn idle smtpd smtpc
-BENCH_BINS  := $(BENCH_PROGS:%=$(BENCH_DIR)/bin/%)
+BENCH_BINS  := $(BENCH_PROGS:%=$(BENCH_DIR)/bin/%) $(BENCH_DIR)/bin/libempty.so
 BENCH_SMTP  := tests/bench/smtpio.c
 
 .PHONY: bench bench-quick bench-bins
-bench-bins: $(BENCH_BINS)
+bench-bins: $(BENCH_BINS) $(BUILD)/clients/careless $(BUILD)/clients/careless_gnutls
 
 $(BENCH_DIR)/bin/%: tests/bench/%.c tests/bench/bench.h tests/bench/smtpio.h $(BENCH_SMTP)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(CFLAGS) -o $@ $< $(if $(filter smtpd smtpc,$*),$(BENCH_SMTP) -lssl -lcrypto) -lpthread
 
-bench: deps all bench-bins
+$(BENCH_DIR)/bin/libempty.so: tests/bench/empty.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) -shared -fPIC -o $@ $<
+
+# The one-message-per-process rows run the test clients (OpenSSL 3, GnuTLS)
+# and the OpenSSL 1.1 build of the same OpenSSL client (tests/legacy).
+bench: deps all bench-bins clients legacy
 	$(PY) tests/bench/run.py
 
-bench-quick: deps all bench-bins
+bench-quick: deps all bench-bins clients legacy
 	$(PY) tests/bench/run.py --quick

@@ -120,8 +120,27 @@ def make_sides(policy, shim_log):
                  dict(base, SMTPGUARD_POLICY=str(policy)), Path(policy), Path(shim_log))
 
 
+INDEXER = BUILD / "smtpguard-trust-index"
+EMPTY = BIN / "libempty.so"  # an empty preload library: the loader's own cost
+CLIENTS = BUILD / "clients"
+# One message per process, as mailers run from cron: the test clients in their
+# careful style (they verify the server against SG_CA_FILE themselves).
+ONESHOT_CLIENTS = (("OpenSSL 3", CLIENTS / "careless"),
+                   ("OpenSSL 1.1", BUILD / "legacy" / "careless11"),
+                   ("GnuTLS", CLIENTS / "careless_gnutls"))
+
+
+LEGACY_CLIENT = ONESHOT_CLIENTS[1][1]  # optional: `make legacy` fetches OpenSSL 1.1
+
+
+def oneshot_clients():
+    """The clients of the one-shot rows that are built (OpenSSL 1.1 may not be)."""
+    return [(label, c) for label, c in ONESHOT_CLIENTS if c.exists() or c != LEGACY_CLIENT]
+
+
 def missing_files():
-    return [p for p in (LIB, CHECKER, Path(STUNNEL), *(BIN / p for p in PROGRAMS))
+    return [p for p in (LIB, CHECKER, INDEXER, Path(STUNNEL), EMPTY, *(BIN / p for p in PROGRAMS),
+                        *(c for _, c in ONESHOT_CLIENTS if c != LEGACY_CLIENT))
             if not p.exists()]
 
 

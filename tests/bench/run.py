@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness import (BIN, BUILD, KIB, LIB, MEMORY, MIB, NAME, WORK, BenchError, alternate,
+from harness import (BIN, BUILD, EMPTY, INDEXER, KIB, LIB, MEMORY, MIB, NAME,
+                     WORK, BenchError, alternate, oneshot_clients, run_prog,
                      clean_env, fastpath, instructions, make_certs, make_sides, memory,
                      missing_files, per_unit, process_cpu_ns, rate, ratio, shim_checked,
                      smtp_client, smtpd, spawn, stunnel, summary, Tally, bundle_with,
@@ -96,6 +97,12 @@ def bench_exec(cfg, sides):
                     "added_us": (res["shim"]["wall"]["median"] -
                                  res["base"]["wall"]["median"]) / 1000,
                     "instructions": {**ir, "added": ir["shim"] - ir["base"]}}
+    # What the loader and our constructors add to a program that never touches
+    # SMTP, over preloading an empty library (the loader's cost of any preload).
+    ir = {"empty": instructions(["/bin/true"], dict(sides.base, LD_PRELOAD=str(EMPTY))),
+          "shim": instructions(["/bin/true"], dict(sides.base, LD_PRELOAD=str(LIB)))}
+    out["true_vs_empty"] = {"unit": "instructions of /bin/true", **ir,
+                            "added": ir["shim"] - ir["empty"]}
     # /bin/true calls no interposed function; cat does (open, read, close),
     # so it also pays for binding the real functions.
     ir = per_side(sides, lambda env: instructions(["/bin/cat", "/dev/null"], env), **seed)
@@ -155,6 +162,7 @@ def bench_smtp(cfg, sides, ca, port, work):
                    "ratio": ratio(res, num="base", den="shim"), "ratio_cpu": ratio(res, "cpu")}
 
     out["oneshot"] = bench_oneshot(cfg, sides, ca, port, work)
+    out["oneshot_clients"] = bench_oneshot_clients(cfg, sides, ca, port, work)
 
     k = cfg["thread_sessions"]
     log(f"concurrency: {t} threads x {k} sessions, {cfg['rounds']} rounds")
@@ -200,6 +208,53 @@ def bench_oneshot(cfg, sides, ca, port, work):
             "ratio": ratio(res), "ratio_cpu": ratio(res, "cpu"),
             "ratio_bundle": ratio(res, num="shim_bundle"),
             "ratio_bundle_cpu": ratio(res, "cpu", num="shim_bundle")}
+
+
+def bench_oneshot_clients(cfg, sides, ca, port, work):
+    """One message per process with the shipped default trust store: the
+    policy's ca_file is the system bundle (plus the bench CA, which signs the
+    server), for an OpenSSL 3, an OpenSSL 1.1 and a GnuTLS client. Each
+    process execs, verifies the server itself, sends 10 KiB and exits. The
+    bundle's index is prepared as the package's hook prepares the system
+    bundle's (the row above measures a process that scans it itself)."""
+    n = cfg["oneshots"]
+    bundle = bundle_with(ca, work)
+    policy, _ = write_policy(work, port, bundle, "policy-bundle.conf")
+    cache = work / "trust-cache"
+    run_prog([INDEXER, "-d", cache, bundle], clean_env())
+    message = work / "message.eml"
+    line = "x" * 76 + "\r\n"
+    message.write_text("From: <sender@example.com>\r\nTo: <rcpt@example.com>\r\n"
+                       "Subject: one-shot\r\n\r\n" + line * (cfg["message"] // len(line)))
+    out = {}
+    for label, client in oneshot_clients():
+        argv = [client, "good", NAME, port, "starttls", message]
+        env = dict(sides.spawner, SMTPGUARD_POLICY=str(policy), SG_CA_FILE=str(ca),
+                   SMTPGUARD_TRUST_CACHE=str(cache))
+
+        def processes(k, preload="", argv=argv, env=env):
+            if not preload:
+                return timed(spawn(k, preload, argv, env))
+            return shim_checked(sides.shim_log, lambda: timed(spawn(k, preload, argv, env)), k)
+
+        log(f"one-shot, {label}: {n} processes, {cfg['rounds']} rounds")
+        res = alternate(cfg["rounds"], {"base": processes, "shim": lambda k: processes(k, LIB)},
+                        n, warm(n))
+        log(f"one-shot, {label}: callgrind")
+        base_env = dict(sides.base, SG_CA_FILE=str(ca))
+        ir = {"base": instructions(argv, base_env),
+              "shim": instructions(argv, dict(base_env, LD_PRELOAD=str(LIB),
+                                              SMTPGUARD_POLICY=str(policy),
+                                              SMTPGUARD_TRUST_CACHE=str(cache)))}
+        Tally.delivered += 2 * (n * cfg["rounds"] + warm(n) + 1)
+        out[label] = {"unit": "ns per process (exec, one session, exit)", "count": n,
+                      "client": str(client), **res, "ratio": ratio(res),
+                      "ratio_cpu": ratio(res, "cpu"),
+                      "added_us": (res["shim"]["wall"]["median"] -
+                                   res["base"]["wall"]["median"]) / 1000,
+                      "instructions": {**ir, "added": ir["shim"] - ir["base"]}}
+    out["bundle_certs"] = bundle.read_text().count("BEGIN CERTIFICATE")
+    return out
 
 
 def run(cfg, out_dir, work, command, only=tuple(SECTIONS)):

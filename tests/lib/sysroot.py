@@ -58,3 +58,28 @@ class EtcOverlay:
         path.write_text(text)
         path.chmod(mode)
         return path
+
+
+# $1 the base directory, $2 a fresh work directory, $3 the directories, then the command.
+_MOUNT_ALL = ('for d in $3; do mkdir -p "$2/$d" && mount -t overlay "smtpguard-$d" -o '
+              '"lowerdir=/$d,upperdir=$1/$d,workdir=$2/$d,index=off" "/$d" || exit 125; '
+              'done; shift 3 && exec "$@"')
+
+
+class SystemOverlay(EtcOverlay):
+    """Like EtcOverlay, with /usr and /var overlaid as well: a throwaway copy of the
+    system in which packages can be installed, upgraded and purged with dpkg (its
+    database is in /var/lib/dpkg) while the machine's own files stay as they are.
+    BASE/DIR receives the changes to /DIR; path(NAME) is /etc/NAME there."""
+    DIRS = ("usr", "var", "etc")   # /etc last: its ld.so.preload may name a file in /usr
+
+    def __init__(self, base):
+        super().__init__(base)
+        self.upper = self.base / "etc"
+        for d in self.DIRS:
+            (self.base / d).mkdir(exist_ok=True)
+
+    def argv(self, cmd):
+        work = tempfile.mkdtemp(dir=self.base, prefix="work-")
+        return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                _MOUNT_ALL, "sh", str(self.base), work, " ".join(self.DIRS), *map(str, cmd)]

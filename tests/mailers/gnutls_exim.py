@@ -16,7 +16,10 @@ becomes for remote deliveries: that user exists only in a private mount namespac
 (unshare -m) where copies of /etc/passwd and /etc/group name it. Because the
 delivery runs as that user, the smtpguard policy named by SMTPGUARD_POLICY (if any)
 is handed over as a copy it can read: its ca_file and log paths point into the
-temporary folder, and the log is appended to the original log afterwards.
+temporary folder, and the log is appended to the original log afterwards. So are the exim binary and the
+preloaded libraries (copies in the temporary folder, which anybody may enter): the
+checkout may be in a directory that user cannot enter (a home directory of mode 0700,
+a `mktemp -d` folder), and exim re-executes itself as that user.
 """
 import os
 import pwd
@@ -109,6 +112,25 @@ def hand_over_policy(work):
     return log
 
 
+def hand_over_binaries(exim, work):
+    """Copies of EXIM and of the LD_PRELOAD libraries in WORK (mode 0755), where the exim
+    user can execute and map them whatever the checkout's directory allows; returns
+    the exim copy. LD_PRELOAD names the copies."""
+    copy = work / "exim4"
+    shutil.copy2(exim, copy)
+    os.chmod(copy, 0o755)
+    preload = []
+    for n, lib in enumerate(os.environ.get("LD_PRELOAD", "").replace(":", " ").split()):
+        into = work / f"preload-{n}"
+        into.mkdir(mode=0o755)
+        shutil.copy2(lib, into / Path(lib).name)
+        os.chmod(into / Path(lib).name, 0o644)
+        preload.append(str(into / Path(lib).name))
+    if preload:
+        os.environ["LD_PRELOAD"] = " ".join(preload)
+    return copy
+
+
 def run_exim(exim, work, message):
     mounts = ("mount --bind \"$1\" /etc/passwd && mount --bind \"$2\" /etc/group && "
               "shift 2 && exec \"$@\"")
@@ -128,6 +150,7 @@ def main():
         for path in (work, work / "spool"):   # exim writes its logs as that user
             os.chown(path, uid, gid)
         log = hand_over_policy(work)
+        exim = hand_over_binaries(exim, work)
         implicit = "protocol = smtps" if mode == "implicit" else ""
         (work / "exim.conf").write_text(CONFIG.format(
             exim=exim, work=work, port=port, implicit=implicit, user=USER,

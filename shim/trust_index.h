@@ -1,0 +1,56 @@
+/* The certificates of a PEM bundle (a policy's ca_file), indexed by subject
+ * without parsing them: a TLS library is handed only the anchors a chain
+ * names, instead of the whole bundle (145 certificates for Debian's) at the
+ * first handshake of every process. The bundle is read once, whole, at the
+ * first call for its path, and kept: a process judges every handshake
+ * against the bundle as it was then, exactly as when all was parsed at once.
+ * Any PEM block other than CERTIFICATE, or anything this scan cannot place,
+ * makes sg_trust_index_get return NULL: the caller then loads the file the
+ * eager way, through its TLS library. An index never changes once built:
+ * the queries below need no lock. */
+#ifndef SG_TRUST_INDEX_H
+#define SG_TRUST_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sg_trust_index;
+
+/* The index of ca_file (a policy string: frozen, its address is its
+ * identity), built on the first call; NULL when the file cannot be read or
+ * indexed. Never freed. The caller holds sg_lock_tls (locks.h), as the
+ * backends' store builders do: the fork handlers then cover the build. */
+const struct sg_trust_index *sg_trust_index_get(const char *ca_file);
+
+/* The index of a bundle's text pem[0..len) (malloc'd; the index owns it
+ * from now on, even on failure); NULL when it cannot be indexed. For tests
+ * and fuzzing: processes use sg_trust_index_get. */
+struct sg_trust_index *sg_trust_index_from_text(char *pem, size_t len);
+void sg_trust_index_free(struct sg_trust_index *x);
+
+/* The next certificate after index from (start with -1) whose subject may
+ * be the Name whose DER is name[0..len); -1 when none is left. */
+int sg_trust_index_find(const struct sg_trust_index *x, const unsigned char *name, size_t len,
+                        int from);
+
+/* The same, for a Name key (name_key.h). */
+int sg_trust_index_find_key(const struct sg_trust_index *x, uint64_t subject, int from);
+
+/* The DER of certificate i into out (cap bytes); its length, or 0 when it
+ * does not fit or is not valid base64. */
+size_t sg_trust_index_der(const struct sg_trust_index *x, int i, unsigned char *out, size_t cap);
+
+/* The same in a buffer of its own (free it); NULL on failure. */
+unsigned char *sg_trust_index_der_alloc(const struct sg_trust_index *x, int i, size_t *len);
+
+/* Every certificate a chain may lead to, from the issuer and subject keys
+ * of the presented certificates (DER, as on the wire): those whose subject
+ * is one of those names, then the issuers of those, and so on, up to max
+ * indices into out. Returns how many. */
+int sg_trust_index_select(const struct sg_trust_index *x, const unsigned char *const *der,
+                          const size_t *len, int n, int *out, int max);
+
+/* The number of certificates in the bundle. */
+int sg_trust_index_count(const struct sg_trust_index *x);
+
+#endif

@@ -1,0 +1,259 @@
+"""Trust anchors found on demand (issue 15): the shim indexes the policy's
+ca_file and hands a TLS library only the anchors a chain names. The verdicts
+must be exactly those of loading the whole bundle (SMTPGUARD_EAGER_TRUST=1
+forces that), for OpenSSL and GnuTLS, on good and bad chains; and a bundle
+changed under a running process keeps the documented behaviour: the process
+judges by the bundle as it read it at its first SMTP handshake."""
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lib.certs import Cert
+from lib.constants import PASSWORD, USER
+from lib.runner import CLIENTS, OUT, describe
+
+INDEXER = OUT / "smtpguard-trust-index"  # built by `make` beside the library
+
+SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+CA_EXT = ("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+          "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+LEAF_EXT = ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+            "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost\n"
+            "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+
+
+def openssl(d, *args):
+    res = subprocess.run(["openssl", *map(str, args)], cwd=d, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+
+
+class Maker:
+    """Certificates with the openssl CLI: roots, certificates signed by another
+    (a CSR from a new or an existing key), chain files and bundles."""
+
+    def __init__(self, d):
+        self.d = Path(d)
+        self.serial = 4096
+        (self.d / "ca.ext").write_text(CA_EXT)
+        (self.d / "leaf.ext").write_text(LEAF_EXT)
+
+    def root(self, name, cn):
+        openssl(self.d, "req", "-x509", *EC, "-keyout", f"{name}.key", "-out", f"{name}.pem",
+                "-subj", f"/CN={cn}", "-days", "30", "-addext",
+                "basicConstraints=critical,CA:TRUE", "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign")
+        return name
+
+    def signed(self, name, cn, issuer, leaf=False, key=None, days=("-days", "30")):
+        # key: the cross certificate needs no key file of its own (no server uses it)
+        """name signed by issuer; key: reuse that certificate's key (a cross-signature)."""
+        keyfile = f"{key or name}.key"
+        new = ["-key", keyfile] if key else [*EC, "-keyout", keyfile]
+        openssl(self.d, "req", "-new", *new, "-out", f"{name}.csr", "-subj", f"/CN={cn}")
+        self.serial += 1
+        openssl(self.d, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{issuer}.pem",
+                "-CAkey", f"{issuer}.key", "-set_serial", self.serial, *days,
+                "-extfile", "leaf.ext" if leaf else "ca.ext", "-out", f"{name}.pem")
+        return name
+
+    def text(self, name):
+        return (self.d / f"{name}.pem").read_text()
+
+    def chain(self, name, *names):
+        """A server certificate file: the leaf, then the given certificates."""
+        path = self.d / f"chain-{'-'.join((name, *names))}.pem"
+        path.write_text("".join(self.text(n) for n in (name, *names)))
+        return Cert(str(path), str(self.d / f"{name}.key"))
+
+    def bundle(self, label, *names, system=True):
+        """The system bundle (the shipped policy's ca_file) plus the given CAs."""
+        path = self.d / f"bundle-{label}.pem"
+        head = SYSTEM_BUNDLE.read_text() if system and SYSTEM_BUNDLE.exists() else ""
+        path.write_text(head + "".join(self.text(n) for n in names))
+        return path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory, certs):
+    m = Maker(tmp_path_factory.mktemp("lazy"))
+    for n in ("ca", "ca2"):
+        (m.d / f"{n}.pem").write_text(Path(getattr(certs, n)).read_text())
+    m.root("root", "SG Cross Root")
+    m.root("old", "SG Old Root")
+    m.signed("cross", "SG Cross Root", "old", key="root")   # same subject and key as root
+    m.signed("inter", "SG Intermediate", "root")
+    m.signed("leaf", "localhost", "inter", leaf=True)
+    m.root("dup1", "SG Dup CA")
+    m.root("dup2", "SG Dup CA")
+    m.root("dup3", "SG Dup CA")
+    for n in ("1", "2", "3"):
+        m.signed(f"dupleaf{n}", "localhost", f"dup{n}", leaf=True)
+    return m
+
+
+def cases(certs, m):
+    """(name, server certificate, bundle, delivered?)."""
+    test_ca = m.bundle("testca", "ca")
+    return {
+        "good": (certs.good, test_ca, True),
+        "expired": (certs.expired, test_ca, False),
+        "unknown-ca": (certs.unknownca, test_ca, False),
+        "wrong-host": (certs.wronghost, test_ca, False),
+        "intermediate-missing": (m.chain("leaf"), m.bundle("root", "root"), False),
+        "intermediate-sent": (m.chain("leaf", "inter"), m.bundle("root", "root"), True),
+        "intermediate-in-bundle": (m.chain("leaf"), m.bundle("inter", "inter", "root"), True),
+        "cross-signed-root-trusted": (m.chain("leaf", "inter", "cross"),
+                                      m.bundle("root", "root"), True),
+        "cross-signed-old-root-trusted": (m.chain("leaf", "inter", "cross"),
+                                          m.bundle("old", "old"), True),
+        "cross-signed-nothing-trusted": (m.chain("leaf", "inter", "cross"),
+                                         m.bundle("none", "ca"), False),
+        "duplicate-subject-first": (m.chain("dupleaf1"), m.bundle("dup", "dup1", "dup2"), True),
+        "duplicate-subject-second": (m.chain("dupleaf2"), m.bundle("dup", "dup1", "dup2"),
+                                     True),
+        "duplicate-subject-neither": (m.chain("dupleaf3"), m.bundle("dup", "dup1", "dup2"),
+                                      False),
+    }
+
+
+CLIENT = {"openssl": ("careless", "verify_none"), "gnutls": ("careless_gnutls", "no_verify")}
+CASES = ["good", "expired", "unknown-ca", "wrong-host", "intermediate-missing",
+         "intermediate-sent", "intermediate-in-bundle", "cross-signed-root-trusted",
+         "cross-signed-old-root-trusted", "cross-signed-nothing-trusted",
+         "duplicate-subject-first", "duplicate-subject-second", "duplicate-subject-neither"]
+
+
+def send(lib, server, env, run):
+    prog, style = CLIENT[lib]
+    before = len(server.credentials())
+    res = run([CLIENTS / prog, style, "localhost", server.port, "starttls"], env)
+    return len(server.credentials()) > before, res
+
+
+def index(bundle, cache):
+    res = subprocess.run([INDEXER, "-d", cache, bundle], capture_output=True, text=True,
+                         timeout=30)
+    assert res.returncode == 0, res.stderr
+    return str(cache)
+
+
+@pytest.mark.parametrize("lib", ["openssl", "gnutls"])
+@pytest.mark.parametrize("case", CASES)
+def test_lazy_verdict_is_the_eager_verdict(case, lib, pki, certs, smtp_server, shim, baseline,
+                                           run, tmp_path):
+    """Scanned by the process, prepared by smtpguard-trust-index, or the
+    whole bundle parsed: the same verdicts."""
+    cert, bundle, good = cases(certs, pki)[case]
+    server = smtp_server(cert)
+    lazy = shim([server.port], ca=bundle)
+    cached = dict(lazy, SMTPGUARD_TRUST_CACHE=index(bundle, tmp_path / "cache"))
+    eager = dict(lazy, SMTPGUARD_EAGER_TRUST="1")
+    got_lazy, res_lazy = send(lib, server, lazy, run)
+    got_cached, res_cached = send(lib, server, cached, run)
+    got_eager, res_eager = send(lib, server, eager, run)
+    assert got_lazy == got_cached == got_eager == good, (
+        describe(res_lazy), describe(res_cached), describe(res_eager), lazy.log())
+    if not good:  # the refusal is the shim's: without it the careless client sends
+        sent, res = send(lib, server, baseline(), run)
+        assert sent, describe(res)
+        assert server.credentials()[-1] == (USER, PASSWORD, True)
+
+
+# Sends one message per line read from stdin ("HOST PORT"), printing ok or fail.
+LONG_RUNNING = r"""
+import smtplib, sys
+for line in sys.stdin:
+    host, port = line.split()
+    try:
+        s = smtplib.SMTP(host, int(port), timeout=10)
+        s.starttls()
+        s.login("sguser", "Sg-S3cret-Pa55")
+        s.sendmail("sender@example.com", ["rcpt@example.com"], b"Subject: x\r\n\r\nhi\r\n")
+        s.quit()
+        print("ok", flush=True)
+    except Exception as e:
+        print("fail", type(e).__name__, str(e).replace("\n", " "), flush=True)
+"""
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_bundle_updated_under_a_running_process(eager, pki, certs, smtp_server, shim):
+    """Documented (smtpguard.conf(5), ca_file): a process reads the bundle at
+    its first SMTP handshake and keeps it. A CA removed from the file later
+    still counts for it, whether or not a chain had asked for it yet; a CA
+    added later does not; a new process reads the new bundle."""
+    first = smtp_server("good")                        # test CA
+    second = smtp_server("unknownca")                  # ca2: removed from the file later
+    third = smtp_server(pki.chain("leaf", "inter"))    # root: added to the file later
+    bundle = Path(pki.d / f"live-{eager}.pem")
+    bundle.write_text(pki.bundle("live-old", "ca", "ca2").read_text())
+    env = shim([first.port, second.port, third.port], ca=bundle)
+    if eager:
+        env = dict(env, SMTPGUARD_EAGER_TRUST="1")
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", LONG_RUNNING], env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+    def session(server):
+        proc.stdin.write(f"localhost {server.port}\n")
+        proc.stdin.flush()
+        return proc.stdout.readline().strip()
+
+    try:
+        assert session(first) == "ok"
+        # Replaced as update-ca-certificates does (a new file renamed over).
+        tmp = bundle.with_suffix(".new")
+        tmp.write_text(pki.bundle("live-new", "ca", "root").read_text())
+        os.utime(tmp, (time.time() + 5, time.time() + 5))
+        tmp.rename(bundle)
+        assert session(second) == "ok"                 # ca2: still in what it read
+        assert session(third).startswith("fail")      # root: not in what it read
+        assert session(first) == "ok"
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert len(second.credentials()) == 1 and third.credentials() == []
+    # A new process judges by the new file.
+    new = subprocess.run(["/usr/bin/python3", "-c", LONG_RUNNING], env=env, text=True,
+                         input=f"localhost {second.port}\nlocalhost {third.port}\n",
+                         capture_output=True, timeout=60)
+    assert new.stdout.split("\n")[0].startswith("fail"), new.stdout + new.stderr
+    assert new.stdout.split("\n")[1] == "ok", new.stdout + new.stderr
+    assert len(second.credentials()) == 1 and len(third.credentials()) == 1
+
+
+def test_prepared_index_is_used_and_only_while_it_matches(pki, certs, smtp_server, shim, run,
+                                                          tmp_path):
+    """A cache whose keys were tampered with is read (the test CA is no longer
+    found: refused, never more trusting), until the bundle changes: then the
+    process ignores it and scans the bundle itself."""
+    server = smtp_server("good")
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(pki.bundle("cached", "ca").read_text())
+    cache = tmp_path / "cache"
+    env = dict(shim([server.port], ca=bundle), SMTPGUARD_TRUST_CACHE=index(bundle, cache))
+    assert send("openssl", server, env, run)[0]
+    (idx,) = cache.iterdir()
+    data = bytearray(idx.read_bytes())
+    head = 56 + len(str(bundle))              # header, then the bundle's path
+    for at in range(head, len(data), 24):     # each entry: subject key, body, end
+        data[at:at + 8] = bytes(8)
+    idx.write_bytes(bytes(data))
+    got, res = send("openssl", server, env, run)
+    assert not got, describe(res)
+    got, res = send("gnutls", server, env, run)
+    assert not got, describe(res)
+    bundle.write_text(bundle.read_text())     # the same certificates, a new file
+    os.utime(bundle, (time.time() + 10, time.time() + 10))
+    for lib in ("openssl", "gnutls"):
+        got, res = send(lib, server, env, run)
+        assert got, describe(res)
