@@ -38,7 +38,7 @@ $(INDEXER): scripts/smtpguard-trust-index.c shim/trust_cache.c shim/trust_index.
 	$(CC) $(BASE) $(CFLAGS) -o $@ $(filter %.c,$^)
 
 clients: $(CLIENTS)
-$(BUILD)/clients/%: tests/clients/%.c
+$(BUILD)/clients/%: tests/clients/%.c $(wildcard tests/clients/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(CFLAGS) -o $@ $< -lssl -lcrypto -lgnutls -lpthread
 

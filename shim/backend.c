@@ -8,8 +8,6 @@
 #include "locks.h"
 #include "real.h"
 
-int sg_backend_bound;
-
 static struct sg_lib *record(struct sg_backend *b, int i)
 {
     return (struct sg_lib *)((char *)b->records + (size_t)i * b->size);
@@ -53,7 +51,6 @@ static struct sg_lib *library_of(struct sg_backend *b, const void *fn)
         if (b->init)
             b->init(rec);
         __atomic_store_n(&b->n, b->n + 1, __ATOMIC_RELEASE);
-        __atomic_add_fetch(&sg_backend_bound, 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&sg_lock_tls);
     return rec;

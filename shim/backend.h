@@ -39,10 +39,6 @@ struct sg_backend {
     struct sg_callsites sites;
 };
 
-/* Libraries bound by every backend so far: non-zero once a hooked TLS
- * library runs in this process. */
-extern int sg_backend_bound;
-
 /* The record of the library the caller at ret would reach for sym. */
 struct sg_lib *sg_backend_for_caller(struct sg_backend *b, const void *ret, const char *sym);
 /* The trust store for these policy paths, built once; NULL if unreadable. */

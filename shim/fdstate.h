@@ -7,20 +7,24 @@
 #include <netinet/in.h>
 #include <sys/types.h>
 
+#include "hello.h"
 #include "policy.h"
 #include "smtp.h"
 
 #define SG_FD_CAP 65536
 #define SG_CONN_MAX 1024
+#define SG_WIRE_PRE 160 /* a ClientHello's header and random, in up to ~20 records */
 
 enum sg_phase {
     SG_PLAIN = 0,     /* plaintext SMTP dialogue */
     SG_TLS_WANTED,    /* STARTTLS sent, or an implicit-TLS port: the handshake comes next */
     SG_TLS_HANDSHAKE, /* OpenSSL is running the handshake; the verdict comes next */
     SG_TLS_OK,        /* a handshake passed the verdict */
-    SG_TLS_FOREIGN,   /* a TLS record from a library the shim does not drive */
+    SG_TLS_FOREIGN,   /* a ClientHello no hooked session claims (or a TLS record on an
+                         inherited socket outside one): a library the shim does not drive */
     SG_DEAD,          /* refused: nothing more may be sent */
     SG_INHERITED,     /* came across exec: plaintext or TLS, its first send tells */
+    SG_TLS_HELLO,     /* a ClientHello is leaving: its client random tells whose it is */
 };
 
 struct sg_conn {
@@ -37,7 +41,13 @@ struct sg_conn {
     int audit_logged;           /* audit: the plaintext decision was logged once */
     struct sg_smtp_out out;     /* outbound command tracker */
     struct sg_smtp_in in;       /* inbound reply tracker */
+    struct sg_hello hello;      /* the ClientHello sent on it (tlsbind.c) */
+    int hello_fd;               /* the descriptor it left through */
     void *wire;                 /* the wire reader (wire_io.c) while it reads, or NULL */
+    /* ClientHello bytes that left before its random told whose it is: the
+     * wire reader starts from them (SG_WIRE_PRE + 1: more than that) */
+    unsigned short wire_pre_len;
+    unsigned char wire_pre[SG_WIRE_PRE];
 };
 
 extern unsigned short sg_fdtab[SG_FD_CAP];

@@ -7,13 +7,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "fdstate.h"
 #include "gnutls_verdict.h"
 #include "guard.h"
 #include "locks.h"
 #include "real.h"
+#include "tlsbind.h"
 
 #define CALLER __builtin_return_address(0)
 #define PENDING 64
@@ -58,6 +61,28 @@ static int local_port(int fd)
                                           : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
+static int client_random(void *lib, void *session, unsigned char out[SG_RANDOM_LEN])
+{
+    struct sg_gnutls *g = lib;
+    gnutls_datum_t mine = {NULL, 0}, theirs = {NULL, 0};
+    g->gnutls_session_get_random(session, &mine, &theirs);
+    if (!mine.data || mine.size != SG_RANDOM_LEN)
+        return 0;
+    memcpy(out, mine.data, SG_RANDOM_LEN);
+    return 1;
+}
+
+static int is_socket(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* The socket: the SMTP socket whose ClientHello carried this session's
+ * random, else its descriptor. With a transport pointer and push/pull
+ * functions of the program's own (GIO), the "descriptor" is the low half of
+ * a pointer: only a socket counts. 1: an SMTP target in t; 0: not SMTP (a
+ * server, another socket); -1: no socket known yet. */
 static int target_of(struct sg_gnutls *g, gnutls_session_t s, struct sg_target *t)
 {
     char sni[SG_HOST_MAX] = "";
@@ -65,13 +90,18 @@ static int target_of(struct sg_gnutls *g, gnutls_session_t s, struct sg_target *
     unsigned type = 0;
     if (g->gnutls_server_name_get(s, sni, &len, &type, 0) < 0 || type != GNUTLS_NAME_DNS)
         sni[0] = 0;
-    /* With a transport pointer and push/pull functions of the program's own
-     * (GIO), the "descriptor" is the low half of a pointer: then the socket
-     * is the SMTP socket this thread brought to the point of TLS. */
-    int fd = g->gnutls_transport_get_int(s);
-    if (fd < 0 || !sg_target_socket(fd, sni, t))
-        fd = sg_guard_tls_pending();
-    if (fd < 0 || sg_port_in(sg_config()->smtp_ports, local_port(fd)))
+    unsigned char random[SG_RANDOM_LEN];
+    int fd = sg_bind_session_socket(s);
+    if (fd < 0 && client_random(g, s, random))
+        fd = sg_bind_socket(random);
+    if (fd < 0 && (fd = g->gnutls_transport_get_int(s)) >= 0 && !is_socket(fd))
+        fd = -1;
+    if (fd < 0) {
+        memset(t, 0, sizeof *t);
+        t->fd = -1;
+        return -1;
+    }
+    if (sg_port_in(sg_config()->smtp_ports, local_port(fd)))
         return 0;
     return sg_target_socket(fd, sni, t);
 }
@@ -93,6 +123,7 @@ static int conclude(struct sg_gnutls *g, gnutls_session_t s, const struct sg_tar
 {
     struct sg_gnutls_session x = {g, s};
     mark_pending(s, 0);
+    sg_bind_end(s); /* the handshake is over either way */
     if (sg_conclude(t, reason, detail, handshook ? sg_gnutls_checks.version_name(&x) : NULL,
                     handshook ? sg_gnutls_checks.cipher_name(&x) : NULL))
         return 0;
@@ -147,6 +178,7 @@ static int explain_failure(struct sg_gnutls *g, gnutls_session_t s, const struct
     if (!g->gnutls_error_is_fatal(r))
         return r;
     mark_pending(s, 0);
+    sg_bind_end(s);
     if (t->mode != SG_MODE_ENFORCE)
         return r;
     if (r == GNUTLS_E_PUSH_ERROR || r == GNUTLS_E_PULL_ERROR ||
@@ -169,23 +201,109 @@ static int run_real(struct sg_gnutls *g, gnutls_session_t s)
     return r;
 }
 
+/* The session is not (or no longer) one to guard. */
+static int leave_alone(gnutls_session_t s)
+{
+    if (sg_bind_end(s))
+        mark_pending(s, 0);
+    return 0;
+}
+
+/* A session the policy leaves alone on an SMTP socket (mode off) still
+ * claims its random while its handshake runs: its ClientHello is not taken
+ * for TLS that no hook drives. */
+static int run_off(struct sg_gnutls *g, gnutls_session_t s)
+{
+    int slot = sg_bind_enter(s, g, client_random, 0);
+    int r = run_real(g, s);
+    sg_bind_leave(slot, s);
+    if (r == 0 || g->gnutls_error_is_fatal(r))
+        sg_bind_end(s);
+    return r;
+}
+
+/* A handshake completed and no SMTP socket carried its ClientHello. */
+static int unidentified(struct sg_gnutls *g, gnutls_session_t s)
+{
+    struct sg_target w;
+    char detail[512];
+    int untouched = sg_bind_unidentified(s, &w, detail, sizeof detail);
+    leave_alone(s);
+    if (untouched)
+        return 0; /* not an SMTP session */
+    return conclude(g, s, &w, SG_R_UNBOUND, detail, 1);
+}
+
+/* Fail closed: the session cannot claim its random, so its socket could
+ * not be told. Unless no SMTP connection waits for a handshake, refuse. */
+static int claims_full(struct sg_gnutls *g, gnutls_session_t s, struct sg_target *t, int where)
+{
+    char detail[512];
+    if (where < 0 && sg_bind_unidentified(s, t, detail, sizeof detail))
+        return run_real(g, s);
+    snprintf(detail, sizeof detail, "more TLS handshakes under way at once than the shim "
+             "can tell apart by their ClientHello%s",
+             where < 0 ? "; this SMTP connection waits for one" : "");
+    int code = conclude(g, s, t, SG_R_UNBOUND, detail, 0);
+    return code ? code : run_real(g, s);
+}
+
+static int judge(struct sg_gnutls *g, gnutls_session_t s, const struct sg_target *t)
+{
+    char detail[512];
+    struct sg_gnutls_session x = {g, s};
+    int reason = SG_R_INJECTION;
+    if (sg_bind_injected(t->fd))
+        snprintf(detail, sizeof detail, "bytes arrived after the 220 reply to STARTTLS");
+    else
+        reason = sg_decide(&sg_gnutls_checks, &x, t, detail, sizeof detail);
+    return conclude(g, s, t, reason, detail, 1);
+}
+
+/* where: 1 an SMTP socket known before the step (by descriptor, or by a
+ * ClientHello already seen), -1 none yet (push/pull functions): then the
+ * session claims its random and the step's ClientHello names its socket,
+ * whichever thread moves the bytes. */
 static int handshake(struct sg_gnutls *g, gnutls_session_t s)
 {
-    struct sg_target t;
+    struct sg_target t, now;
     char detail[512];
-    if (!target_of(g, s, &t) || t.mode == SG_MODE_OFF)
-        return run_real(g, s);
-    if (!mark_pending(s, 1)) {
+    int where = target_of(g, s, &t);
+    if (where < 0 && !__atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED))
+        where = 0; /* no SMTP connection in the process: nothing to bind to */
+    if (where == 0)
+        return leave_alone(s), run_real(g, s);
+    if (where > 0 && t.mode == SG_MODE_OFF)
+        return run_off(g, s);
+    /* Applied before the first step only: later it would change a handshake under way. */
+    if (!mark_pending(s, 1) && where > 0) {
         int reason = apply(g, s, &t, detail, sizeof detail);
         if (reason)
             return conclude(g, s, &t, reason, detail, 0);
     }
+    int slot = sg_bind_enter(s, g, client_random, where < 0);
+    if (slot < 0)
+        return claims_full(g, s, &t, where);
     int r = run_real(g, s);
+    sg_bind_leave(slot, s);
+    int bound = sg_bind_session_socket(s);
+    if ((where < 0 || (bound >= 0 && sg_conn_peek(bound) != sg_conn_peek(t.fd))) &&
+        target_of(g, s, &now) > 0 && (where < 0 || sg_conn_peek(now.fd) != sg_conn_peek(t.fd))) {
+        t = now; /* its ClientHello left by this socket */
+        where = 1;
+        if (t.mode == SG_MODE_OFF)
+            return leave_alone(s), r;
+    }
+    if (where < 0) {
+        if (r == 0)
+            return unidentified(g, s);
+        if (g->gnutls_error_is_fatal(r))
+            leave_alone(s);
+        return r;
+    }
     if (r < 0)
         return explain_failure(g, s, &t, r);
-    struct sg_gnutls_session x = {g, s};
-    int reason = sg_decide(&sg_gnutls_checks, &x, &t, detail, sizeof detail);
-    return conclude(g, s, &t, reason, detail, 1);
+    return judge(g, s, &t);
 }
 
 SG_EXPORT int gnutls_handshake(gnutls_session_t s)
@@ -204,4 +322,18 @@ SG_EXPORT const char *gnutls_strerror(int error)
     if (error != 0 && error == refused_code && refused_text)
         return refused_text;
     return g && g->gnutls_strerror ? g->gnutls_strerror(error) : "unknown error";
+}
+
+/* A session freed in mid-handshake stops claiming its random, and a new one
+ * at its address is not taken for it. */
+SG_EXPORT void gnutls_deinit(gnutls_session_t s)
+{
+    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_deinit");
+    if (SG_UNLIKELY(!g || !g->gnutls_deinit))
+        return;
+    if (g->lib.complete && !sg_tls_inside) {
+        sg_bind_end(s);
+        mark_pending(s, 0);
+    }
+    g->gnutls_deinit(s);
 }

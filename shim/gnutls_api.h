@@ -17,7 +17,9 @@
     X(gnutls_x509_crt_import) X(gnutls_x509_crt_deinit) X(gnutls_x509_crt_get_key_id)  \
     X(gnutls_x509_trust_list_init) X(gnutls_x509_trust_list_deinit)                   \
     X(gnutls_x509_trust_list_add_trust_file) X(gnutls_x509_trust_list_add_trust_dir)  \
-    X(gnutls_x509_trust_list_verify_crt2) X(gnutls_x509_trust_list_add_cas) X(gnutls_certificate_verification_status_print)
+    X(gnutls_x509_trust_list_verify_crt2) X(gnutls_x509_trust_list_add_cas)           \
+    X(gnutls_certificate_verification_status_print) X(gnutls_session_get_random)      \
+    X(gnutls_deinit)
 
 struct sg_gnutls {
     struct sg_lib lib;     /* first: the record backend.c keeps */

@@ -14,13 +14,6 @@
 #include "decision.h"
 #include "wire_io.h"
 
-static __thread int pending_fd __attribute__((tls_model("initial-exec"))) = -1;
-
-int sg_guard_tls_pending(void)
-{
-    return sg_fd_tracked(pending_fd) ? pending_fd : -1;
-}
-
 static void set_phase(struct sg_conn *c, int phase)
 {
     __atomic_store_n(&c->phase, phase, __ATOMIC_RELEASE);
@@ -32,10 +25,8 @@ void sg_guard_connected(int fd, int implicit)
     if (!c)
         return;
     c->implicit = implicit;
-    if (implicit) {
+    if (implicit)
         set_phase(c, SG_TLS_WANTED);
-        pending_fd = fd;
-    }
 }
 
 void sg_guard_inherited(int fd, int implicit)
@@ -140,6 +131,15 @@ static int check_plaintext(int fd, struct sg_conn *c, const struct iovec *iov, i
     return refuse(fd, c, "plaintext", reason);
 }
 
+/* Once the client random is complete, a ClientHello no hooked session
+ * claims goes to the wire reader, these very bytes included. */
+static int after_hello(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (__atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_TLS_FOREIGN)
+        return 0;
+    return sg_wire_before_send(fd, c, iov, iovcnt);
+}
+
 int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
 {
     struct sg_conn *c = sg_conn_peek(fd);
@@ -160,17 +160,26 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
     case SG_DEAD:
         errno = EACCES;
         return -1;
+    case SG_TLS_HELLO:
+        sg_guard_hello_before(fd, c, iov, iovcnt);
+        return after_hello(fd, c, iov, iovcnt);
     case SG_INHERITED:
-        if (first_byte(iov, iovcnt) >= 0x14 && first_byte(iov, iovcnt) <= 0x17) {
+        if (first_byte(iov, iovcnt) >= 0x14 && first_byte(iov, iovcnt) <= 0x17 &&
+            !is_tls_record(iov, iovcnt)) { /* TLS under way: no ClientHello to come */
             set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
             return sg_tls_inside ? 0 : sg_wire_before_send(fd, c, iov, iovcnt);
         }
         __attribute__((fallthrough)); /* a plaintext dialogue, judged like any other */
     case SG_TLS_WANTED:
-        if (is_tls_record(iov, iovcnt)) {
-            /* Outside a handshake we drive, it is a TLS library we do not. */
-            set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
-            return sg_tls_inside ? 0 : sg_wire_before_send(fd, c, iov, iovcnt);
+        if (is_tls_record(iov, iovcnt)) { /* its random tells who drives it */
+            /* Before any TLS library drives it, whatever its binding. */
+            if (c->phase == SG_TLS_WANTED && sg_guard_injected(fd) &&
+                refuse(fd, c, "injection", "bytes arrived after the 220 reply to STARTTLS, "
+                       "before the ClientHello") != 0)
+                return -1;
+            sg_guard_hello_start(c);
+            sg_guard_hello_before(fd, c, iov, iovcnt);
+            return after_hello(fd, c, iov, iovcnt);
         }
         if (c->implicit)
             return refuse(fd, c, "plaintext", "plaintext on an implicit-TLS port");
@@ -184,6 +193,10 @@ void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
     struct sg_conn *c = sg_conn_peek(fd);
     int phase = c ? __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) : SG_TLS_OK;
+    if (phase == SG_TLS_HELLO) {
+        sg_guard_hello_sent(c, iov, iovcnt, n);
+        sg_wire_hello_sent(c, iov, iovcnt, n); /* the wire reader may need them */
+    }
     if (phase == SG_TLS_FOREIGN)
         sg_wire_sent(fd, c, iov, iovcnt, n);
     if (phase != SG_PLAIN)
@@ -191,7 +204,6 @@ void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n)
     if (scan(&c->out, iov, iovcnt, n) & SG_V_STARTTLS) {
         c->starttls_sent = 1;
         memset(&c->in, 0, sizeof c->in);
-        pending_fd = fd;
     }
 }
 

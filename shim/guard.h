@@ -5,8 +5,8 @@
 
 #include <sys/uio.h>
 
-/* The SMTP socket this thread brought to the point of TLS, or -1. */
-int sg_guard_tls_pending(void);
+struct sg_conn;
+
 /* fd may be -1 in these. */
 void sg_guard_tls_ok(int fd);
 void sg_guard_refused(int fd);
@@ -23,5 +23,12 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt);
 void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n);
 /* After receiving n bytes; -1 with errno set when they must not be delivered. */
 int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n);
+
+/* guard_hello.c: a TLS record starts leaving a socket that waits for a
+ * ClientHello (phase SG_TLS_HELLO from here); before each send of it, the
+ * random decides once it is complete; after, the bytes really sent. */
+void sg_guard_hello_start(struct sg_conn *c);
+void sg_guard_hello_before(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt);
+void sg_guard_hello_sent(struct sg_conn *c, const struct iovec *iov, int iovcnt, size_t n);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ossl.h"
+#include "ossl_bind.h"
 
 #define MAX_LIBS 4
 
@@ -52,7 +53,8 @@ static void init_library(struct sg_lib *rec)
     struct sg_ossl *o = (struct sg_ossl *)rec;
     if (!o->lib.complete || o->kind == SG_OSSL_FOREIGN)
         return;
-    o->ex_index = o->CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
+    o->ex_index = o->CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL,
+                                             sg_tls_freed);
     o->lib.complete = o->ex_index >= 0;
     sg_ossl_errors_init(o);
 }

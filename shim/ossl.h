@@ -37,7 +37,8 @@ enum sg_ossl_kind { SG_OSSL_FOREIGN = 0, SG_OSSL_11, SG_OSSL_3 };
     X(i2d_X509_PUBKEY) X(SHA256) X(OPENSSL_sk_num) X(OPENSSL_sk_value)                \
     X(ERR_get_next_error_library) X(ERR_load_strings) X(ERR_peek_last_error)          \
     X(ERR_reason_error_string) X(ERR_clear_error) X(SSL_get_error)                     \
-    X(X509_digest) X(EVP_sha256) X(X509_get0_notAfter) X(X509_cmp_time)
+    X(X509_digest) X(EVP_sha256) X(X509_get0_notAfter) X(X509_cmp_time)               \
+    X(SSL_get_client_random)
 
 /* What finding anchors on demand needs (ossl_store.c); OpenSSL 1.1.1 and 3
  * have them all. Optional: without them the bundle is loaded whole. */

@@ -1,56 +1,20 @@
 /* The OpenSSL handshake driver: apply the policy to the SSL object before the
  * handshake, judge it after (decision.c). Per-SSL state lives in the object's
- * own ex_data slot as a small tagged integer: no allocation, freed with the
- * object, no struct read. */
-#include <stdint.h>
+ * own ex_data slot as a small tagged integer (ossl_bind.h): no allocation,
+ * freed with the object, no struct read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "fdstate.h"
 #include "guard.h"
+#include "ossl_bind.h"
 #include "ossl_err.h"
 #include "ossl_tls.h"
 #include "ossl_verdict.h"
 #include "real.h"
-
-enum {
-    ST_SEEN = 1,     /* classified */
-    ST_SMTP = 2,     /* an SMTP connection: the policy applies */
-    ST_PASSED = 4,   /* the verdict let the handshake through */
-    ST_REFUSED = 8,  /* refused: every later call fails */
-};
-
-static unsigned state_of(struct sg_ossl *o, SSL *s)
-{
-    return (unsigned)(uintptr_t)o->SSL_get_ex_data(s, o->ex_index);
-}
-
-static void set_state(struct sg_ossl *o, SSL *s, unsigned st)
-{
-    o->SSL_set_ex_data(s, o->ex_index, (void *)(uintptr_t)st);
-}
-
-/* The socket: the descriptor OpenSSL reads from; else the one a connect BIO
- * will open (BIO_new_ssl_connect); else, for a custom BIO (curl), the SMTP
- * socket this thread brought to the point of TLS. client: the caller knows
- * (SSL_connect); a TLS_method object says "server" until it starts. */
-static int target_of(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
-{
-    if (!client && o->SSL_is_server(s))
-        return 0;
-    const char *sni = o->SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
-    int fd = o->SSL_get_fd(s);
-    if (fd >= 0)
-        return sg_target_socket(fd, sni, t);
-    BIO *b = o->SSL_get_rbio(s);
-    if (b && o->BIO_method_type(b) == BIO_TYPE_CONNECT) {
-        const char *host = o->BIO_ptr_ctrl(b, BIO_C_GET_CONNECT, 0);
-        const char *port = o->BIO_ptr_ctrl(b, BIO_C_GET_CONNECT, 1);
-        return host && port && sg_target_named(host, atoi(port), sni, t);
-    }
-    return sg_target_socket(sg_guard_tls_pending(), sni, t);
-}
+#include "tlsbind.h"
 
 /* Enforce: the program gets an error naming the check, the socket is shut
  * so nothing more leaves on it. Audit: only the log line. */
@@ -58,10 +22,11 @@ static int conclude(struct sg_ossl *o, SSL *s, const struct sg_target *t, int re
                     const char *detail, int handshook)
 {
     struct sg_ossl_session x = {o, s};
+    sg_bind_end(s); /* the handshake is over either way */
     const char *proto = handshook ? sg_ossl_checks.version_name(&x) : NULL;
     const char *cipher = handshook ? sg_ossl_checks.cipher_name(&x) : NULL;
     if (sg_conclude(t, reason, detail, proto, cipher)) {
-        set_state(o, s, ST_SEEN | ST_SMTP | ST_PASSED);
+        sg_ossl_set_state(o, s, ST_SEEN | ST_SMTP | ST_PASSED);
         return 1;
     }
     char words[1024];
@@ -69,8 +34,16 @@ static int conclude(struct sg_ossl *o, SSL *s, const struct sg_target *t, int re
              t->port, detail);
     o->ERR_clear_error();
     sg_ossl_error(o, reason, words);
-    set_state(o, s, ST_SEEN | ST_SMTP | ST_REFUSED);
+    sg_ossl_set_state(o, s, ST_SEEN | ST_SMTP | ST_REFUSED);
     return -1;
+}
+
+static int run_real(SSL *s, int (*real)(SSL *))
+{
+    sg_tls_inside++;
+    int r = real(s);
+    sg_tls_inside--;
+    return r;
 }
 
 static int apply_versions_and_ciphers(struct sg_ossl *o, SSL *s, const struct sg_policy *p)
@@ -125,14 +98,6 @@ static int apply(struct sg_ossl *o, SSL *s, const struct sg_target *t, char *det
     return 0;
 }
 
-/* A connect BIO has connected during the handshake: learn its socket. */
-static void relearn_socket(struct sg_ossl *o, SSL *s, struct sg_target *t)
-{
-    struct sg_target now;
-    if (t->fd < 0 && target_of(o, s, &now, 1))
-        *t = now;
-}
-
 /* Which policy requirement an OpenSSL handshake error most likely comes from. */
 static int failure_reason(struct sg_ossl *o, unsigned long e)
 {
@@ -159,9 +124,10 @@ static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r
     int err = o->SSL_get_error(s, r);
     if (err != SSL_ERROR_SSL && err != SSL_ERROR_SYSCALL && err != SSL_ERROR_ZERO_RETURN)
         return r; /* WANT_READ and the like: the handshake goes on */
+    sg_ossl_end_claim(o, s);
     if (t->mode != SG_MODE_ENFORCE)
         return r;
-    relearn_socket(o, s, t);
+    sg_ossl_relearn(o, s, t);
     if (err != SSL_ERROR_SSL) { /* the peer went away: no plaintext after it either */
         sg_guard_refused(t->fd);
         return r;
@@ -189,15 +155,20 @@ static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r
 
 static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
 {
-    if (!target_of(o, s, t, client) || t->mode == SG_MODE_OFF) {
-        set_state(o, s, ST_SEEN);
+    int where = sg_ossl_target(o, s, t, client);
+    if (where < 0 && __atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED)) {
+        sg_ossl_set_state(o, s, ST_SEEN | ST_UNBOUND); /* its ClientHello will tell */
+        return 1;
+    }
+    if (where <= 0 || t->mode == SG_MODE_OFF) {
+        sg_ossl_set_state(o, s, ST_SEEN | (where > 0 ? ST_OFF : 0));
         return 1;
     }
     char detail[512];
     int reason = apply(o, s, t, detail, sizeof detail);
     if (reason)
         return conclude(o, s, t, reason, detail, 0);
-    set_state(o, s, ST_SEEN | ST_SMTP);
+    sg_ossl_set_state(o, s, ST_SEEN | ST_SMTP);
     return 1;
 }
 
@@ -205,17 +176,75 @@ static int judge(struct sg_ossl *o, SSL *s, struct sg_target *t)
 {
     char detail[512];
     struct sg_ossl_session x = {o, s};
-    relearn_socket(o, s, t);
-    int reason = sg_decide(&sg_ossl_checks, &x, t, detail, sizeof detail);
+    sg_ossl_relearn(o, s, t);
+    if (t->mode == SG_MODE_OFF) {
+        sg_ossl_end_claim(o, s);
+        sg_ossl_set_state(o, s, ST_SEEN);
+        return 1;
+    }
+    int reason = SG_R_INJECTION;
+    if (sg_bind_injected(t->fd))
+        snprintf(detail, sizeof detail, "bytes arrived after the 220 reply to STARTTLS");
+    else
+        reason = sg_decide(&sg_ossl_checks, &x, t, detail, sizeof detail);
     return conclude(o, s, t, reason, detail, 1);
 }
 
-static int run_real(SSL *s, int (*real)(SSL *))
+/* A handshake completed and no SMTP socket carried its ClientHello. */
+static int unidentified(struct sg_ossl *o, SSL *s)
 {
-    sg_tls_inside++;
-    int r = real(s);
-    sg_tls_inside--;
+    struct sg_target w;
+    char detail[512];
+    int untouched = sg_bind_unidentified(s, &w, detail, sizeof detail);
+    sg_ossl_end_claim(o, s);
+    if (untouched) {
+        sg_ossl_set_state(o, s, ST_SEEN); /* not an SMTP session */
+        return 1;
+    }
+    return conclude(o, s, &w, SG_R_UNBOUND, detail, 1);
+}
+
+/* An unbound session after a step that did not bind it. */
+static int unbound_step(struct sg_ossl *o, SSL *s, int r)
+{
+    if (r == 1)
+        return unidentified(o, s);
+    int err = o->SSL_get_error(s, r);
+    if (err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN)
+        sg_ossl_end_claim(o, s);
     return r;
+}
+
+/* A session the policy leaves alone on an SMTP socket (mode off) still
+ * claims its random while its handshake runs: its ClientHello is not taken
+ * for TLS that no hook drives. */
+static int run_off(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
+{
+    int r = sg_ossl_run_claimed(o, s, real);
+    if (r == SG_CLAIMS_FULL)
+        return run_real(s, real);
+    int err = r == 1 ? SSL_ERROR_NONE : o->SSL_get_error(s, r);
+    if (err == SSL_ERROR_NONE || err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL ||
+        err == SSL_ERROR_ZERO_RETURN) {
+        sg_ossl_end_claim(o, s);
+        sg_ossl_set_state(o, s, ST_SEEN);
+    }
+    return r;
+}
+
+/* Fail closed: the session cannot claim its random, so its socket could
+ * not be told. Unless no SMTP connection waits for a handshake, refuse. */
+static int claims_full(struct sg_ossl *o, SSL *s, struct sg_target *t, int (*real)(SSL *))
+{
+    char detail[512];
+    if (sg_ossl_state(o, s) & ST_UNBOUND && sg_bind_unidentified(s, t, detail, sizeof detail)) {
+        sg_ossl_set_state(o, s, ST_SEEN);
+        return run_real(s, real);
+    }
+    snprintf(detail, sizeof detail, "more TLS handshakes under way at once than the shim "
+             "can tell apart by their ClientHello%s",
+             sg_ossl_state(o, s) & ST_UNBOUND ? "; this SMTP connection waits for one" : "");
+    return conclude(o, s, t, SG_R_UNBOUND, detail, 0) == 1 ? run_real(s, real) : -1;
 }
 
 static int refused_earlier(struct sg_ossl *o)
@@ -229,10 +258,14 @@ static int refused_earlier(struct sg_ossl *o)
 static int judge_late(struct sg_ossl *o, SSL *s, unsigned st)
 {
     struct sg_target t;
-    if (st & ST_PASSED || (st & ST_SEEN && !(st & ST_SMTP)))
+    if (st & ST_PASSED || (st & ST_SEEN && !(st & (ST_SMTP | ST_UNBOUND))))
         return 1;
-    if (!target_of(o, s, &t, 0) || t.mode == SG_MODE_OFF) {
-        set_state(o, s, ST_SEEN);
+    int where = sg_ossl_target(o, s, &t, 0);
+    if (where < 0 && __atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED))
+        return unidentified(o, s);
+    if (where <= 0 || t.mode == SG_MODE_OFF) {
+        sg_ossl_end_claim(o, s);
+        sg_ossl_set_state(o, s, ST_SEEN);
         return 1;
     }
     return judge(o, s, &t);
@@ -240,7 +273,7 @@ static int judge_late(struct sg_ossl *o, SSL *s, unsigned st)
 
 int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client)
 {
-    unsigned st = state_of(o, s);
+    unsigned st = sg_ossl_state(o, s);
     struct sg_target t;
     if (st & ST_REFUSED)
         return refused_earlier(o);
@@ -248,16 +281,29 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client)
         int r = judge_late(o, s, st);
         return r == 1 ? run_real(s, real) : r;
     }
-    if (st & ST_SEEN && !(st & (ST_SMTP | ST_PASSED)))
-        return run_real(s, real);
+    if (st & ST_SEEN && !(st & (ST_SMTP | ST_PASSED | ST_UNBOUND)))
+        return st & ST_OFF ? run_off(o, s, real) : run_real(s, real);
     if (!(st & ST_SEEN) || (st & ST_PASSED)) { /* new, or a new handshake on it */
         int r = first_contact(o, s, &t, client);
-        if (r != 1 || !(state_of(o, s) & ST_SMTP))
-            return r == 1 ? run_real(s, real) : r;
-    } else if (!target_of(o, s, &t, 1)) {
+        if (r != 1)
+            return r;
+        if (sg_ossl_state(o, s) & ST_OFF)
+            return run_off(o, s, real);
+    } else if (st & ST_SMTP && sg_ossl_target(o, s, &t, 1) <= 0) {
         return run_real(s, real);
     }
-    int r = run_real(s, real);
+    if (sg_ossl_state(o, s) & ST_UNBOUND && sg_ossl_settle(o, s, &t) < 0)
+        return run_real(s, real);
+    if (!(sg_ossl_state(o, s) & (ST_SMTP | ST_UNBOUND)))
+        return run_real(s, real);
+    int r = sg_ossl_run_claimed(o, s, real);
+    if (r == SG_CLAIMS_FULL)
+        return claims_full(o, s, &t, real);
+    if (sg_ossl_state(o, s) & ST_UNBOUND) {
+        int bound = sg_ossl_settle(o, s, &t);
+        if (bound <= 0)
+            return bound < 0 ? r : unbound_step(o, s, r);
+    }
     if (r != 1)
         return explain_failure(o, s, &t, r);
     return judge(o, s, &t);
@@ -265,11 +311,11 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client)
 
 int sg_tls_before_io(struct sg_ossl *o, SSL *s)
 {
-    unsigned st = state_of(o, s);
+    unsigned st = sg_ossl_state(o, s);
     if (SG_UNLIKELY(st & ST_REFUSED))
         return refused_earlier(o);
     if (SG_LIKELY(o->SSL_is_init_finished(s)))
-        return SG_LIKELY(st & ST_SEEN) && !((st & ST_SMTP) && !(st & ST_PASSED))
+        return SG_LIKELY(st & ST_SEEN) && !((st & (ST_SMTP | ST_UNBOUND)) && !(st & ST_PASSED))
                    ? 1
                    : judge_late(o, s, st);
     if (o->SSL_is_server(s))

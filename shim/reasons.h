@@ -17,6 +17,7 @@ enum sg_reason {
     SG_R_HANDSHAKE,
     SG_R_STORE,
     SG_R_UNSUPPORTED,
+    SG_R_UNBOUND,
     SG_R_UNVERIFIED,
     SG_R_RESUMED,
     SG_R_WIRE,

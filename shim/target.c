@@ -66,13 +66,20 @@ int sg_target_socket(int fd, const char *sni, struct sg_target *t)
     if (fd < 0)
         return 0;
     struct sg_conn *c = sg_conn_get(fd);
-    if (c) {
-        t->port = c->port;
-        copy(t->addr, sizeof t->addr, c->addr);
-        copy(t->host, sizeof t->host, c->host);
-    } else if (!peer_by_getpeername(fd, t)) {
+    if (c)
+        return sg_target_conn(c, fd, sni, t);
+    if (!peer_by_getpeername(fd, t))
         return 0;
-    }
+    return finish(t, sni);
+}
+
+int sg_target_conn(const struct sg_conn *c, int fd, const char *sni, struct sg_target *t)
+{
+    memset(t, 0, sizeof *t);
+    t->fd = fd;
+    t->port = c->port;
+    copy(t->addr, sizeof t->addr, c->addr);
+    copy(t->host, sizeof t->host, c->host);
     return finish(t, sni);
 }
 

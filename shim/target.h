@@ -20,6 +20,9 @@ struct sg_target {
 /* A socket (fd < 0: none) on an SMTP port of the policy: fill t, return 1.
  * sni is the name the program set for the server, or NULL. */
 int sg_target_socket(int fd, const char *sni, struct sg_target *t);
+struct sg_conn;
+/* The same for the connection record c (copied by the caller), reached by fd. */
+int sg_target_conn(const struct sg_conn *c, int fd, const char *sni, struct sg_target *t);
 /* A connection not made yet, known by the host and port the program gave. */
 int sg_target_named(const char *host, int port, const char *sni, struct sg_target *t);
 

@@ -65,6 +65,8 @@ struct sg_wire {
 };
 
 void sg_wire_init(struct sg_wire *w);
+/* Mark w as unreadable (why: static words); returns SG_WIRE_ERROR. */
+int sg_wire_fail(struct sg_wire *w, const char *why);
 /* Bytes the program sent / received. Return the state after them. Once the
  * state is READY, FAILED or ERROR further bytes are not read. */
 int sg_wire_client(struct sg_wire *w, const unsigned char *p, size_t n);

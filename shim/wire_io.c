@@ -9,9 +9,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 
-#include "backend.h"
 #include "decision.h"
 #include "guard.h"
 #include "locks.h"
@@ -25,10 +25,7 @@ struct slot {
     pthread_mutex_t mutex;
     int users;   /* threads between acquire and give_back */
     int orphan;  /* the record let go of it: the last user unmaps it */
-    int deferred; /* a verdict waits for the program's next send (see received) */
     int following; /* accepted TLS 1.2: reading the server's second flight */
-    int reason, unverified;
-    char detail[640];
     struct sg_wire w;
 };
 
@@ -61,6 +58,31 @@ static void register_fork_handler(void)
     pthread_atfork(NULL, NULL, child_after_fork);
 }
 
+/* The part of the ClientHello that left before the socket was known to be
+ * foreign (guard_hello.c decides on the random): the reader reads it first. */
+static void start_from_hello(struct slot *s, const struct sg_conn *c)
+{
+    if (c->wire_pre_len > SG_WIRE_PRE)
+        sg_wire_fail(&s->w, "a ClientHello cut in more pieces than smtpguard follows");
+    else if (c->wire_pre_len)
+        sg_wire_client(&s->w, c->wire_pre, c->wire_pre_len);
+}
+
+void sg_wire_hello_sent(struct sg_conn *c, const struct iovec *iov, int iovcnt, size_t n)
+{
+    for (int i = 0; i < iovcnt && n; i++) {
+        size_t len = iov[i].iov_len < n ? iov[i].iov_len : n;
+        size_t room = c->wire_pre_len > SG_WIRE_PRE ? 0 : SG_WIRE_PRE - c->wire_pre_len;
+        if (len > room) {
+            c->wire_pre_len = SG_WIRE_PRE + 1;
+            return;
+        }
+        memcpy(c->wire_pre + c->wire_pre_len, iov[i].iov_base, len);
+        c->wire_pre_len += (unsigned short)len;
+        n -= len;
+    }
+}
+
 static struct slot *acquire(struct sg_conn *c)
 {
     pthread_once(&fork_once, register_fork_handler);
@@ -73,6 +95,7 @@ static struct slot *acquire(struct sg_conn *c)
             s = m;
             pthread_mutex_init(&s->mutex, NULL);
             sg_wire_init(&s->w);
+            start_from_hello(s, c);
             c->wire = s;
             __atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
         }
@@ -187,18 +210,6 @@ int sg_wire_before_send(int fd, struct sg_conn *c, const struct iovec *iov, int 
     struct slot *s = acquire(c);
     if (!s)
         return conclude(fd, NULL, SG_R_WIRE, "no memory for the wire reader", 0);
-    if (s->deferred) {
-        int r = conclude(fd, &s->w, s->reason, s->detail, s->unverified);
-        give_back(c, s, 1);
-        return r;
-    }
-    /* Plaintext after the 220 reply to STARTTLS, as for the hooked backends. */
-    if (s->w.cli.f.records == 0 && s->w.cli.f.hdr_have == 0 && sg_guard_injected(fd)) {
-        int r = conclude(fd, &s->w, SG_R_INJECTION, "bytes arrived after the 220 reply to "
-                         "STARTTLS", 0);
-        give_back(c, s, 1);
-        return r;
-    }
     int ok = sg_wire_may_send(&s->w, iov, iovcnt);
     char detail[160];
     if (!ok)
@@ -246,27 +257,14 @@ int sg_wire_received(int fd, struct sg_conn *c, const struct iovec *iov, int iov
         return conclude(fd, NULL, SG_R_WIRE, "no memory for the wire reader", 0);
     if (s->following)
         return follow(fd, c, s, iov, iovcnt, n);
-    int state = s->deferred ? SG_WIRE_READY : feed(&s->w, 1, iov, iovcnt, n);
-    if (s->deferred || (state != SG_WIRE_READY && state != SG_WIRE_ERROR)) {
+    int state = feed(&s->w, 1, iov, iovcnt, n);
+    if (state != SG_WIRE_READY && state != SG_WIRE_ERROR) {
         give_back(c, s, 0);
         return 0;
     }
     int unverified = 0, r = 0;
-    char detail[sizeof s->detail] = "";
+    char detail[640] = "";
     int reason = judge(fd, s, &unverified, detail, sizeof detail);
-    if (state == SG_WIRE_READY && __atomic_load_n(&sg_backend_bound, __ATOMIC_ACQUIRE)) {
-        /* A hooked library runs here: this may be its session on a memory BIO
-         * (Python's asyncio), whose own verdict, which can see a TLS 1.3
-         * certificate, comes when its handshake call returns and before the
-         * program sends again. The wire's verdict waits for that send: no
-         * credential can leave before it. */
-        s->deferred = 1;
-        s->reason = reason;
-        s->unverified = unverified;
-        snprintf(s->detail, sizeof s->detail, "%s", detail);
-        give_back(c, s, 0);
-        return 0;
-    }
     /* An accepted full TLS 1.2 handshake: its ticket comes next, in clear. */
     s->following = state == SG_WIRE_READY && !reason && s->w.version == 0x0303 &&
                    !s->w.resumed;

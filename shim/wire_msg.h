@@ -5,8 +5,6 @@
 
 #include "wire.h"
 
-/* Mark w as unreadable; returns SG_WIRE_ERROR. */
-int sg_wire_fail(struct sg_wire *w, const char *why);
 void sg_wire_client_msg(struct sg_wire *w, int type, const unsigned char *m, size_t len);
 /* off: where the body m starts in w->srv.buf. */
 void sg_wire_server_msg(struct sg_wire *w, int type, const unsigned char *m, size_t len,

@@ -12,7 +12,7 @@ EXPORTED = {
     "read", "recv", "recvfrom", "recvmsg", "readv",
     "getaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r", "gethostbyname2_r",
     "SSL_connect", "SSL_do_handshake", "SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex",
-    "SSL_peek", "SSL_peek_ex", "gnutls_handshake", "gnutls_strerror",
+    "SSL_peek", "SSL_peek_ex", "gnutls_handshake", "gnutls_strerror", "gnutls_deinit",
 }
 # A SANITIZE=1 build also needs the sanitizer runtimes.
 ALLOWED_NEEDED = re.compile(r"^(libc|libdl|libpthread|libasan|libubsan)\.so\.\d+$"

@@ -315,3 +315,29 @@ def test_stripped_starttls(with_shim, legacy, smtp_server, run, certs, message_f
         assert_refused(res, server, env)
     else:
         assert server.credentials() == [(USER, PASSWORD, False)], report(res, server)
+
+
+# ---- a memory-BIO session on OpenSSL 1.1, its handshake on another thread --------------
+
+@pytest.mark.parametrize("mode", MODES)
+def test_memory_bio_on_another_thread(mode, legacy, smtp_server, run, certs, message_file,
+                                      shim, baseline):
+    """tests/clients/membio.c built against 1.1 (SSL_get_client_random found at run time
+    in 1.1 too): the handshake runs on another thread than the socket I/O. Without the
+    shim the self-signed server gets everything; with it nothing, and the good server
+    gets the message."""
+    def attempt(cert, env_for):
+        server = smtp_server(cert, mode)
+        env = legacy_env(env_for(server), certs)
+        res = run([LEGACY / "membio11", "thread", HOST, server.port, mode, message_file],
+                  env, timeout=60)
+        server.wait_idle(5.0)
+        return server, res, env
+
+    server, res, env = attempt("selfsigned", lambda s: baseline())
+    assert_delivered(res, server, exact=True)
+    server, res, env = attempt("selfsigned", lambda s: shim_for(shim, [s.port], mode))
+    assert_refused(res, server, env)
+    assert server.messages() == [], report(res, server, env)
+    server, res, env = attempt("good", lambda s: shim_for(shim, [s.port], mode))
+    assert_delivered(res, server, exact=True, env=env)

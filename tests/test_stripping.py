@@ -83,6 +83,11 @@ CLIENTS = [
     Client("perl-net-smtp", _script("perl", "opportunistic_netsmtp.pl"), frozenset({"strip"})),
     # tls on + tls_starttls on: msmtp insists on STARTTLS (not opportunistic); GnuTLS
     Client("msmtp", _msmtp, frozenset()),
+    # asyncio: SSLObject over memory BIOs, bound to its socket by its ClientHello; it
+    # insists on STARTTLS
+    Client("python-asyncio", lambda port, msgfile, tmp_path: Command(
+        [PY, REPO / "tests" / "clients" / "asyncio_smtp.py", HOST, port, "starttls",
+         msgfile]), frozenset()),
 ]
 CASES = [pytest.param(c, route, id=f"{c.name}-{route}") for c in CLIENTS for route in ROUTES]
 

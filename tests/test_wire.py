@@ -249,8 +249,8 @@ def test_records_cut_across_reads(cert, check, smtp_server, shim, run):
 
 
 def test_starttls_injection_before_a_foreign_handshake(smtp_server, shim, run):
-    """Bytes after the 220 reply to STARTTLS refuse the handshake no hook drives,
-    as they do for the hooked backends."""
+    """Bytes after the 220 reply to STARTTLS refuse a handshake no hook drives too
+    (the guard's check, before the ClientHello leaves)."""
     from lib.mitm import Proxy
     server = smtp_server("good", "starttls", "tls12")
     with Proxy(server.port, "inject_same") as proxy:
@@ -259,8 +259,7 @@ def test_starttls_injection_before_a_foreign_handshake(smtp_server, shim, run):
         proxy.wait_idle()
     assert res.returncode != 0 and server.credentials() == [], describe(res)
     line = log_line(env.log(), proxy.port)
-    assert f"refused TLS to localhost[127.0.0.1]:{proxy.port}: injection: " in line, line
-    assert "via=wire" in line, line
+    assert f"refused plaintext to localhost[127.0.0.1]:{proxy.port}: injection: " in line, line
 
 
 # ---- a hooked library on a memory BIO: its own verdict comes first -------------------
@@ -289,11 +288,9 @@ asyncio.run(main(int(sys.argv[1])))
 @pytest.mark.parametrize("cert", ["good", "selfsigned"])
 def test_memory_bio_sessions_keep_the_hooked_verdict(cert, smtp_server, shim, baseline, run):
     """Python's asyncio runs OpenSSL on a memory BIO and writes the records itself,
-    outside any hooked call, so its socket reads as TLS no hook drives. The wire's
-    verdict waits for the program's next send, and the hooked backend's (which sees
-    the TLS 1.3 certificate) comes first: the good server gets the AUTH, the
-    self-signed one nothing. (Once sessions are bound to their socket by the client
-    random, such sockets never reach the wire reader.)"""
+    outside any hooked call. Its session claims its ClientHello by the client random,
+    so the hooked backend (which sees the TLS 1.3 certificate) judges it, never the
+    wire reader: the good server gets the AUTH, the self-signed one nothing."""
     leaky = smtp_server(cert, "implicit", "modern")
     res = run(["/usr/bin/python3", "-c", ASYNCIO_CLIENT, leaky.port], baseline())
     assert res.returncode == 0 and leaky.credentials(), describe(res)
@@ -304,10 +301,11 @@ def test_memory_bio_sessions_keep_the_hooked_verdict(cert, smtp_server, shim, ba
     log = env.log()
     if cert == "good":
         assert res.returncode == 0 and server.credentials(), describe(res) + log
-        assert "refused" not in log and "verify=ok" in log and UNVERIFIED not in log, log
+        assert "refused" not in log and "verify=ok" in log and "via=wire" not in log, log
     else:
         assert res.returncode != 0 and server.credentials() == [], describe(res) + log
         assert f"refused TLS to localhost[127.0.0.1]:{server.port}: chain: " in log, log
+        assert "via=wire" not in log, log
 
 
 # ---- TLS 1.2 session resumption: no certificate on the wire --------------------------
@@ -381,3 +379,54 @@ def test_report_proposes_unverified_tls_and_json_lines_say_via(smtp_server, shim
     fixed = shim([server.port], extra=sections)
     res = run([STATIC, "seclevel0", "localhost", server.port, "starttls"], fixed)
     assert res.returncode == 0 and len(server.messages()) == 2, describe(res) + fixed.log()
+
+
+# ---- a ClientHello written a byte at a time by no TLS library the shim knows --------
+
+MAKE_HELLO = r'''
+import ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+bio_in, bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(bio_in, bio_out, server_hostname="localhost")
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+sys.stdout.buffer.write(bio_out.read())
+'''
+
+SEND_HELLO = r'''
+import socket, sys
+hello = open(sys.argv[2], "rb").read()
+s = socket.create_connection(("localhost", int(sys.argv[1])), timeout=10)
+for i in range(len(hello)):
+    s.send(hello[i:i + 1])      # the random completes many writes in
+try:
+    while s.recv(65536):
+        pass
+    print("read everything")
+except OSError as e:
+    print("read failed:", e.errno)
+'''
+
+
+@pytest.mark.parametrize("cert,tls,check", [("selfsigned", "tls12", "chain"),
+                                            ("good", "modern", "unverified")])
+def test_hello_in_one_byte_writes_is_read_on_the_wire(cert, tls, check, smtp_server, shim,
+                                                      baseline, run, tmp_path):
+    """A ClientHello made elsewhere (no hooked session claims its random) and sent one
+    byte per write: the bytes that left before the random told whose it is are read
+    too, the SNI is found, and the read that brings the server's flight fails."""
+    hello = tmp_path / "hello.bin"
+    made = subprocess.run(["/usr/bin/python3", "-c", MAKE_HELLO], env=baseline(),
+                          capture_output=True, timeout=30)
+    hello.write_bytes(made.stdout)
+    assert made.stdout[:1] == b"\x16", made
+    server = smtp_server(cert, "implicit", tls)
+    env = shim([server.port], implicit=[server.port])
+    res = run(["/usr/bin/python3", "-c", SEND_HELLO, server.port, hello], env)
+    assert "read failed: 13" in res.stdout, describe(res) + env.log()   # EACCES
+    line = log_line(env.log(), server.port)
+    assert f"refused TLS to localhost[127.0.0.1]:{server.port}: {check}: " in line, line
+    assert "via=wire" in line, line

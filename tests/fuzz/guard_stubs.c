@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "tlsbind.h"
 #include "wire_io.h"
 
 struct sg_policy fuzz_policy;
@@ -44,6 +45,14 @@ void sg_log_note(const struct sg_policy *p, const char *fmt, ...)
     (void)fmt;
 }
 
+/* A hooked session claims every ClientHello sent from inside a TLS library. */
+int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN], int fd)
+{
+    (void)random;
+    (void)fd;
+    return sg_tls_inside != 0;
+}
+
 /* The wire reader has its own target (fuzz_wire): here TLS no hook drives
  * passes unjudged, as the guard alone leaves it. */
 int sg_wire_before_send(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt)
@@ -61,6 +70,11 @@ int sg_wire_received(int fd, struct sg_conn *c, const struct iovec *iov, int iov
 {
     (void)fd, (void)c, (void)iov, (void)iovcnt, (void)n;
     return 0;
+}
+
+void sg_wire_hello_sent(struct sg_conn *c, const struct iovec *iov, int iovcnt, size_t n)
+{
+    (void)c, (void)iov, (void)iovcnt, (void)n;
 }
 
 void sg_wire_release(struct sg_conn *c)
