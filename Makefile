@@ -35,7 +35,7 @@ $(CHECKER): policy/policy.c policy/policy_check.c policy/policy.h
 $(INDEXER): scripts/smtpguard-trust-index.c shim/trust_cache.c shim/trust_index.c shim/name_key.c \
 	    $(wildcard shim/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) $(BASE) $(CFLAGS) -o $@ $(filter %.c,$^)
+	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^)
 
 clients: $(CLIENTS)
 $(BUILD)/clients/%: tests/clients/%.c $(wildcard tests/clients/*.h)

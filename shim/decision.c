@@ -24,6 +24,21 @@ static int check_pins(const struct sg_target *t, unsigned char spki[][32], int n
     return SG_R_PIN;
 }
 
+/* No name to verify: several could apply (a steered lookup looks just like
+ * this), or the address is unknown too. */
+static int no_name(const struct sg_target *t, char *detail, size_t len)
+{
+    if (t->candidates[0]) {
+        snprintf(detail, len, "the program set no SNI and these names resolved to %s: %s; "
+                 "add a [destination %s] section with verify_name set to the one meant",
+                 t->addr, t->candidates, t->addr);
+        return SG_R_AMBIGUOUS;
+    }
+    snprintf(detail, len, "the program set no SNI and no name or address is known for the "
+             "server; add a [destination HOST] section with verify_name");
+    return SG_R_NO_NAME;
+}
+
 int sg_before_handshake(const struct sg_target *t, char *detail, size_t len)
 {
     const struct sg_policy *p = sg_config();
@@ -33,11 +48,8 @@ int sg_before_handshake(const struct sg_target *t, char *detail, size_t len)
     }
     if (t->mode != SG_MODE_ENFORCE)
         return 0;
-    if (!t->host[0]) {
-        snprintf(detail, len, "the program set no SNI and resolved no name for %s; add "
-                 "a [destination %s] section with verify_name", t->addr, t->addr);
-        return SG_R_NO_NAME;
-    }
+    if (!t->host[0])
+        return no_name(t, detail, len);
     if (sg_guard_injected(t->fd)) {
         snprintf(detail, len, "bytes arrived after the 220 reply to STARTTLS");
         return SG_R_INJECTION;
@@ -49,11 +61,8 @@ int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *
               char *detail, size_t len)
 {
     const struct sg_policy *p = sg_config();
-    if (!t->host[0]) {
-        snprintf(detail, len, "no SNI and no resolved name for %s; add a [destination %s] "
-                 "section with verify_name", t->addr, t->addr);
-        return SG_R_NO_NAME;
-    }
+    if (!t->host[0])
+        return no_name(t, detail, len);
     if (c->version(session) < p->min_protocol) {
         snprintf(detail, len, "negotiated %s, policy min_protocol is %s",
                  c->version_name(session), p->min_protocol == SG_TLS13 ? "TLSv1.3" : "TLSv1.2");
@@ -76,18 +85,32 @@ int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *
     return r ? r : check_pins(t, spki, n, detail, len);
 }
 
+/* The program named no host, so the address was the identity and the
+ * certificate does not hold it: say how to name the host. */
+static const char *by_address_hint(const struct sg_target *t, int reason)
+{
+    if ((reason != SG_R_HOSTNAME && reason != SG_R_OWN_VERIFY) || !t->ip_literal ||
+        (t->dest && t->dest->verify_name[0]))
+        return "";
+    return "; the program named no host, so the certificate must hold the address: "
+           "else add a [destination ADDRESS] section with verify_name";
+}
+
 static int conclude(const struct sg_target *t, int reason, const char *detail,
                     const char *protocol, const char *cipher, const char *via,
                     const char *verify, int keep_phase)
 {
     char rule[SG_PATH_MAX + SG_HOST_MAX + 32], words[768];
-    int verdict = !reason ? SG_ACCEPTED
+    /* The program's own verification refused: that happened in every mode. */
+    int verdict = !reason                       ? SG_ACCEPTED
+                  : reason == SG_R_OWN_VERIFY   ? SG_REFUSED
                   : (t->mode == SG_MODE_AUDIT && reason != SG_R_POLICY) ? SG_WOULD_REFUSE
                                                                        : SG_REFUSED;
     sg_config_rule(t->dest, rule, sizeof rule);
     if (reason)
-        snprintf(words, sizeof words, "%s (%s)",
-                 sg_reason_text(reason) + strlen("smtpguard: "), detail ? detail : "");
+        snprintf(words, sizeof words, "%s (%s)%s",
+                 sg_reason_text(reason) + strlen("smtpguard: "), detail ? detail : "",
+                 by_address_hint(t, reason));
     struct sg_event e = {.verdict = verdict, .what = "TLS", .host = t->host, .addr = t->addr,
                          .port = t->port, .protocol = protocol, .cipher = cipher,
                          .check = reason ? sg_reason_check(reason) : NULL,
@@ -95,7 +118,8 @@ static int conclude(const struct sg_target *t, int reason, const char *detail,
                          .via = via};
     sg_log_event(sg_config(), &e);
     if (verdict == SG_REFUSED) {
-        sg_guard_refused(t->fd);
+        if (reason != SG_R_OWN_VERIFY || t->mode == SG_MODE_ENFORCE)
+            sg_guard_refused(t->fd);
         return 0;
     }
     if (protocol && !keep_phase)

@@ -31,7 +31,7 @@ static void set_slot(int fd, unsigned short slot)
 {
     unsigned short old = sg_fdtab[fd];
     __atomic_store_n(&sg_fdtab[fd], slot, __ATOMIC_RELEASE);
-    if (old)
+    if (old && old < SG_FD_MARKER)
         release(old);
 }
 
@@ -81,7 +81,9 @@ struct sg_conn *sg_conn_get(int fd)
         return NULL;
     struct stat st;
     struct sg_conn *c = sg_conn_peek(fd);
-    if (c && fstat(fd, &st) == 0 && st.st_ino == c->ino && st.st_dev == c->dev)
+    if (!c)
+        return NULL; /* a marker: the caller classifies it */
+    if (fstat(fd, &st) == 0 && st.st_ino == c->ino && st.st_dev == c->dev)
         return c;
     /* The number now names something else: glibc closed it internally. */
     sg_fd_forget(fd);
@@ -113,7 +115,7 @@ void sg_fd_copy(int oldfd, int newfd)
         return;
     pthread_mutex_lock(&lock);
     unsigned short slot = (unsigned)oldfd < SG_FD_CAP ? sg_fdtab[oldfd] : 0;
-    if (slot)
+    if (slot && slot < SG_FD_MARKER)
         pool[slot - 1].refs++;
     set_slot(newfd, slot);
     pthread_mutex_unlock(&lock);

@@ -9,11 +9,17 @@
 
 #include "hello.h"
 #include "policy.h"
+#include "resolve.h"
 #include "smtp.h"
 
 #define SG_FD_CAP 65536
 #define SG_CONN_MAX 1024
 #define SG_WIRE_PRE 160 /* a ClientHello's header and random, in up to ~20 records */
+
+/* sg_fdtab values: 0 untracked, 1..SG_CONN_MAX a connection slot + 1, from
+ * SG_FD_MARKER up reserved markers that carry no connection record. Every
+ * slow path classifies a marker first; sg_conn_peek returns NULL for one. */
+#define SG_FD_MARKER 0xFF00u
 
 enum sg_phase {
     SG_PLAIN = 0,     /* plaintext SMTP dialogue */
@@ -35,6 +41,7 @@ struct sg_conn {
     int implicit;               /* implicit-TLS port: no plaintext at all */
     int phase;                  /* enum sg_phase, atomic */
     char host[SG_HOST_MAX];     /* the name the program meant, "" if unknown */
+    char candidates[SG_CANDS_MAX]; /* several names could apply: which (resolve.h) */
     char addr[INET6_ADDRSTRLEN];
     int starttls_sent;          /* awaiting the reply to STARTTLS */
     int injected;               /* bytes came after the 220 reply to STARTTLS */
@@ -80,7 +87,7 @@ static inline struct sg_conn *sg_conn_peek(int fd)
 {
     unsigned short slot =
         (unsigned)fd < SG_FD_CAP ? __atomic_load_n(&sg_fdtab[fd], __ATOMIC_ACQUIRE) : 0;
-    return slot ? &sg_conn_pool[slot - 1] : NULL;
+    return slot && slot < SG_FD_MARKER ? &sg_conn_pool[slot - 1] : NULL;
 }
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "fdstate.h"
+#include "gnutls_sni.h"
 #include "gnutls_verdict.h"
 #include "guard.h"
 #include "locks.h"
@@ -86,9 +87,7 @@ static int is_socket(int fd)
 static int target_of(struct sg_gnutls *g, gnutls_session_t s, struct sg_target *t)
 {
     char sni[SG_HOST_MAX] = "";
-    size_t len = sizeof sni;
-    unsigned type = 0;
-    if (g->gnutls_server_name_get(s, sni, &len, &type, 0) < 0 || type != GNUTLS_NAME_DNS)
+    if (!sg_gnutls_sni(s, sni, sizeof sni))
         sni[0] = 0;
     unsigned char random[SG_RANDOM_LEN];
     int fd = sg_bind_session_socket(s);
@@ -147,11 +146,8 @@ static int apply(struct sg_gnutls *g, gnutls_session_t s, const struct sg_target
     int reason = sg_before_handshake(t, detail, len);
     if (reason || t->mode != SG_MODE_ENFORCE)
         return reason;
-    char sni[4];
-    size_t n = sizeof sni;
-    unsigned type;
-    if (!t->ip_literal && g->gnutls_server_name_get(s, sni, &n, &type, 0) ==
-                              GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+    char sni[SG_HOST_MAX];
+    if (!t->ip_literal && !sg_gnutls_sni(s, sni, sizeof sni))
         g->gnutls_server_name_set(s, GNUTLS_NAME_DNS, t->host, strlen(t->host));
     if (g->gnutls_priority_set_direct(s, priority(p), NULL) < 0) {
         snprintf(detail, len, "GnuTLS rejected the policy's priority string");
@@ -179,6 +175,19 @@ static int explain_failure(struct sg_gnutls *g, gnutls_session_t s, const struct
         return r;
     mark_pending(s, 0);
     sg_bind_end(s);
+    char detail[512];
+    if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR || r == GNUTLS_E_CERTIFICATE_ERROR) {
+        /* The shim never verifies inside GnuTLS's handshake: this is the
+         * program's own check. Logged as such in every mode, its code kept. */
+        snprintf(detail, sizeof detail, "%s (the program verifies with its own trust "
+                 "settings; the policy expects %s)", g->gnutls_strerror(r), t->host);
+        if (t->mode != SG_MODE_ENFORCE) {
+            sg_conclude(t, SG_R_OWN_VERIFY, detail, NULL, NULL);
+            return r;
+        }
+        int code = conclude(g, s, t, SG_R_OWN_VERIFY, detail, 0);
+        return code ? code : r;
+    }
     if (t->mode != SG_MODE_ENFORCE)
         return r;
     if (r == GNUTLS_E_PUSH_ERROR || r == GNUTLS_E_PULL_ERROR ||
@@ -186,7 +195,6 @@ static int explain_failure(struct sg_gnutls *g, gnutls_session_t s, const struct
         sg_guard_refused(t->fd);
         return r;
     }
-    char detail[512];
     snprintf(detail, sizeof detail, "%s; the policy requires TLS 1.2 or newer with a "
              "forward-secret AEAD cipher", g->gnutls_strerror(r));
     int code = conclude(g, s, t, failure_reason(g, s, r), detail, 0);
@@ -325,10 +333,11 @@ SG_EXPORT const char *gnutls_strerror(int error)
 }
 
 /* A session freed in mid-handshake stops claiming its random, and a new one
- * at its address is not taken for it. */
+ * at its address is taken neither for it nor for its SNI. */
 SG_EXPORT void gnutls_deinit(gnutls_session_t s)
 {
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_deinit");
+    sg_gnutls_sni_forget(s);
     if (SG_UNLIKELY(!g || !g->gnutls_deinit))
         return;
     if (g->lib.complete && !sg_tls_inside) {

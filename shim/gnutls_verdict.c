@@ -90,6 +90,10 @@ static int verify(struct sg_gnutls *g, gnutls_x509_trust_list_t list, gnutls_x50
     if (!status)
         return 0;
     describe(g, status, detail, len);
+    size_t k = strlen(detail);
+    while (k && detail[k - 1] == ' ')
+        detail[--k] = 0;
+    snprintf(detail + k, len - k, " (expected %s)", t->host); /* as the OpenSSL side says */
     return status == (GNUTLS_CERT_INVALID | GNUTLS_CERT_UNEXPECTED_OWNER) ? SG_R_HOSTNAME
                                                                          : SG_R_CHAIN;
 }

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "dns_sock.h"
 #include "fdstate.h"
 #include "guard.h"
 #include "log.h"
@@ -211,7 +212,7 @@ int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
     struct sg_conn *c = sg_conn_peek(fd);
     if (!c)
-        return 0;
+        return sg_dns_sock_received(fd, iov, iovcnt, n); /* a marker, maybe DNS */
     int phase = __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE);
     if (phase == SG_TLS_FOREIGN)
         return sg_wire_received(fd, c, iov, iovcnt, n);

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "dns_sock.h"
 #include "fdstate.h"
 #include "gnutls_api.h"
 #include "guard.h"
@@ -55,7 +56,7 @@ static void track(int fd, const struct sockaddr *sa, socklen_t len, int port)
     struct sg_conn *c = sg_conn_open(fd, sa, len, port);
     if (!c)
         return;
-    sg_resolve_lookup(c->addr, c->host, sizeof c->host);
+    sg_resolve_bind(sa, len, c->host, sizeof c->host, c->candidates, sizeof c->candidates);
     sg_guard_connected(fd, sg_port_in(sg_config()->implicit_ports, port));
 }
 
@@ -64,6 +65,8 @@ __attribute__((noinline)) static int connect_slow(int fd, const struct sockaddr 
 {
     int port = inet_port(sa, len);
     const struct sg_policy *p = sg_config();
+    if (port == SG_DNS_PORT && !sg_port_in(p->smtp_ports, port) && p->mode != SG_MODE_OFF)
+        return sg_dns_sock_connect(fd, sa, len);
     if (SG_LIKELY(!port || !sg_port_in(p->smtp_ports, port) ||
                   (p->mode == SG_MODE_OFF && !p->broken) || !is_stream(fd))) {
         if (SG_UNLIKELY(sg_fd_tracked(fd)))
@@ -89,7 +92,7 @@ SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
     const struct sg_policy *p = __atomic_load_n(&sg_config_loaded, __ATOMIC_ACQUIRE);
     if (SG_LIKELY(real && p && !sg_fd_tracked(fd))) {
         int port = inet_port(sa, len);
-        if (!port || !sg_port_in(p->smtp_ports, port))
+        if (!port || (!sg_port_in(p->smtp_ports, port) && port != SG_DNS_PORT))
             return real(fd, sa, len);
     }
     return connect_slow(fd, sa, len);

@@ -17,6 +17,7 @@ enum {
     ST_UNBOUND = 16, /* a client with no descriptor: its ClientHello will name its socket */
     ST_CLAIM = 32,   /* in tlsbind's table while its handshake runs */
     ST_OFF = 64,     /* an SMTP socket in mode off: claims its random, is not judged */
+    ST_OWN_VERIFY = 128, /* the verification in the handshake is the program's own */
 };
 
 static inline unsigned sg_ossl_state(struct sg_ossl *o, SSL *s)

@@ -118,6 +118,25 @@ static int failure_reason(struct sg_ossl *o, unsigned long e)
     }
 }
 
+/* The program's own verification (its store, its names) failed the
+ * handshake: logged as such, in audit mode too (where the program keeps its
+ * own error). 1 when that is what happened. */
+static int own_verify_failed(struct sg_ossl *o, SSL *s, struct sg_target *t)
+{
+    long v = o->SSL_get_verify_result(s);
+    if (v == X509_V_OK || !(sg_ossl_state(o, s) & ST_OWN_VERIFY))
+        return 0;
+    sg_ossl_relearn(o, s, t);
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s (the program verifies with its own trust settings; "
+             "the policy expects %s)", o->X509_verify_cert_error_string(v), t->host);
+    if (t->mode == SG_MODE_ENFORCE)
+        conclude(o, s, t, SG_R_OWN_VERIFY, detail, 0);
+    else
+        sg_conclude(t, SG_R_OWN_VERIFY, detail, NULL, NULL);
+    return 1;
+}
+
 /* The handshake failed inside OpenSSL: say what the policy had to do with it. */
 static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r)
 {
@@ -125,6 +144,8 @@ static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r
     if (err != SSL_ERROR_SSL && err != SSL_ERROR_SYSCALL && err != SSL_ERROR_ZERO_RETURN)
         return r; /* WANT_READ and the like: the handshake goes on */
     sg_ossl_end_claim(o, s);
+    if (err == SSL_ERROR_SSL && own_verify_failed(o, s, t))
+        return r;
     if (t->mode != SG_MODE_ENFORCE)
         return r;
     sg_ossl_relearn(o, s, t);
@@ -165,10 +186,12 @@ static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t, int cli
         return 1;
     }
     char detail[512];
+    /* Before apply: it gives verification to a program that has none. */
+    unsigned own = o->SSL_get_verify_mode(s) & SSL_VERIFY_PEER ? ST_OWN_VERIFY : 0;
     int reason = apply(o, s, t, detail, sizeof detail);
     if (reason)
         return conclude(o, s, t, reason, detail, 0);
-    sg_ossl_set_state(o, s, ST_SEEN | ST_SMTP);
+    sg_ossl_set_state(o, s, ST_SEEN | ST_SMTP | own);
     return 1;
 }
 

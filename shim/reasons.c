@@ -20,6 +20,10 @@ static const struct {
     [SG_R_UNSUPPORTED] = {"unsupported", "smtpguard: this TLS library cannot be driven"},
     [SG_R_UNBOUND] = {"binding",
                       "smtpguard: cannot tell which SMTP connection this TLS session belongs to"},
+    [SG_R_AMBIGUOUS] = {"ambiguous-name",
+                        "smtpguard: several host names resolved to this server's address"},
+    [SG_R_OWN_VERIFY] = {"program-verify",
+                         "smtpguard: the program's own certificate verification refused the server"},
     [SG_R_UNVERIFIED] = {"unverified", "smtpguard: TLS 1.3 by a TLS library smtpguard cannot "
                                        "see into: the certificate is encrypted on the wire"},
     [SG_R_RESUMED] = {"unverified", "smtpguard: a TLS 1.2 session resumed by a TLS library "

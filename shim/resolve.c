@@ -1,103 +1,224 @@
-/* Resolver interposers and the name memory. A fixed ring of recent answers,
- * under a mutex: resolving is slow anyway, and only SMTP connections look. */
+/* The name memory: a fixed ring of recent answers under a mutex. Resolving
+ * is slow anyway, and only SMTP connections look. An entry made from a
+ * getaddrinfo list also keeps the list and the sockaddr, so a connect through
+ * that very sockaddr is bound to that name whatever else resolved to the
+ * same address (a later lookup must not steer it, DESIGN.md pitfall 8). */
 #include <arpa/inet.h>
-#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "locks.h"
 #include "policy.h"
-#include "real.h"
 #include "resolve.h"
 
 #define MEMORY 128
 
-static struct {
-    char addr[INET6_ADDRSTRLEN];
+static struct entry {
+    unsigned char addr[16]; /* IPv4 as IPv4-mapped IPv6 */
     char name[SG_HOST_MAX];
+    int literal;            /* the "name" was an address literal */
+    const void *list, *sa;  /* getaddrinfo's, until freeaddrinfo */
 } memory[MEMORY];
 static unsigned next;
+static int lists; /* entries with a list */
 #define lock sg_lock_resolve
 
-void sg_resolve_remember(const char *name, int family, const void *addr)
+static int is_literal(const char *s)
 {
-    char text[INET6_ADDRSTRLEN];
-    if (!name || !*name || strlen(name) >= SG_HOST_MAX ||
-        !inet_ntop(family, addr, text, sizeof text))
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static int to16(int family, const void *addr, unsigned char out[16])
+{
+    if (family == AF_INET6) {
+        memcpy(out, addr, 16);
+        return 1;
+    }
+    if (family != AF_INET)
+        return 0;
+    memset(out, 0, 10);
+    out[10] = out[11] = 0xFF;
+    memcpy(out + 12, addr, 4);
+    return 1;
+}
+
+void sg_name_normalise(char *name)
+{
+    size_t n = strlen(name);
+    if (n > 1 && name[n - 1] == '.' && name[n - 2] != '.')
+        name[n - 1] = 0;
+}
+
+void sg_addr_normalise(char *addr, size_t cap)
+{
+    struct in6_addr a;
+    if (inet_pton(AF_INET6, addr, &a) == 1 && IN6_IS_ADDR_V4MAPPED(&a))
+        inet_ntop(AF_INET, &a.s6_addr[12], addr, (socklen_t)cap);
+}
+
+void sg_resolve_remember(const char *name, int family, const void *addr, const void *list,
+                         const void *sa)
+{
+    char clean[SG_HOST_MAX];
+    unsigned char a[16];
+    if (!name || !*name || strlen(name) >= SG_HOST_MAX || !to16(family, addr, a))
         return;
+    int literal = is_literal(name);
+    if (literal && !list)
+        return;
+    strcpy(clean, name);
+    sg_name_normalise(clean);
     pthread_mutex_lock(&lock);
-    unsigned i = next++ % MEMORY;
-    strcpy(memory[i].addr, text);
-    strcpy(memory[i].name, name);
+    struct entry *e = &memory[next++ % MEMORY];
+    lists += (list != NULL) - (e->list != NULL);
+    memcpy(e->addr, a, 16);
+    strcpy(e->name, clean);
+    e->literal = literal;
+    e->list = list;
+    e->sa = sa;
     pthread_mutex_unlock(&lock);
+}
+
+int sg_resolve_lists_live(void)
+{
+    return __atomic_load_n(&lists, __ATOMIC_RELAXED) != 0;
+}
+
+void sg_resolve_forget_list(const void *list)
+{
+    pthread_mutex_lock(&lock);
+    for (unsigned i = 0; i < MEMORY; i++)
+        if (memory[i].list == list) {
+            memory[i].list = memory[i].sa = NULL;
+            lists--;
+        }
+    pthread_mutex_unlock(&lock);
+}
+
+static int sockaddr16(const struct sockaddr *sa, socklen_t len, unsigned char out[16])
+{
+    if (sa && sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in))
+        return to16(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out);
+    if (sa && sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
+        return to16(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out);
+    return 0;
+}
+
+static void add_candidate(char *cands, size_t clen, const char *name)
+{
+    size_t used = strlen(cands);
+    snprintf(cands + used, clen - used, "%s%s", used ? ", " : "", name);
+}
+
+#define MAX_CANDS 8
+
+/* Under the lock: the distinct names remembered for a, newest first; more
+ * than MAX_CANDS counts as MAX_CANDS + 1. */
+static int collect(const unsigned char a[16], const char *out[MAX_CANDS])
+{
+    int n = 0;
+    for (unsigned k = 1; k <= MEMORY; k++) {
+        const struct entry *e = &memory[(next - k) % MEMORY];
+        if (!e->name[0] || e->literal || memcmp(e->addr, a, 16) != 0)
+            continue;
+        int seen = 0;
+        for (int j = 0; j < n && !seen; j++)
+            seen = strcasecmp(out[j], e->name) == 0;
+        if (seen)
+            continue;
+        if (n == MAX_CANDS)
+            return n + 1;
+        out[n++] = e->name;
+    }
+    return n;
+}
+
+/* The machine's own name (a program looks it up for EHLO, and it often maps
+ * to a loopback address) names the client, not the server: among several
+ * candidates it does not count. Only the exact name: a prefix match would let
+ * "mail" drop "mail.victim.example" and leave a steered name alone. */
+static int is_own_host(const char *name)
+{
+    char h[SG_HOST_MAX];
+    if (gethostname(h, sizeof h) != 0)
+        return 0;
+    h[sizeof h - 1] = 0;
+    return h[0] && strcasecmp(name, h) == 0;
+}
+
+static int drop_own_host(const char *c[MAX_CANDS], int n)
+{
+    int kept = 0;
+    const char *keep[MAX_CANDS];
+    for (int i = 0; i < n; i++)
+        if (!is_own_host(c[i]))
+            keep[kept++] = c[i];
+    if (kept == 0 || kept == n)
+        return n;
+    memcpy(c, keep, sizeof keep[0] * (size_t)kept);
+    return kept;
+}
+
+/* Under the lock: the name for address a, when exactly one applies. Which
+ * name came last is no evidence (a later lookup must not steer), so several
+ * stay several, with one exception that cannot be steered from outside. */
+static int by_address(const unsigned char a[16], char *name, size_t nlen, char *cands,
+                      size_t clen)
+{
+    const char *c[MAX_CANDS];
+    int n = collect(a, c);
+    if (n > 1 && n <= MAX_CANDS)
+        n = drop_own_host(c, n);
+    if (cands && clen) {
+        cands[0] = 0;
+        for (int i = 0; i < n && i < MAX_CANDS; i++)
+            add_candidate(cands, clen, c[i]);
+        if (n > MAX_CANDS)
+            add_candidate(cands, clen, "...");
+    }
+    if (n == 1 && strlen(c[0]) < nlen)
+        strcpy(name, c[0]);
+    return n == 0 ? SG_NAME_NONE : n == 1 ? SG_NAME_ONE : SG_NAME_SEVERAL;
+}
+
+int sg_resolve_bind(const struct sockaddr *sa, socklen_t len, char *name, size_t nlen,
+                    char *cands, size_t clen)
+{
+    unsigned char a[16];
+    int r = SG_NAME_NONE;
+    name[0] = 0;
+    if (cands && clen)
+        cands[0] = 0;
+    if (!sockaddr16(sa, len, a))
+        return r;
+    pthread_mutex_lock(&lock);
+    for (unsigned i = 0; i < MEMORY && r == SG_NAME_NONE; i++)
+        if (memory[i].sa == sa && memcmp(memory[i].addr, a, 16) == 0 &&
+            strlen(memory[i].name) < nlen) {
+            strcpy(name, memory[i].name);
+            r = SG_NAME_ONE;
+        }
+    if (r == SG_NAME_NONE)
+        r = by_address(a, name, nlen, cands, clen);
+    pthread_mutex_unlock(&lock);
+    return r;
 }
 
 int sg_resolve_lookup(const char *addr, char *name, size_t len)
 {
-    int found = 0;
+    unsigned char a[16], raw[16];
+    int ok = inet_pton(AF_INET, addr, raw) == 1 ? to16(AF_INET, raw, a)
+             : inet_pton(AF_INET6, addr, raw) == 1 ? to16(AF_INET6, raw, a)
+                                                    : 0;
+    if (!ok)
+        return 0;
     pthread_mutex_lock(&lock);
-    for (unsigned k = 1; k <= MEMORY && !found; k++) {
-        unsigned i = (next - k) % MEMORY;
-        if (memory[i].name[0] && strcmp(memory[i].addr, addr) == 0 &&
-            strlen(memory[i].name) < len) {
-            strcpy(name, memory[i].name);
-            found = 1;
-        }
-    }
+    int r = by_address(a, name, len, NULL, 0);
     pthread_mutex_unlock(&lock);
-    return found;
-}
-
-static void remember_hostent(const char *name, const struct hostent *h)
-{
-    for (char **a = h ? h->h_addr_list : NULL; a && *a; a++)
-        sg_resolve_remember(name, h->h_addrtype, *a);
-}
-
-SG_EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-                          struct addrinfo **res)
-{
-    int r = REAL(getaddrinfo)(node, service, hints, res);
-    if (r == 0 && node)
-        for (struct addrinfo *ai = *res; ai; ai = ai->ai_next) {
-            if (ai->ai_family == AF_INET)
-                sg_resolve_remember(node, AF_INET,
-                                    &((struct sockaddr_in *)ai->ai_addr)->sin_addr);
-            else if (ai->ai_family == AF_INET6)
-                sg_resolve_remember(node, AF_INET6,
-                                    &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr);
-        }
-    return r;
-}
-
-SG_EXPORT struct hostent *gethostbyname(const char *name)
-{
-    struct hostent *h = REAL(gethostbyname)(name);
-    remember_hostent(name, h);
-    return h;
-}
-
-SG_EXPORT struct hostent *gethostbyname2(const char *name, int af)
-{
-    struct hostent *h = REAL(gethostbyname2)(name, af);
-    remember_hostent(name, h);
-    return h;
-}
-
-SG_EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t len,
-                              struct hostent **result, int *err)
-{
-    int r = REAL(gethostbyname_r)(name, ret, buf, len, result, err);
-    if (r == 0 && result)
-        remember_hostent(name, *result);
-    return r;
-}
-
-SG_EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
-                               size_t len, struct hostent **result, int *err)
-{
-    int r = REAL(gethostbyname2_r)(name, af, ret, buf, len, result, err);
-    if (r == 0 && result)
-        remember_hostent(name, *result);
-    return r;
+    return r == SG_NAME_ONE;
 }

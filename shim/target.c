@@ -1,6 +1,13 @@
-/* The name a server must prove: the SNI the program set, else the name it
- * resolved to the peer address, else the policy's verify_name for the
- * destination (also the way to name the host behind an IP literal). */
+/* The name a server must prove (DESIGN.md pitfall 8), in this order:
+ *  1. the SNI the program set (a host name: an address there counts as 5);
+ *  2. the policy's verify_name for the destination;
+ *  3. the name bound to the connection: the name whose answer produced the
+ *     address connected to (resolve.c);
+ *  4. when several names resolved to that address and nothing above decides:
+ *     none (refused in enforce mode, with the candidates in the message);
+ *  5. when no name was resolved to it, the program addressed the server by
+ *     address: the address is the identity (its IP SAN), as curl and
+ *     OpenSSL check an address literal. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,7 +47,8 @@ static int peer_by_getpeername(int fd, struct sg_target *t)
     }
     if (!inet_ntop(ss.ss_family, a, t->addr, sizeof t->addr))
         return 0;
-    sg_resolve_lookup(t->addr, t->host, sizeof t->host);
+    sg_resolve_bind((struct sockaddr *)&ss, len, t->host, sizeof t->host, t->candidates,
+                    sizeof t->candidates);
     return 1;
 }
 
@@ -49,11 +57,25 @@ static int finish(struct sg_target *t, const char *sni)
     const struct sg_policy *p = sg_config();
     if (!sg_port_in(p->smtp_ports, t->port))
         return 0;
-    if (sni && *sni)
+    sg_addr_normalise(t->addr, sizeof t->addr);
+    if (sni && *sni) {
         copy(t->host, sizeof t->host, sni);
+        t->candidates[0] = 0;
+    }
+    sg_name_normalise(t->host);
+    if (is_ip(t->host))
+        sg_addr_normalise(t->host, sizeof t->host);
     t->dest = sg_policy_match(p, t->host, t->addr, t->port);
-    if ((!t->host[0] || is_ip(t->host)) && t->dest && t->dest->verify_name[0])
+    /* An address in SNI (RFC 6066 forbids it, careless programs send it) names
+     * no host: verify_name still decides then, as for any address. */
+    int named = sni && *sni && !is_ip(sni);
+    if (!named && t->dest && t->dest->verify_name[0]) {
         copy(t->host, sizeof t->host, t->dest->verify_name);
+        sg_name_normalise(t->host);
+        t->candidates[0] = 0;
+    } else if (!t->host[0] && !t->candidates[0]) {
+        copy(t->host, sizeof t->host, t->addr);
+    }
     t->ip_literal = t->host[0] && is_ip(t->host);
     t->mode = sg_policy_mode(p, t->dest);
     return 1;
@@ -80,6 +102,7 @@ int sg_target_conn(const struct sg_conn *c, int fd, const char *sni, struct sg_t
     t->port = c->port;
     copy(t->addr, sizeof t->addr, c->addr);
     copy(t->host, sizeof t->host, c->host);
+    copy(t->candidates, sizeof t->candidates, c->candidates);
     return finish(t, sni);
 }
 

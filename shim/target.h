@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 
 #include "policy.h"
+#include "resolve.h"
 
 struct sg_target {
     int fd;                        /* -1 while unknown (a connect BIO not yet connected) */
@@ -14,7 +15,8 @@ struct sg_target {
     int mode;                      /* effective mode for this destination */
     const struct sg_dest *dest;    /* matching policy section, or NULL */
     char host[SG_HOST_MAX];        /* the name the certificate must prove, "" if none */
-    char addr[INET6_ADDRSTRLEN];
+    char addr[INET6_ADDRSTRLEN];   /* IPv4-mapped IPv6 written as IPv4 */
+    char candidates[SG_CANDS_MAX]; /* host is "": these names could all apply */
 };
 
 /* A socket (fd < 0: none) on an SMTP port of the policy: fill t, return 1.

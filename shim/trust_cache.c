@@ -20,7 +20,7 @@ struct header {
     uint32_t count, path_len;
 };
 
-static void cache_path(const char *dir, const char *ca_file, char *out, size_t len)
+void sg_trust_cache_path(const char *dir, const char *ca_file, char *out, size_t len)
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of the bundle's path */
     for (const char *p = ca_file; *p; p++)
@@ -53,7 +53,7 @@ int sg_trust_cache_read(const char *ca_file, const struct stat *st, struct sg_tr
     struct header want, got;
     struct stat cs;
     size_t len = strlen(ca_file);
-    cache_path(dir && *dir ? dir : SG_TRUST_CACHE_DIR, ca_file, path, sizeof path);
+    sg_trust_cache_path(dir && *dir ? dir : SG_TRUST_CACHE_DIR, ca_file, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
     if (fd < 0)
         return -1;
@@ -85,7 +85,7 @@ int sg_trust_cache_write(const char *ca_file, const char *dir)
         errno = errno ? errno : EINVAL;
         return -1;
     }
-    cache_path(dir, ca_file, path, sizeof path);
+    sg_trust_cache_path(dir, ca_file, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s.%ld.new", path, (long)getpid());
     identity(&h, &st, strlen(ca_file), n);
     FILE *f = fopen(tmp, "wbx");

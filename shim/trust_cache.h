@@ -28,6 +28,9 @@ struct sg_trust_entry {
  * SG_TRUST_CACHE_DIR. */
 int sg_trust_cache_read(const char *ca_file, const struct stat *st, struct sg_trust_entry **out);
 
+/* The cache file of ca_file in dir, into out (smtpguard-trust-index -c). */
+void sg_trust_cache_path(const char *dir, const char *ca_file, char *out, size_t len);
+
 /* Write the cache of ca_file into dir (atomically). 0, or -1 with errno. */
 int sg_trust_cache_write(const char *ca_file, const char *dir);
 

@@ -10,9 +10,15 @@ EXPORTED = {
     "connect", "close", "close_range", "dup", "dup2", "dup3", "fcntl", "fcntl64", "chroot", "fdopen",
     "write", "send", "sendto", "sendmsg", "writev",
     "read", "recv", "recvfrom", "recvmsg", "readv",
-    "getaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r", "gethostbyname2_r",
+    "getaddrinfo", "freeaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r",
+    "gethostbyname2_r",
+    # the res_* family, under glibc 2.34's names and the __res_ names older programs call
+    *(prefix + name for prefix in ("", "__") for name in
+      ("res_query", "res_search", "res_querydomain", "res_nquery", "res_nsearch",
+       "res_nquerydomain")),
     "SSL_connect", "SSL_do_handshake", "SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex",
-    "SSL_peek", "SSL_peek_ex", "gnutls_handshake", "gnutls_strerror", "gnutls_deinit",
+    "SSL_peek", "SSL_peek_ex", "gnutls_handshake", "gnutls_strerror",
+    "gnutls_server_name_set", "gnutls_deinit",   # a GnuTLS client's own SNI (issue 12)
 }
 # A SANITIZE=1 build also needs the sanitizer runtimes.
 ALLOWED_NEEDED = re.compile(r"^(libc|libdl|libpthread|libasan|libubsan)\.so\.\d+$"

@@ -1,6 +1,6 @@
 """The smtpguard command as an administrator meets it (scripts/smtpguard): --version,
 --help of every subcommand, usage errors, enable's policy check, status (checksum,
-damage, log destination, --json, exit codes), check (not found, --root, interpreters
+damage, log destination, trust index, --json, exit codes), check (not found, --root, interpreters
 and version-manager shims), policy-check --match.
 
 Like tests/test_deploy.py, the machine's own /etc is never touched: --root DIR, or a
@@ -24,6 +24,7 @@ SMTPGUARD = REPO / "scripts" / "smtpguard"
 VERSION = (REPO / "VERSION").read_text().strip()
 SUBCOMMANDS = ("enable", "disable", "status", "check", "policy-check")
 INSTALLED = "/usr/lib/smtpguard/libsmtpguard.so"     # where a --root holds its library
+INDEXER = LIB.parent / "smtpguard-trust-index"       # beside the library, as installed
 
 pytestmark = pytest.mark.skipif(sanitize.ENABLED, reason="smtpguard deploys the release build")
 needs_namespaces = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
@@ -237,6 +238,52 @@ def test_status_exit_codes(root):
     assert code == 2 and state["library_state"] == "missing", state
 
 
+def test_status_says_whether_the_trust_index_is_current(certs, tmp_path):
+    """The index smtpguard-trust-index prepares for the policy's ca_file: missing, then
+    current once the tool ran, stale when the bundle changed (a process would parse it
+    itself: status says how to fix it), current again; a bundle the index cannot describe
+    is said so. Slower, never wrong: neither a problem nor a warning."""
+    bundle, cache, policy = tmp_path / "bundle.pem", tmp_path / "cache", tmp_path / "p.conf"
+    bundle.write_bytes(Path(certs.ca).read_bytes() + Path(certs.ca2).read_bytes())
+    policy.write_text(policy_text([2525], ca=bundle, log=tmp_path / "sg.log"))
+    env = dict(baseline_env(), SMTPGUARD_POLICY=str(policy), SMTPGUARD_TRUST_CACHE=str(cache))
+
+    def state(want):
+        res = smtpguard("status", "--json", env=env)
+        got = json.loads(res.stdout)
+        assert (res.returncode, got["ca_file"], got["trust_index"]) == (1, str(bundle), want), got
+        assert got["problems"] == got["warnings"] == [], got
+        return got, smtpguard("status", env=env).stdout.splitlines()
+
+    fix = f"each process parses the bundle itself; run: {INDEXER} {bundle} "
+    got, lines = state("missing")
+    assert got["trust_index_note"].startswith(fix), got
+    assert any(line.startswith(f"trust index: for {bundle}: MISSING: {fix}") for line in lines)
+    ok(run([INDEXER, bundle], env))                       # as the hook does
+    got, lines = state("current")
+    assert Path(got["trust_index_file"]).parent == cache and "trust_index_note" not in got, got
+    assert f"trust index: {got['trust_index_file']} (current, for {bundle})" in lines, lines
+    bundle.write_bytes(Path(certs.ca).read_bytes())      # a trust-store update
+    got, lines = state("stale")
+    assert any(line.startswith(f"trust index: for {bundle}: STALE: {fix}") for line in lines)
+    ok(run([INDEXER, bundle], env))
+    state("current")
+    bundle.write_bytes(Path(certs.ca).read_bytes() + b"-----BEGIN PRIVATE KEY-----\n")
+    got, _ = state("unindexable")
+    assert got["trust_index_note"] == f"{bundle} cannot be indexed: each process parses it whole"
+
+
+def test_status_root_looks_for_the_bundle_and_index_inside_it(root, certs):
+    code, state = status_json(root)
+    assert state["trust_index"] == "unreadable", state     # no bundle in the root
+    bundle = root / "etc/ssl/certs/ca-certificates.crt"
+    bundle.parent.mkdir(parents=True)
+    shutil.copy(certs.ca, bundle)
+    code, state = status_json(root)
+    assert state["trust_index"] == "missing", state
+    assert state["trust_index_file"].startswith(f"{root}/var/cache/smtpguard/trust-"), state
+
+
 @needs_namespaces
 def test_status_with_the_library_gone_still_sees_the_policy(tmp_path):
     """Every program then prints the loader's complaint on stderr, the checker too: the
@@ -348,6 +395,17 @@ def test_installed_command_knows_its_version_and_checker(tmp_path):
     man = (dest / "usr/share/man/man8/smtpguard.8").read_text()
     assert man.startswith('.TH SMTPGUARD 8 "') and f'"smtpguard {VERSION}"' in man
     assert stat.S_IMODE(os.stat(command).st_mode) == 0o755 and BUILD.exists()
+    # The trust index's tool beside the library, and the ca-certificates hook naming it.
+    tool, hook = dest / "usr/lib/smtpguard/smtpguard-trust-index", \
+        dest / "etc/ca-certificates/update.d/smtpguard"
+    assert stat.S_IMODE(os.stat(tool).st_mode) == stat.S_IMODE(os.stat(hook).st_mode) == 0o755
+    assert "INDEXER=/usr/lib/smtpguard/smtpguard-trust-index\n" in hook.read_text()
+    assert not (dest / "var/cache/smtpguard").exists(), "indexed at build time (DESTDIR)"
+    (dest / "var/cache/smtpguard").mkdir(parents=True)
+    ok(run(["make", "-s", "uninstall", f"DESTDIR={dest}", "PREFIX=/usr"], baseline_env(),
+           timeout=300, cwd=REPO))
+    for gone in (tool, hook, command, dest / "var/cache/smtpguard"):
+        assert not gone.exists(), gone
 
 
 def test_disable_library_removes_that_entry_alone(tmp_path):

@@ -513,6 +513,8 @@ INSTALLED = {
     "usr/local/lib/smtpguard/libsmtpguard.so.sha256": 0o644,
     "usr/local/lib/smtpguard/smtpguard-report": 0o755,
     "usr/local/lib/smtpguard/smtpguard-probe": 0o755,
+    "usr/local/lib/smtpguard/smtpguard-trust-index": 0o755,
+    "etc/ca-certificates/update.d/smtpguard": 0o755,     # runs it after update-ca-certificates
     "usr/local/bin/smtpguard-policy": 0o755,
     "usr/local/share/man/man1/smtpguard-policy.1": 0o644,
     "usr/local/sbin/smtpguard": 0o755,
@@ -528,7 +530,7 @@ def make_into(dest, target):
     with open(BUILD / ".make.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return run(["make", "-s", "-o", "build/libsmtpguard.so", "-o", "build/smtpguard-policy",
-                    target, f"DESTDIR={dest}", "PREFIX=/usr/local"], baseline_env(),
+                    "-o", "build/smtpguard-trust-index", target, f"DESTDIR={dest}", "PREFIX=/usr/local"], baseline_env(),
                    timeout=120, cwd=REPO)
 
 

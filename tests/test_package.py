@@ -1,6 +1,8 @@
 """The Debian package (make deb: debian/, scripts/build-deb): its files, lintian, and
-its life on a system: install, enable, a careless mailer refused by a hostile server and
-delivering to a good one, upgrade while enabled, disable, remove, purge.
+its life on a system: install (the trust index prepared, refreshed by the hook after
+update-ca-certificates), enable, a careless mailer refused by a hostile server and
+delivering to a good one, upgrade while enabled, disable, remove, purge. And make
+install / make uninstall on such a system.
 
 The system is a throwaway one: a mount namespace with overlays over /etc, /usr and /var
 (lib/sysroot.py SystemOverlay), where dpkg installs for real, with its own database and
@@ -11,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -42,8 +45,13 @@ def arch(var):
 MULTIARCH = arch("DEB_HOST_MULTIARCH") if not MISSING else "?"
 LIBDIR = f"/usr/lib/{MULTIARCH}/smtpguard"
 LIB = f"{LIBDIR}/libsmtpguard.so"
+HOOK = "/etc/ca-certificates/update.d/smtpguard"
+BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+CACHE = "/var/cache/smtpguard"
 FILES = {   # the package's files (directories aside), with their modes
     "etc/smtpguard/policy.conf": 0o644,
+    HOOK.lstrip("/"): 0o755,
+    f"usr/lib/{MULTIARCH}/smtpguard/smtpguard-trust-index": 0o755,
     f"usr/lib/{MULTIARCH}/smtpguard/libsmtpguard.so": 0o644,
     f"usr/lib/{MULTIARCH}/smtpguard/libsmtpguard.so.sha256": 0o644,
     f"usr/lib/{MULTIARCH}/smtpguard/smtpguard-report": 0o755,
@@ -110,8 +118,8 @@ def test_package_files_version_and_lintian(debs, tmp_path):
     version = ok(run(["dpkg-deb", "-f", deb, "Version"], baseline_env())).stdout.strip()
     assert version == VERSION
     ok(run(["dpkg-deb", "-e", deb, tmp_path / "control"], baseline_env()))
-    assert (tmp_path / "control" / "conffiles").read_text().split() == \
-        ["/etc/smtpguard/policy.conf"]
+    assert sorted((tmp_path / "control" / "conffiles").read_text().split()) == \
+        [HOOK, "/etc/smtpguard/policy.conf"]
     prerm = (tmp_path / "control" / "prerm").read_text()
     assert f"LIB={LIB}\n" in prerm, prerm
     assert not (tmp_path / "control" / "postinst").exists() or \
@@ -119,6 +127,8 @@ def test_package_files_version_and_lintian(debs, tmp_path):
 
     root = tmp_path / "x"
     ok(run(["dpkg-deb", "-x", deb, root], baseline_env()))
+    hook = (root / HOOK.lstrip("/")).read_text()
+    assert f"INDEXER={LIBDIR}/smtpguard-trust-index\n" in hook, hook
     res = ok(run([root / "usr/sbin/smtpguard", "--version"], baseline_env()))
     assert res.stdout == f"smtpguard {VERSION}\n", describe(res)
     lib = root / LIB.lstrip("/")
@@ -131,7 +141,7 @@ def test_package_files_version_and_lintian(debs, tmp_path):
 
     dbgsym = deb.with_name(deb.name.replace("smtpguard_", "smtpguard-dbgsym_"))
     debug = [f for f in contents(dbgsym) if f.startswith("usr/lib/debug/.build-id/")]
-    assert len([f for f in debug if f.endswith(".debug")]) == 2, debug   # library, checker
+    assert len([f for f in debug if f.endswith(".debug")]) == 3, debug   # library, checker, indexer
 
     res = run(["lintian", "--fail-on", "error,warning", deb], baseline_env(), timeout=120)
     assert res.returncode == 0, describe(res)
@@ -190,6 +200,40 @@ class System:
         return res.returncode, json.loads(res.stdout)
 
 
+# Runs $1 (sh), then `smtpguard status --json`, in one namespace: the index records the
+# bundle's device number, which is the overlay's, and that can change between mounts.
+_THEN_STATUS = 'sh -c "$1" >&2 || exit 99; exec ${2:-smtpguard} status --json'
+
+
+def status_after(system, script, command=""):
+    res = system.run(["sh", "-c", _THEN_STATUS, "sh", script, command], timeout=240)
+    assert res.returncode in (0, 1), describe(res)
+    return json.loads(res.stdout)
+
+
+def index_of(system, bundle=BUNDLE):
+    """The index file for bundle in the system's /var/cache/smtpguard, read directly:
+    (size of the bundle it describes, its path, number of certificates)."""
+    cache = system.overlay.base / "var" / CACHE.removeprefix("/var/")
+    found = []
+    for f in sorted(cache.glob("trust-*.idx")) if cache.exists() else []:
+        data = f.read_bytes()
+        _, _, _, size, _, _, count, plen = struct.unpack_from("=8s5Q2I", data)
+        path = data[56:56 + plen].decode()
+        if path == bundle:
+            found.append((size, path, count))
+    return found
+
+
+def assert_index_matches(system, state):
+    """status says current, and the index file describes the bundle as it is."""
+    assert (state["ca_file"], state["trust_index"]) == (BUNDLE, "current"), state
+    assert state["trust_index_file"].startswith(f"{CACHE}/trust-"), state
+    text = ok(system.run(["cat", BUNDLE])).stdout
+    assert index_of(system) == [(len(text.encode()), BUNDLE,
+                                 text.count("-----BEGIN CERTIFICATE-----"))]
+
+
 def real_state():
     path = Path("/etc/ld.so.preload")
     res = subprocess.run(["dpkg-query", "-W", "smtpguard"], capture_output=True, text=True)
@@ -227,8 +271,8 @@ def test_install_enable_upgrade_disable_remove_purge(debs, smtp_server, certs, t
     res, why = mail(system, hostile, log)
     assert res.returncode == 0 and hostile.credentials() == [(USER, PASSWORD, True)], why
 
-    # Install: everything in place, nothing enabled.
-    ok(system.run(["dpkg", "-i", debs[VERSION]]))
+    # Install: everything in place, nothing enabled; the postinst prepared the index.
+    assert_index_matches(system, status_after(system, f"dpkg -i '{debs[VERSION]}'"))
     assert system.installed() == f"install ok installed {VERSION}"
     assert system.preload() is None, "installing enabled the preload"
     assert ok(system.run(["smtpguard", "--version"])).stdout == f"smtpguard {VERSION}\n"
@@ -241,6 +285,19 @@ def test_install_enable_upgrade_disable_remove_purge(debs, smtp_server, certs, t
     code, state = system.status()
     assert code == 1 and state["enabled"] is False and state["library"] == LIB, state
     assert state["library_state"] == "ok" and state["sha256"] == state["installed_sha256"]
+
+    # The bundle changes: the index no longer matches (processes would parse the bundle
+    # themselves); the hook refreshes it. update-ca-certificates runs the hook.
+    state = status_after(system, f"cat '{certs.ca2}' >> {BUNDLE}")
+    assert state["trust_index"] == "stale", state
+    assert "each process parses the bundle itself; run: " in state["trust_index_note"], state
+    assert_index_matches(system, status_after(system, HOOK))
+    added = "/usr/local/share/ca-certificates/smtpguard-test.crt"
+    state = status_after(system, f"mkdir -p {os.path.dirname(added)} && cp '{certs.ca}' "
+                                 f"{added} && update-ca-certificates")
+    assert_index_matches(system, state)
+    pem = Path(certs.ca).read_text().split("-----")[2].strip()
+    assert pem in ok(system.run(["cat", BUNDLE])).stdout, "update-ca-certificates ignored it"
 
     # The administrator's policy (the conffile, edited), then enable.
     system.overlay.write("smtpguard/policy.conf",
@@ -285,10 +342,31 @@ def test_install_enable_upgrade_disable_remove_purge(debs, smtp_server, certs, t
         assert system.run(["test", "-e", gone]).returncode == 1, gone
     assert ok(system.run(["/bin/true"])).stderr == ""
     assert system.overlay.path("smtpguard/policy.conf").exists()   # a conffile: kept
+    ok(system.run([HOOK]))                      # kept too, and harmless without its tool
 
-    # Purge: the policy goes too.
+    # Purge: the policy goes too, and the index.
+    assert index_of(system)
     ok(system.run(["dpkg", "-P", "smtpguard"]))
     assert system.installed() is None
-    assert system.run(["test", "-e", "/etc/smtpguard"]).returncode == 1
+    for gone in ("/etc/smtpguard", HOOK, CACHE):
+        assert system.run(["test", "-e", gone]).returncode == 1, gone
 
+    assert real_state() == before, "the machine's own system changed"
+
+
+@needs_namespaces
+def test_make_install_prepares_the_index_and_uninstall_removes_it(tmp_path):
+    """make install without DESTDIR, on a system: the tool and the hook in place, the
+    index prepared; make uninstall takes them away with the index."""
+    before = real_state()
+    system = System(tmp_path / "sys")
+    make = (f"make -s -C '{REPO}' PREFIX=/usr/local -o build/libsmtpguard.so "
+            "-o build/smtpguard-policy -o build/smtpguard-trust-index")  # never rebuilt here
+    state = status_after(system, f"{make} install", "/usr/local/sbin/smtpguard")
+    assert_index_matches(system, state)
+    hook = ok(system.run(["cat", HOOK])).stdout
+    assert "INDEXER=/usr/local/lib/smtpguard/smtpguard-trust-index\n" in hook, hook
+    ok(system.run(["sh", "-c", f"{make} uninstall"]))
+    for gone in (HOOK, CACHE, "/usr/local/lib/smtpguard", "/usr/local/sbin/smtpguard"):
+        assert system.run(["test", "-e", gone]).returncode == 1, gone
     assert real_state() == before, "the machine's own system changed"

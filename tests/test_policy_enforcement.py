@@ -87,11 +87,16 @@ def test_verify_name_names_the_host_for_an_ip_literal(deliver):
     assert delivered(server), describe(res)
 
 
-def test_unknown_name_is_refused_with_the_fix_in_words(deliver):
-    """curl parses an IP literal itself: no SNI, no resolver call, so no name."""
+def test_ip_literal_without_a_name_proves_the_address(deliver):
+    """curl parses an IP literal itself: no SNI, no resolver call, so no name. The
+    address is the identity (issue 12): `good` holds IP:127.0.0.1 and delivers;
+    `wronghost` names only a DNS name and is refused, the log saying how to name it."""
     server, res, _ = deliver("good", host="127.0.0.1")
+    assert delivered(server), describe(res)
+    server, res, env = deliver("wronghost", host="127.0.0.1")
     assert leaked_nothing(server) and res.returncode != 0, describe(res)
-    assert "no host name known" in res.stderr
+    assert "does not match the host name" in res.stderr, describe(res)
+    assert "hostname" in env.log() and "verify_name" in env.log(), env.log()
 
 
 @pytest.mark.parametrize("cert,ok", [("good", True), ("wronghost", False)])

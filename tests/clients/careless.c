@@ -26,6 +26,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <arpa/nameser.h>
+#include <resolv.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -287,9 +289,57 @@ static const struct io_ops bio_io = { "bio", bio_read, bio_write };
 /* ------------------------------------------------------------------------ */
 /* TCP                                                                      */
 
+/* Test knobs for the name binding tests (tests/test_identity.py):
+ * SG_ALSO_RESOLVE="a b": after resolving HOST, resolve these names too, for
+ * the same port (a later lookup, for the same service); SG_COPY_ADDR=1: connect from a copy of the
+ * address, not from getaddrinfo's own sockaddr; SG_MAP_V6=1: connect an IPv6
+ * socket to the IPv4-mapped form of an IPv4 address. */
+static void also_resolve(const char *port)
+{
+    const char *names = getenv("SG_ALSO_RESOLVE");
+    char buf[512], *save = NULL;
+    if (!names || strlen(names) >= sizeof buf)
+        return;
+    strcpy(buf, names);
+    for (char *n = strtok_r(buf, " ", &save); n; n = strtok_r(NULL, " ", &save)) {
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *r;
+        if (getaddrinfo(n, port, &hints, &r) == 0)
+            freeaddrinfo(r);
+    }
+}
+
+/* The address to connect to, per the knobs above; *family for socket(). */
+static const struct sockaddr *knob_addr(const struct addrinfo *ai, struct sockaddr_storage *ss,
+                                        socklen_t *len, int *family)
+{
+    *family = ai->ai_family;
+    *len = ai->ai_addrlen;
+    if (getenv("SG_MAP_V6") && ai->ai_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ai->ai_addr;
+        struct sockaddr_in6 *six = (struct sockaddr_in6 *)ss;
+        memset(ss, 0, sizeof *ss);
+        six->sin6_family = AF_INET6;
+        six->sin6_port = in->sin_port;
+        six->sin6_addr.s6_addr[10] = six->sin6_addr.s6_addr[11] = 0xFF;
+        memcpy(&six->sin6_addr.s6_addr[12], &in->sin_addr, 4);
+        *family = AF_INET6;
+        *len = sizeof *six;
+        return (struct sockaddr *)ss;
+    }
+    if (getenv("SG_COPY_ADDR")) {
+        memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+        return (struct sockaddr *)ss;
+    }
+    return ai->ai_addr;
+}
+
 static int connect_one(const struct addrinfo *ai, int nonblocking)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    struct sockaddr_storage ss;
+    socklen_t alen;
+    int family;
+    const struct sockaddr *addr = knob_addr(ai, &ss, &alen, &family);
+    int fd = socket(family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0)
         return -1;
     if (nonblocking) {
@@ -299,7 +349,7 @@ static int connect_one(const struct addrinfo *ai, int nonblocking)
             return -1;
         }
     }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+    if (connect(fd, addr, alen) == 0)
         return fd;
     if (nonblocking && errno == EINPROGRESS) {
         struct pollfd p = { .fd = fd, .events = POLLOUT };
@@ -319,14 +369,147 @@ static int connect_one(const struct addrinfo *ai, int nonblocking)
     return -1;
 }
 
+
+/* SG_DNS_SERVER=ADDR:PORT (tests/test_identity.py): resolve HOST as Postfix
+ * and Exim do, with the res_* API against that server instead of
+ * getaddrinfo; SG_DNS_API=search|nsearch|query picks the call, or udp|tcp|tcp1
+ * (tcp: the frame length read first; tcp1: the frame in one read) for a
+ * resolver of the program's own (as c-ares and OpenSMTPD's asr have:
+ * its own socket to the server, res_mkquery only to build the question).
+ * SG_DNS_MX=1 looks HOST up as a mail domain and connects to its first MX
+ * host. The list made holds one IPv4 address. */
+static int own_query(const struct sockaddr_in *ns, int tcp, const char *name, int type,
+                     unsigned char *ans, int len)
+{
+    unsigned char q[NS_PACKETSZ + 2];
+    int n = res_mkquery(QUERY, name, C_IN, type, NULL, 0, NULL, q + 2, NS_PACKETSZ);
+    int fd = socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+    struct timeval tv = { .tv_sec = 5 };
+    if (n < 0 || fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        connect(fd, (const struct sockaddr *)ns, sizeof *ns) != 0)
+        fail("own resolver: cannot reach the server: %s", strerror(errno));
+    q[0] = (unsigned char)(n >> 8);
+    q[1] = (unsigned char)n;
+    if (send(fd, tcp ? q : q + 2, (size_t)n + (tcp ? 2 : 0), 0) < 0)
+        fail("own resolver: send: %s", strerror(errno));
+    int got = 0;
+    if (tcp == 2) { /* the whole frame in one read, as c-ares reads it */
+        unsigned char frame[NS_MAXMSG + 2];
+        got = (int)recv(fd, frame, sizeof frame, 0);
+        int want = got >= 2 ? frame[0] << 8 | frame[1] : -1;
+        if (want < 0 || want > len || got != want + 2)
+            fail("own resolver: not one whole frame (%d bytes)", got);
+        memcpy(ans, frame + 2, (size_t)want);
+        got = want;
+    } else if (tcp) { /* the frame length first, then the message, as asr reads them */
+        unsigned char hdr[2];
+        if (recv(fd, hdr, 2, MSG_WAITALL) != 2)
+            fail("own resolver: no answer");
+        int want = hdr[0] << 8 | hdr[1];
+        if (want > len)
+            fail("own resolver: answer too long");
+        got = (int)recv(fd, ans, (size_t)want, MSG_WAITALL);
+    } else {
+        got = (int)recv(fd, ans, (size_t)len, 0);
+    }
+    close(fd);
+    return got;
+}
+
+static int dns_query(const char *name, int type, unsigned char *ans, int len)
+{
+    static struct __res_state st;
+    const char *api = getenv("SG_DNS_API") ? getenv("SG_DNS_API") : "search";
+    char server[64];
+    snprintf(server, sizeof server, "%s", getenv("SG_DNS_SERVER"));
+    char *colon = strrchr(server, ':');
+    if (!colon)
+        fail("SG_DNS_SERVER is ADDR:PORT");
+    *colon = 0;
+    struct sockaddr_in ns = { .sin_family = AF_INET, .sin_port = htons(atoi(colon + 1)) };
+    inet_pton(AF_INET, server, &ns.sin_addr);
+    if (!strcmp(api, "udp") || !strcmp(api, "tcp") || !strcmp(api, "tcp1"))
+        return own_query(&ns, !strcmp(api, "tcp1") ? 2 : !strcmp(api, "tcp"), name, type,
+                         ans, len);
+    if (!strcmp(api, "nsearch")) {
+        if (res_ninit(&st) != 0)
+            fail("res_ninit");
+        st.nsaddr_list[0] = ns;
+        st.nscount = 1;
+        return res_nsearch(&st, name, C_IN, type, ans, len);
+    }
+    if (res_init() != 0)
+        fail("res_init");
+    _res.nsaddr_list[0] = ns;
+    _res.nscount = 1;
+    return !strcmp(api, "query") ? res_query(name, C_IN, type, ans, len)
+                                 : res_search(name, C_IN, type, ans, len);
+}
+
+/* The first record of type in the answer section: its rdata offset. */
+static int first_record(const unsigned char *ans, int n, int type, int *rdlen)
+{
+    const unsigned char *p = ans + 12, *end = ans + n;
+    char name[NS_MAXDNAME];
+    int qd = ans[4] << 8 | ans[5], an = ans[6] << 8 | ans[7];
+    for (int i = 0; i < qd; i++) {
+        int k = dn_skipname(p, end);
+        if (k < 0)
+            return -1;
+        p += k + 4;
+    }
+    for (int i = 0; i < an && p < end; i++) {
+        int k = dn_expand(ans, end, p, name, sizeof name);
+        if (k < 0 || p + k + 10 > end)
+            return -1;
+        p += k;
+        int t = p[0] << 8 | p[1], len = p[8] << 8 | p[9];
+        p += 10;
+        if (t == type) {
+            *rdlen = len;
+            return (int)(p - ans);
+        }
+        p += len;
+    }
+    return -1;
+}
+
+static struct addrinfo *dns_resolve(const char *host, const char *port)
+{
+    static unsigned char ans[4096];
+    static char target[NS_MAXDNAME];
+    static struct sockaddr_in sin;
+    static struct addrinfo ai;
+    int n, len, off;
+    if (getenv("SG_DNS_MX")) {
+        n = dns_query(host, T_MX, ans, sizeof ans);
+        if (n <= 0 || (off = first_record(ans, n, T_MX, &len)) < 0 ||
+            dn_expand(ans, ans + n, ans + off + 2, target, sizeof target) < 0)
+            fail("no MX for %s", host);
+        host = target;
+    }
+    n = dns_query(host, T_A, ans, sizeof ans);
+    if (n <= 0 || (off = first_record(ans, n, T_A, &len)) < 0 || len != 4)
+        fail("no A record for %s", host);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(atoi(port));
+    memcpy(&sin.sin_addr, ans + off, 4);
+    ai = (struct addrinfo){ .ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
+                            .ai_addr = (struct sockaddr *)&sin, .ai_addrlen = sizeof sin };
+    return &ai;
+}
+
 /* Resolves with getaddrinfo and connects to the first address that answers. */
 static void tcp_connect(struct conn *c)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
     struct addrinfo *res = NULL;
-    int r = getaddrinfo(c->host, c->port, &hints, &res);
+    int dns = getenv("SG_DNS_SERVER") != NULL;
+    int r = dns ? (res = dns_resolve(c->host, c->port), 0)
+                : getaddrinfo(c->host, c->port, &hints, &res);
     if (r != 0)
         fail("cannot resolve %s: %s", c->host, gai_strerror(r));
+    also_resolve(c->port);
     int err = 0;
     c->fd = -1;
     for (struct addrinfo *ai = res; ai && c->fd < 0; ai = ai->ai_next) {
@@ -334,7 +517,8 @@ static void tcp_connect(struct conn *c)
         if (c->fd < 0)
             err = errno;
     }
-    freeaddrinfo(res);
+    if (!dns)
+        freeaddrinfo(res);
     if (c->fd < 0)
         fail("cannot connect to %s port %s: %s", c->host, c->port, strerror(err));
     c->io = &plain_io;

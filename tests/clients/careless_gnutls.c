@@ -150,8 +150,12 @@ static void set_priority(gnutls_session_t s, const char *priority)
             where ? where : "", gnutls_strerror(r));
 }
 
+/* SG_SNI (tests/test_identity.py): the name to set instead of HOST, which is
+ * then only where to connect (an address, say). */
 static void set_sni(gnutls_session_t s, const char *host)
 {
+    if (getenv("SG_SNI"))
+        host = getenv("SG_SNI");
     if (is_ip(host)) /* RFC 6066: no address literals in SNI */
         return;
     int r = gnutls_server_name_set(s, GNUTLS_NAME_DNS, host, strlen(host));
@@ -277,13 +281,61 @@ static void conn_write(struct conn *c, const char *buf, size_t len)
     }
 }
 
+/* Test knobs for the name binding tests (tests/test_identity.py):
+ * SG_ALSO_RESOLVE="a b": after resolving HOST, resolve these names too, for
+ * the same port (a later lookup, for the same service); SG_COPY_ADDR=1: connect from a copy of the
+ * address, not from getaddrinfo's own sockaddr; SG_MAP_V6=1: connect an IPv6
+ * socket to the IPv4-mapped form of an IPv4 address. */
+static void also_resolve(const char *port)
+{
+    const char *names = getenv("SG_ALSO_RESOLVE");
+    char buf[512], *save = NULL;
+    if (!names || strlen(names) >= sizeof buf)
+        return;
+    strcpy(buf, names);
+    for (char *n = strtok_r(buf, " ", &save); n; n = strtok_r(NULL, " ", &save)) {
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *r;
+        if (getaddrinfo(n, port, &hints, &r) == 0)
+            freeaddrinfo(r);
+    }
+}
+
+/* The address to connect to, per the knobs above; *family for socket(). */
+static const struct sockaddr *knob_addr(const struct addrinfo *ai, struct sockaddr_storage *ss,
+                                        socklen_t *len, int *family)
+{
+    *family = ai->ai_family;
+    *len = ai->ai_addrlen;
+    if (getenv("SG_MAP_V6") && ai->ai_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ai->ai_addr;
+        struct sockaddr_in6 *six = (struct sockaddr_in6 *)ss;
+        memset(ss, 0, sizeof *ss);
+        six->sin6_family = AF_INET6;
+        six->sin6_port = in->sin_port;
+        six->sin6_addr.s6_addr[10] = six->sin6_addr.s6_addr[11] = 0xFF;
+        memcpy(&six->sin6_addr.s6_addr[12], &in->sin_addr, 4);
+        *family = AF_INET6;
+        *len = sizeof *six;
+        return (struct sockaddr *)ss;
+    }
+    if (getenv("SG_COPY_ADDR")) {
+        memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+        return (struct sockaddr *)ss;
+    }
+    return ai->ai_addr;
+}
+
 static int dial(const struct addrinfo *ai, int nonblocking)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+    struct sockaddr_storage ss;
+    socklen_t alen;
+    int family;
+    const struct sockaddr *addr = knob_addr(ai, &ss, &alen, &family);
+    int fd = socket(family, ai->ai_socktype | SOCK_CLOEXEC |
                     (nonblocking ? SOCK_NONBLOCK : 0), ai->ai_protocol);
     if (fd < 0)
         return -1;
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+    if (connect(fd, addr, alen) == 0)
         return fd;
     if (errno == EINPROGRESS) {
         int err = 0;
@@ -305,6 +357,7 @@ static void conn_open(struct conn *c)
     int r = getaddrinfo(c->host, c->port, &hints, &res);
     if (r)
         die(1, "%s: %s", c->host, gai_strerror(r));
+    also_resolve(c->port);
     int err = 0;
     for (struct addrinfo *ai = res; ai && c->fd < 0; ai = ai->ai_next)
         if ((c->fd = dial(ai, c->style->nonblocking)) < 0)

@@ -59,6 +59,8 @@ class Certs:
     wronghost: Cert
     expired: Cert
     unknownca: Cert
+    goodname: Cert   # SAN DNS:smtp.good.test only (no address), test CA
+    attacker: Cert   # SAN DNS:attacker.test only, test CA: valid, for another name
 
     def get(self, name):
         return getattr(self, name)
@@ -134,6 +136,8 @@ def make_certs(directory):
                         cn="wrong.example.net"),
         expired=_leaf(d, "expired", ca, dates=("20200101000000Z", "20210101000000Z")),
         unknownca=_leaf(d, "unknownca", ca2),
+        goodname=_leaf(d, "goodname", ca, names="DNS:smtp.good.test", cn="smtp.good.test"),
+        attacker=_leaf(d, "attacker", ca, names="DNS:attacker.test", cn="attacker.test"),
     )
 
 

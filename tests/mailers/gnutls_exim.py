@@ -6,7 +6,10 @@
 Delivers MESSAGE_FILE from sender@example.com to rcpt@example.com through the
 smarthost localhost:PORT with the test credentials (AUTH PLAIN), TLS required
 (STARTTLS, or TLS on connect for implicit) but the certificate not verified
-(tls_verify_certificates unset). EXIM is an exim4 binary that is not installed
+(tls_verify_certificates unset). With SG_EXIM_DNS=ADDR (tests/test_identity.py) it
+routes as a real MTA does instead: a dnslookup router finds the MX host of the
+recipient's domain (SG_EXIM_TO, an address at a test domain) through the resolver at
+ADDR port 53 (a private /etc/resolv.conf), with no SNI set. EXIM is an exim4 binary that is not installed
 (scripts/fetch-debs). Exit 0 when exim delivered the message, 75 when it deferred
 it, 1 otherwise; exim's log goes to stderr.
 
@@ -43,13 +46,7 @@ keep_environment = LD_PRELOAD : SMTPGUARD_POLICY
 message_logs = false
 
 begin routers
-smarthost:
-  driver = manualroute
-  route_list = * localhost byname
-  self = send
-  transport = remote_smtp
-  no_more
-
+{router}
 begin transports
 remote_smtp:
   driver = smtp
@@ -112,6 +109,24 @@ def hand_over_policy(work):
     return log
 
 
+SMARTHOST = """\
+smarthost:
+  driver = manualroute
+  route_list = * localhost byname
+  self = send
+  transport = remote_smtp
+  no_more
+"""
+
+DNSLOOKUP = """\
+dnslookup:
+  driver = dnslookup
+  self = send
+  transport = remote_smtp
+  no_more
+"""
+
+
 def hand_over_binaries(exim, work):
     """Copies of EXIM and of the LD_PRELOAD libraries in WORK (mode 0755), where the exim
     user can execute and map them whatever the checkout's directory allows; returns
@@ -131,11 +146,15 @@ def hand_over_binaries(exim, work):
     return copy
 
 
-def run_exim(exim, work, message):
+def run_exim(exim, work, message, to=TO):
     mounts = ("mount --bind \"$1\" /etc/passwd && mount --bind \"$2\" /etc/group && "
               "shift 2 && exec \"$@\"")
-    cmd = ["unshare", "-m", "--", "sh", "-c", mounts, "sh", work / "passwd", work / "group",
-           exim, "-C", work / "exim.conf", "-odf", "-oi", "-f", FROM, TO]
+    resolv = work / "resolv.conf"   # SG_EXIM_DNS: the test resolver
+    if resolv.exists():
+        mounts = "mount --bind \"$1\" /etc/resolv.conf && shift && " + mounts
+    cmd = ["unshare", "-m", "--", "sh", "-c", mounts, "sh",
+           *([resolv] if resolv.exists() else []), work / "passwd", work / "group",
+           exim, "-C", work / "exim.conf", "-odf", "-oi", "-f", FROM, to]
     with open(message, "rb") as stdin:
         return subprocess.run([str(c) for c in cmd], stdin=stdin, timeout=60).returncode
 
@@ -152,10 +171,14 @@ def main():
         log = hand_over_policy(work)
         exim = hand_over_binaries(exim, work)
         implicit = "protocol = smtps" if mode == "implicit" else ""
+        dns = os.environ.get("SG_EXIM_DNS")
+        to = os.environ.get("SG_EXIM_TO", TO) if dns else TO
+        if dns:
+            (work / "resolv.conf").write_text(f"nameserver {dns}\noptions attempts:1 timeout:5\n")
         (work / "exim.conf").write_text(CONFIG.format(
             exim=exim, work=work, port=port, implicit=implicit, user=USER,
-            password=PASSWORD))
-        code = run_exim(exim, work, message)
+            password=PASSWORD, router=DNSLOOKUP if dns else SMARTHOST))
+        code = run_exim(exim, work, message, to)
         mainlog = (work / "mainlog").read_text() if (work / "mainlog").exists() else ""
         sys.stderr.write(mainlog)
         if log:
@@ -163,9 +186,9 @@ def main():
                 f.write((work / "smtpguard.log").read_text())
         if code:
             return 1
-        if re.search(rf" => {re.escape(TO)} ", mainlog):
+        if re.search(rf" => {re.escape(to)} ", mainlog):
             return 0
-        return TEMPFAIL if re.search(rf" == {re.escape(TO)} ", mainlog) else 1
+        return TEMPFAIL if re.search(rf" == {re.escape(to)} ", mainlog) else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
