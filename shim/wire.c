@@ -34,8 +34,13 @@ static int over(const struct sg_wire *w, int client)
 
 void sg_wire_follow(struct sg_wire *w)
 {
-    if (w->state == SG_WIRE_READY)
-        w->state = SG_WIRE_SECOND;
+    if (w->state != SG_WIRE_READY)
+        return;
+    /* Handshake bytes past the one that made the flight complete were kept
+     * as far as the read that brought them went: drop them, as a read cut
+     * elsewhere would have. The server's next flight starts a record. */
+    w->srv.len = w->srv.used;
+    w->state = w->srv.lost ? SG_WIRE_DONE : SG_WIRE_SECOND;
 }
 
 /* A header just completed: 0 when it starts a record that may be read. */
@@ -148,7 +153,8 @@ static void body_bytes(struct sg_wire *w, struct sg_wire_dir *d, int client,
 static void record_end(struct sg_wire *w, struct sg_wire_dir *d)
 {
     if (d->f.v2) {
-        sg_wire_client_v2(w, d->buf, d->len);
+        if (!over(w, 1))
+            sg_wire_client_v2(w, d->buf, d->len);
         d->len = d->used = 0;
         d->f.v2 = 0;
     }
@@ -174,14 +180,21 @@ static size_t frame_step(struct sg_wire_frame *f, int client, const unsigned cha
     return *n < f->left ? *n : f->left;
 }
 
+/* Every byte goes through the record framing, also once nothing more is to
+ * be read: where the reads cut the stream must not decide where records
+ * begin when reading resumes (sg_wire_follow). */
 static int feed(struct sg_wire *w, struct sg_wire_dir *d, int client, const unsigned char *p,
                 size_t n)
 {
     struct sg_wire_frame *f = &d->f;
-    while (n && !over(w, client)) {
+    while (n && !d->lost) {
         const char *bad = NULL;
         unsigned had = f->hdr_have;
         size_t take = frame_step(f, client, &p, &n, &bad);
+        if (bad && over(w, client)) {
+            d->lost = 1; /* nothing was to be read from these bytes anyway */
+            break;
+        }
         if (bad)
             return sg_wire_fail(w, bad);
         unsigned size = f->v2 ? 2 : 5;
@@ -189,7 +202,8 @@ static int feed(struct sg_wire *w, struct sg_wire_dir *d, int client, const unsi
             continue;
         if (had < size)
             d->alert_have = 0; /* a new record begins */
-        body_bytes(w, d, client, p, take);
+        if (!over(w, client))
+            body_bytes(w, d, client, p, take);
         p += take;
         n -= take;
         f->left -= (unsigned)take;

@@ -43,6 +43,7 @@ struct sg_wire_dir {
     struct sg_wire_frame f;
     unsigned char alert[2];
     unsigned alert_have;
+    int lost;              /* records no longer followed (not TLS after the verdict) */
     size_t len;            /* handshake bytes in buf */
     size_t used;           /* of which whole messages were read */
     unsigned char buf[SG_WIRE_CAP];
