@@ -425,6 +425,7 @@ static const struct key keys[] = {
     { "mode", BOTH, set_mode, 0, 0, 0 },
     { "smtp_ports", GLOBAL, set_ports, G(smtp_ports), 0, 0 },
     { "implicit_tls_ports", GLOBAL, set_ports, G(implicit_ports), 0, 0 },
+    { "proxy_ports", GLOBAL, set_ports, G(proxy_ports), 0, 0 },
     { "min_protocol", GLOBAL, set_protocol, 0, 0, 0 },
     { "ciphers", GLOBAL, set_ciphers, G(ciphers), 0, SG_CIPHERS_MAX },
     { "ciphersuites", GLOBAL, set_ciphers, G(ciphersuites), 0, SG_CIPHERS_MAX },
@@ -674,8 +675,10 @@ int sg_policy_parse(struct sg_policy *p, const char *name, const char *text, siz
     }
     /* Every implicit TLS port is an SMTP port, also in a broken file: the ports it
      * named before the error must fail closed like the others. */
+    /* A proxy port is watched like an SMTP port until its request names the
+     * real destination (shim/proxy.c). */
     for (size_t i = 0; i < sizeof p->smtp_ports; i++)
-        p->smtp_ports[i] |= p->implicit_ports[i];
+        p->smtp_ports[i] |= p->implicit_ports[i] | p->proxy_ports[i];
     return r;
 }
 
@@ -950,6 +953,11 @@ int sg_policy_format(const struct sg_policy *p, char *buf, size_t len)
     sb_fmt(&b, "mode = %s\n", sg_mode_name(p->mode));
     fmt_ports(&b, "smtp_ports", p->smtp_ports);
     fmt_ports(&b, "implicit_tls_ports", p->implicit_ports);
+    for (size_t i = 0; i < sizeof p->proxy_ports; i++)
+        if (p->proxy_ports[i]) { /* printed only when set: most policies have none */
+            fmt_ports(&b, "proxy_ports", p->proxy_ports);
+            break;
+        }
     sb_fmt(&b, "min_protocol = %s\n", p->min_protocol == SG_TLS13 ? "TLSv1.3" : "TLSv1.2");
     sb_fmt(&b, "ciphers = %s\nciphersuites = %s\n", p->ciphers, p->ciphersuites);
     fmt_opt(&b, "ca_file", p->ca_file);

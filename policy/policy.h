@@ -53,6 +53,7 @@ struct sg_policy {
     int mode;                              /* enum sg_mode, never INHERIT */
     unsigned char smtp_ports[65536 / 8];   /* bitmap */
     unsigned char implicit_ports[65536 / 8];
+    unsigned char proxy_ports[65536 / 8];  /* SOCKS/HTTP CONNECT proxies, followed to their destination */
     int min_protocol;                      /* SG_TLS12 or SG_TLS13 */
     char ciphers[SG_CIPHERS_MAX];          /* OpenSSL TLS 1.2 cipher list */
     char ciphersuites[SG_CIPHERS_MAX];     /* OpenSSL TLS 1.3 ciphersuites */

@@ -120,3 +120,21 @@ void sg_fd_copy(int oldfd, int newfd)
     set_slot(newfd, slot);
     pthread_mutex_unlock(&lock);
 }
+
+void sg_fd_mark(int fd, unsigned short marker)
+{
+    unsigned short none = 0;
+    if ((unsigned)fd < SG_FD_CAP)
+        __atomic_compare_exchange_n(&sg_fdtab[fd], &none, marker, 0, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED);
+}
+
+/* Only SG_FD_UNCLASSIFIED is dropped: a record that replaced it meanwhile,
+ * and the markers of other parts (0xFF00 up), stay. */
+void sg_fd_unmark(int fd)
+{
+    if ((unsigned)fd >= SG_FD_CAP)
+        return;
+    unsigned short m = SG_FD_UNCLASSIFIED;
+    __atomic_compare_exchange_n(&sg_fdtab[fd], &m, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}

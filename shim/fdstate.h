@@ -9,6 +9,7 @@
 
 #include "hello.h"
 #include "policy.h"
+#include "proxy.h"
 #include "resolve.h"
 #include "smtp.h"
 
@@ -20,6 +21,9 @@
  * SG_FD_MARKER up reserved markers that carry no connection record. Every
  * slow path classifies a marker first; sg_conn_peek returns NULL for one. */
 #define SG_FD_MARKER 0xFF00u
+/* An AF_INET/AF_INET6 stream socket made by socket(), not connected by any
+ * call the shim saw: classified by its peer at its first interposed I/O. */
+#define SG_FD_UNCLASSIFIED 0xFFFFu
 
 enum sg_phase {
     SG_PLAIN = 0,     /* plaintext SMTP dialogue */
@@ -50,6 +54,8 @@ struct sg_conn {
     struct sg_smtp_in in;       /* inbound reply tracker */
     struct sg_hello hello;      /* the ClientHello sent on it (tlsbind.c) */
     int hello_fd;               /* the descriptor it left through */
+    struct sg_px_out px_out;    /* on a proxy port: the request, until it names the */
+    struct sg_px_in px_in;      /* destination; the proxy's replies, skipped */
     void *wire;                 /* the wire reader (wire_io.c) while it reads, or NULL */
     /* ClientHello bytes that left before its random told whose it is: the
      * wire reader starts from them (SG_WIRE_PRE + 1: more than that) */
@@ -71,7 +77,7 @@ static inline int sg_fd_tracked(int fd)
 }
 
 /* Start tracking fd as a connection to addr:port. Returns the record or NULL
- * (pool or table exhausted). Replaces whatever fd had. */
+ * (pool or table exhausted: the caller must refuse). Replaces whatever fd had. */
 struct sg_conn *sg_conn_open(int fd, const struct sockaddr *addr, socklen_t len, int port);
 /* The record behind fd without the identity check, or NULL. */
 static inline struct sg_conn *sg_conn_peek(int fd);
@@ -82,6 +88,18 @@ void sg_fd_forget(int fd);
 /* newfd now refers to the same socket as oldfd. */
 void sg_fd_copy(int oldfd, int newfd);
 void sg_fd_forget_range(unsigned first, unsigned last);
+/* Put a marker (SG_FD_UNCLASSIFIED) on an untracked fd; drop SG_FD_UNCLASSIFIED
+ * (back to 0; other markers stay). */
+void sg_fd_mark(int fd, unsigned short marker);
+void sg_fd_unmark(int fd);
+
+/* socket() just made fd: nothing else knows the number yet, so a plain store
+ * (no compare-and-swap) marks it, unless a record was left on it. */
+static inline void sg_fd_mark_new(int fd, unsigned short marker)
+{
+    if ((unsigned)fd < SG_FD_CAP && __atomic_load_n(&sg_fdtab[fd], __ATOMIC_RELAXED) == 0)
+        __atomic_store_n(&sg_fdtab[fd], marker, __ATOMIC_RELAXED);
+}
 
 static inline struct sg_conn *sg_conn_peek(int fd)
 {

@@ -276,9 +276,9 @@ static int handshake(struct sg_gnutls *g, gnutls_session_t s)
 {
     struct sg_target t, now;
     char detail[512];
+    /* where < 0 even when the process has no SMTP connection yet: a program
+     * may make its ClientHello first (push/pull over buffers) and connect after. */
     int where = target_of(g, s, &t);
-    if (where < 0 && !__atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED))
-        where = 0; /* no SMTP connection in the process: nothing to bind to */
     if (where == 0)
         return leave_alone(s), run_real(g, s);
     if (where > 0 && t.mode == SG_MODE_OFF)

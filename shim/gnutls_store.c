@@ -62,6 +62,28 @@ static int import(struct sg_gnutls *g, const struct sg_trust_index *x, int i,
     return ok;
 }
 
+/* A fresh list of the anchors idx[0..m) of x (idx NULL: every one). */
+static gnutls_x509_trust_list_t list_of(struct sg_gnutls *g, const struct sg_trust_index *x,
+                                        const int *idx, int m)
+{
+    gnutls_x509_trust_list_t list;
+    gnutls_x509_crt_t *crts = malloc((size_t)(m ? m : 1) * sizeof *crts);
+    int k = 0;
+    if (!crts || g->gnutls_x509_trust_list_init(&list, 0) < 0) {
+        free(crts);
+        return NULL;
+    }
+    for (int i = 0; i < m; i++)
+        k += import(g, x, idx ? idx[i] : i, &crts[k]);
+    /* The list owns what it took: deinit(list, 1) frees them. */
+    if (k && g->gnutls_x509_trust_list_add_cas(list, crts, (unsigned)k, 0) != k) {
+        g->gnutls_x509_trust_list_deinit(list, 1);
+        list = NULL;
+    }
+    free(crts);
+    return list;
+}
+
 gnutls_x509_trust_list_t sg_gnutls_trust_for(struct sg_gnutls *g, struct sg_gnutls_store *store,
                                              const gnutls_datum_t *der, int n, int *fresh)
 {
@@ -70,21 +92,16 @@ gnutls_x509_trust_list_t sg_gnutls_trust_for(struct sg_gnutls *g, struct sg_gnut
         return store->eager;
     const unsigned char *certs[16];
     size_t lens[16];
-    int idx[MAX_ANCHORS], k = 0;
+    int idx[MAX_ANCHORS];
     for (int i = 0; i < n && i < 16; i++)
         certs[i] = der[i].data, lens[i] = der[i].size;
     int m = sg_trust_index_select(store->lazy, certs, lens, n < 16 ? n : 16, idx, MAX_ANCHORS);
-    gnutls_x509_crt_t crts[MAX_ANCHORS];
-    gnutls_x509_trust_list_t list;
-    if (m == MAX_ANCHORS || g->gnutls_x509_trust_list_init(&list, 0) < 0)
-        return NULL;
-    for (int i = 0; i < m; i++)
-        k += import(g, store->lazy, idx[i], &crts[k]);
-    /* The list owns what it took: deinit(list, 1) frees them. */
-    if (k && g->gnutls_x509_trust_list_add_cas(list, crts, (unsigned)k, 0) != k) {
-        g->gnutls_x509_trust_list_deinit(list, 1);
-        return NULL;
-    }
-    *fresh = 1;
+    /* More than MAX_ANCHORS may answer (many anchors of one name): then every
+     * anchor of the bundle, so that the verdict is the eager one. */
+    gnutls_x509_trust_list_t list = m == MAX_ANCHORS
+                                        ? list_of(g, store->lazy, NULL,
+                                                  sg_trust_index_count(store->lazy))
+                                        : list_of(g, store->lazy, idx, m);
+    *fresh = list != NULL;
     return list;
 }

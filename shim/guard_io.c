@@ -1,9 +1,11 @@
 /* The I/O interposers. For a descriptor that is not an SMTP socket each is
  * one table load and a branch before the real call. */
 #include <errno.h>
+#include <string.h>
 
-#include "fdstate.h"
+#include "classify.h"
 #include "guard.h"
+#include "guard_io.h"
 #include "real.h"
 
 #define ONE(buf, n) (&(struct iovec){(void *)(buf), (n)})
@@ -12,7 +14,7 @@
     do {                                                                        \
         if (SG_LIKELY(!sg_fd_tracked(fd)))                                      \
             return call;                                                        \
-        if (sg_guard_before_send(fd, iov, iovcnt) != 0)                         \
+        if (sg_classify(fd) != 0 || sg_guard_before_send(fd, iov, iovcnt) != 0) \
             return -1;                                                          \
         ssize_t r_ = call;                                                      \
         if (r_ > 0)                                                             \
@@ -22,6 +24,8 @@
 
 #define OBSERVED_RECV(fd, iov, iovcnt, call)                                    \
     do {                                                                        \
+        if (SG_UNLIKELY(sg_fd_tracked(fd)) && sg_classify(fd) != 0)             \
+            return -1;                                                          \
         ssize_t r_ = call;                                                      \
         if (SG_LIKELY(!sg_fd_tracked(fd)) || r_ <= 0)                           \
             return r_;                                                          \
@@ -44,6 +48,11 @@ __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, siz
     GUARDED_SEND(fd, ONE(buf, n), 1, REAL(write)(fd, buf, n));
 }
 
+ssize_t sg_guarded_write(int fd, const void *buf, size_t n)
+{
+    return write_slow(fd, buf, n);
+}
+
 SG_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
     FAST_OR_SLOW(write, fd, fd, buf, n);
@@ -54,16 +63,35 @@ SG_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
     GUARDED_SEND(fd, ONE(buf, n), 1, REAL(send)(fd, buf, n, flags));
 }
 
+/* TCP Fast Open connects and sends in one call: the destination is
+ * classified first, exactly as connect() would. */
+static int fast_open(int fd, int flags, const struct sockaddr *to, socklen_t tolen)
+{
+    if (!(flags & MSG_FASTOPEN) || !to || sg_conn_peek(fd))
+        return 0;
+    return sg_before_connect(fd, to, tolen) < 0 ? -1 : 0;
+}
+
 SG_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                          const struct sockaddr *to, socklen_t tolen)
 {
+    if (SG_UNLIKELY(flags & MSG_FASTOPEN) && fast_open(fd, flags, to, tolen) != 0)
+        return -1;
     GUARDED_SEND(fd, ONE(buf, n), 1, REAL(sendto)(fd, buf, n, flags, to, tolen));
+}
+
+ssize_t sg_guarded_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    if (SG_UNLIKELY(flags & MSG_FASTOPEN) && msg &&
+        fast_open(fd, flags, msg->msg_name, msg->msg_namelen) != 0)
+        return -1;
+    GUARDED_SEND(fd, msg ? msg->msg_iov : NULL, msg ? (int)msg->msg_iovlen : 0,
+                 REAL(sendmsg)(fd, msg, flags));
 }
 
 SG_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    GUARDED_SEND(fd, msg ? msg->msg_iov : NULL, msg ? (int)msg->msg_iovlen : 0,
-                 REAL(sendmsg)(fd, msg, flags));
+    return sg_guarded_sendmsg(fd, msg, flags);
 }
 
 SG_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
@@ -77,6 +105,11 @@ SG_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 __attribute__((noinline)) static ssize_t read_slow(int fd, void *buf, size_t n)
 {
     OBSERVED_RECV(fd, ONE(buf, n), 1, REAL(read)(fd, buf, n));
+}
+
+ssize_t sg_observed_read(int fd, void *buf, size_t n)
+{
+    return read_slow(fd, buf, n);
 }
 
 SG_EXPORT ssize_t read(int fd, void *buf, size_t n)
@@ -99,12 +132,35 @@ SG_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
     OBSERVED_RECV(fd, ONE(buf, n), 1, REAL(recvfrom)(fd, buf, n, flags, from, fromlen));
 }
 
-SG_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+/* Descriptors received over SCM_RIGHTS: a privilege-separated program
+ * connects in one process and talks SMTP in another. */
+void sg_adopt_rights(const struct msghdr *msg)
 {
-    if (flags & MSG_PEEK)
-        return REAL(recvmsg)(fd, msg, flags);
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(msg); h; h = CMSG_NXTHDR((struct msghdr *)msg, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(h) + i * sizeof fd, sizeof fd);
+            sg_adopt(fd);
+        }
+    }
+}
+
+static ssize_t recvmsg_observed(int fd, struct msghdr *msg, int flags)
+{
     OBSERVED_RECV(fd, msg ? msg->msg_iov : NULL, msg ? (int)msg->msg_iovlen : 0,
                   REAL(recvmsg)(fd, msg, flags));
+}
+
+SG_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    ssize_t r = (flags & MSG_PEEK) ? REAL(recvmsg)(fd, msg, flags)
+                                   : recvmsg_observed(fd, msg, flags);
+    if (SG_UNLIKELY(r >= 0 && msg && msg->msg_controllen >= sizeof(struct cmsghdr)))
+        sg_adopt_rights(msg);
+    return r;
 }
 
 SG_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)

@@ -1,54 +1,61 @@
 /* SMTP sockets that come across exec (a wrapper connects, then execs the
- * mailer with the descriptor) are not seen by connect: find them when the
- * library loads. Cheap for everyone: descriptors from 3 up are probed with
- * fstat until a run of closed ones (reading /proc/self/fd cost more than the
- * whole probe at every exec); the policy is read only when an inherited TCP
- * socket to an SMTP port exists. */
+ * mailer with the descriptor, maybe as its standard output) are not seen by
+ * connect: find them when the library loads. Cheap for everyone: descriptors
+ * 0-2, then from 3 up until a run of closed ones, are probed with a raw fstat
+ * (reading /proc/self/fd cost more than the whole probe at every exec), and
+ * one raw poll() looks past the gap up to descriptor 63; the policy is read
+ * only when an inherited TCP socket to an SMTP port exists. */
 #include <errno.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
-#include "config.h"
-#include "fdstate.h"
-#include "guard.h"
+#include "classify.h"
 #include "rawsys.h"
-#include "resolve.h"
 
-#define GAP 16 /* closed descriptors in a row that end the probe */
+#define GAP 16   /* closed descriptors in a row that end the probe */
+#define TABLE 64 /* the kernel's first descriptor table size (NR_OPEN_DEFAULT) */
 
-static void adopt(int fd)
+static void adopt_if_socket(int fd)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
-        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+    struct stat st;
+    if (sg_raw_fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+        sg_adopt(fd); /* refused (shut) if it cannot be guarded; keeps errno */
+}
+
+/* Past the gap, up to the kernel's first descriptor table size: one poll()
+ * says which are open (a closed one is POLLNVAL). A descriptor above that
+ * after a gap is not found (README: what it does not protect). */
+static void beyond_the_gap(int from)
+{
+    struct pollfd p[TABLE];
+    int n = 0;
+    for (int fd = from; fd < TABLE; fd++)
+        p[n++] = (struct pollfd){.fd = fd};
+    if (n == 0 || sg_raw_poll(p, (unsigned)n) < 0)
         return;
-    int port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                             : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    const struct sg_policy *p = sg_config();
-    if (!sg_port_in(p->smtp_ports, port) || p->mode == SG_MODE_OFF)
-        return;
-    struct sg_conn *c = sg_conn_open(fd, (struct sockaddr *)&ss, len, port);
-    if (c) {
-        sg_resolve_lookup(c->addr, c->host, sizeof c->host);
-        sg_guard_inherited(fd, sg_port_in(p->implicit_ports, port));
-    }
+    for (int i = 0; i < n; i++)
+        if (!(p[i].revents & POLLNVAL))
+            adopt_if_socket(p[i].fd);
 }
 
 __attribute__((constructor)) static void inherit_scan(void)
 {
     struct stat st;
-    for (int fd = 3, closed = 0; fd < SG_FD_CAP && closed < GAP; fd++) {
+    /* 0-2 too: a socket as standard output is a road (std_streams.c). They
+     * do not count towards the gap. */
+    for (int fd = 0; fd < 3; fd++)
+        adopt_if_socket(fd);
+    int fd = 3;
+    for (int closed = 0; fd < SG_FD_CAP && closed < GAP; fd++) {
         if (sg_raw_fstat(fd, &st) != 0) {
             closed++;
             continue;
         }
         closed = 0;
-        if (S_ISSOCK(st.st_mode)) {
-            int saved = errno; /* adopt() calls libc: only with a socket at hand */
-            adopt(fd);
-            errno = saved;
-        }
+        if (S_ISSOCK(st.st_mode))
+            sg_adopt(fd);
     }
+    beyond_the_gap(fd);
+    sg_guard_std_streams();
 }

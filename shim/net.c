@@ -6,6 +6,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "classify.h"
 #include "config.h"
 #include "dns_sock.h"
 #include "fdstate.h"
@@ -35,29 +36,40 @@ static int is_stream(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
 }
 
-/* Fail closed: this SMTP connection cannot be guarded. */
-static int refuse_connect(const struct sockaddr *sa, int port, const char *why)
+static void format_addr(const struct sockaddr *sa, char *out, size_t len)
 {
-    const struct sg_policy *p = sg_config();
-    char addr[INET6_ADDRSTRLEN] = "";
     const void *a = sa->sa_family == AF_INET6
                         ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
                         : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
-    inet_ntop(sa->sa_family, a, addr, sizeof addr);
-    struct sg_event e = {.verdict = SG_REFUSED, .what = "connection", .host = "",
-                         .addr = addr, .port = port, .check = "policy", .reason = why};
-    sg_log_event(p, &e);
-    errno = EACCES;
-    return -1;
+    if (!inet_ntop(sa->sa_family, a, out, len))
+        out[0] = 0;
 }
 
-static void track(int fd, const struct sockaddr *sa, socklen_t len, int port)
+/* The record is taken before the connection exists: when none is left the
+ * connection is refused, it never goes out unguarded. */
+int sg_before_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
+    int port = inet_port(sa, len);
+    const struct sg_policy *p = sg_config();
+    if (SG_LIKELY(!port || !sg_port_in(p->smtp_ports, port) ||
+                  (p->mode == SG_MODE_OFF && !p->broken) || !is_stream(fd))) {
+        if (SG_UNLIKELY(sg_fd_tracked(fd)))
+            sg_fd_forget(fd);
+        return 0;
+    }
+    char addr[INET6_ADDRSTRLEN];
+    format_addr(sa, addr, sizeof addr);
+    if (p->broken)
+        return sg_refuse_unguarded(-1, addr, port, p->error);
+    if ((unsigned)fd >= SG_FD_CAP)
+        return sg_refuse_unguarded(-1, addr, port, "descriptor number too high to guard");
     struct sg_conn *c = sg_conn_open(fd, sa, len, port);
     if (!c)
-        return;
+        return sg_refuse_unguarded(-1, addr, port,
+                                   "too many SMTP connections to guard at once");
     sg_resolve_bind(sa, len, c->host, sizeof c->host, c->candidates, sizeof c->candidates);
-    sg_guard_connected(fd, sg_port_in(sg_config()->implicit_ports, port));
+    sg_guard_connected(fd, sg_port_in(p->implicit_ports, port));
+    return 1;
 }
 
 __attribute__((noinline)) static int connect_slow(int fd, const struct sockaddr *sa,
@@ -66,23 +78,27 @@ __attribute__((noinline)) static int connect_slow(int fd, const struct sockaddr 
     int port = inet_port(sa, len);
     const struct sg_policy *p = sg_config();
     if (port == SG_DNS_PORT && !sg_port_in(p->smtp_ports, port) && p->mode != SG_MODE_OFF)
-        return sg_dns_sock_connect(fd, sa, len);
-    if (SG_LIKELY(!port || !sg_port_in(p->smtp_ports, port) ||
-                  (p->mode == SG_MODE_OFF && !p->broken) || !is_stream(fd))) {
-        if (SG_UNLIKELY(sg_fd_tracked(fd)))
-            sg_fd_forget(fd);
-        return REAL(connect)(fd, sa, len);
-    }
-    if (p->broken)
-        return refuse_connect(sa, port, p->error);
-    if ((unsigned)fd >= SG_FD_CAP)
-        return refuse_connect(sa, port, "descriptor number too high to guard");
+        return sg_dns_sock_connect(fd, sa, len); /* the real connect, and its marker */
+    int smtp = sg_before_connect(fd, sa, len);
+    if (smtp < 0)
+        return -1;
     int r = REAL(connect)(fd, sa, len);
     int saved = errno;
-    if (r == 0 || errno == EINPROGRESS || errno == EINTR)
-        track(fd, sa, len, port);
+    if (smtp && r != 0 && saved != EINPROGRESS && saved != EINTR && saved != EALREADY &&
+        saved != EISCONN)
+        sg_fd_forget(fd); /* not connected: the record goes back to the pool */
     errno = saved;
     return r;
+}
+
+/* An Internet stream socket is marked: however it gets connected (TCP Fast
+ * Open, a raw syscall, io_uring) its first interposed I/O classifies it. */
+SG_EXPORT int socket(int domain, int type, int protocol)
+{
+    int fd = REAL(socket)(domain, type, protocol);
+    if ((domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM)
+        sg_fd_mark_new(fd, SG_FD_UNCLASSIFIED);
+    return fd;
 }
 
 /* Not an SMTP port of a loaded policy, on an untracked descriptor: a tail call. */
@@ -90,10 +106,16 @@ SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
     __typeof__(sg_libc.connect) real = __atomic_load_n(&sg_libc.connect, __ATOMIC_RELAXED);
     const struct sg_policy *p = __atomic_load_n(&sg_config_loaded, __ATOMIC_ACQUIRE);
-    if (SG_LIKELY(real && p && !sg_fd_tracked(fd))) {
+    unsigned short m = (unsigned)fd < SG_FD_CAP ? __atomic_load_n(&sg_fdtab[fd], __ATOMIC_RELAXED)
+                                                : 0;
+    if (SG_LIKELY(real && p && (m == 0 || m == SG_FD_UNCLASSIFIED))) {
         int port = inet_port(sa, len);
-        if (!port || (!sg_port_in(p->smtp_ports, port) && port != SG_DNS_PORT))
+        if (!port || (!sg_port_in(p->smtp_ports, port) && port != SG_DNS_PORT)) {
+            if (m) /* connected by connect(): classified. The caller owns fd
+                    * while it connects it: a plain store drops the marker. */
+                __atomic_store_n(&sg_fdtab[fd], 0, __ATOMIC_RELAXED);
             return real(fd, sa, len);
+        }
     }
     return connect_slow(fd, sa, len);
 }

@@ -177,8 +177,10 @@ static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r
 static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
 {
     int where = sg_ossl_target(o, s, t, client);
-    if (where < 0 && __atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED)) {
-        sg_ossl_set_state(o, s, ST_SEEN | ST_UNBOUND); /* its ClientHello will tell */
+    /* Its ClientHello will tell, even when the process has no SMTP connection
+     * yet: a program may make it first (into a memory BIO) and connect after. */
+    if (where < 0) {
+        sg_ossl_set_state(o, s, ST_SEEN | ST_UNBOUND);
         return 1;
     }
     if (where <= 0 || t->mode == SG_MODE_OFF) {

@@ -6,6 +6,7 @@
 #define SG_RAWSYS_H
 
 #include <errno.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -19,6 +20,21 @@ static inline int sg_raw_fstat(int fd, struct stat *st)
     return r < 0 ? -1 : 0;
 #else
     int saved = errno, r = fstat(fd, st);
+    errno = saved;
+    return r;
+#endif
+}
+
+/* poll() with a zero timeout: which of fds are open (POLLNVAL: closed). */
+static inline int sg_raw_poll(struct pollfd *fds, unsigned n)
+{
+#if defined(__x86_64__) && defined(SYS_poll)
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "0"((long)SYS_poll), "D"(fds), "S"((long)n), "d"(0L)
+                     : "rcx", "r11", "memory");
+    return r < 0 ? -1 : (int)r;
+#else
+    int saved = errno, r = poll(fds, n, 0);
     errno = saved;
     return r;
 #endif

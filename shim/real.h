@@ -3,8 +3,11 @@
 #ifndef SG_REAL_H
 #define SG_REAL_H
 
+#include <aio.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdarg.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -43,7 +46,21 @@
     X(int, gethostbyname2_r, (const char *, int, struct hostent *, char *, size_t,\
                               struct hostent **, int *))                          \
     X(int, chroot, (const char *))                                                \
-    X(FILE *, fdopen, (int, const char *))
+    X(FILE *, fdopen, (int, const char *))                                        \
+    X(int, socket, (int, int, int))                                               \
+    X(ssize_t, sendfile, (int, int, off_t *, size_t))                             \
+    X(ssize_t, sendfile64, (int, int, off64_t *, size_t))                         \
+    X(ssize_t, splice, (int, loff_t *, int, loff_t *, size_t, unsigned))          \
+    X(ssize_t, pwritev2, (int, const struct iovec *, int, off_t, int))            \
+    X(ssize_t, pwritev64v2, (int, const struct iovec *, int, off64_t, int))       \
+    X(ssize_t, preadv2, (int, const struct iovec *, int, off_t, int))             \
+    X(ssize_t, preadv64v2, (int, const struct iovec *, int, off64_t, int))        \
+    X(int, sendmmsg, (int, struct mmsghdr *, unsigned, int))                      \
+    X(int, recvmmsg, (int, struct mmsghdr *, unsigned, int, struct timespec *))   \
+    X(int, aio_write, (struct aiocb *))                                           \
+    X(int, lio_listio, (int, struct aiocb *const[], int, struct sigevent *))      \
+    X(int, vdprintf, (int, const char *, va_list))                                \
+    X(int, __vdprintf_chk, (int, int, const char *, va_list))
 
 struct sg_libc {
 #define SG_MEMBER(ret, name, args) ret(*name) args;

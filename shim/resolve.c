@@ -27,6 +27,23 @@ static unsigned next;
 static int lists; /* entries with a list */
 #define lock sg_lock_resolve
 
+/* A name pushed out of the memory is not "no name": a connection to its
+ * address would then be taken as one by address (its IP SAN proves it), or
+ * bound to whichever other name is still remembered for it, and a busy
+ * program (or answers its own resolver reads and throws away) pushes names
+ * out at will. So the last copy of an (address, name) leaving the memory is
+ * noted here, by a hash of the name; a name resolved again answers its own
+ * note. When this ring too overwrites a note, the address's bit in lost[]
+ * stays set: such an address has a name that can no longer be told (its
+ * connections need SNI or verify_name; a false bit only refuses). */
+#define FORGOTTEN 512
+static struct forgotten {
+    unsigned char addr[16];
+    unsigned long long name; /* 0: free */
+} forgotten[FORGOTTEN];
+static unsigned forgotten_next;
+static unsigned char lost[4096 / 8];
+
 static int is_literal(const char *s)
 {
     unsigned char buf[16];
@@ -61,6 +78,63 @@ void sg_addr_normalise(char *addr, size_t cap)
         inet_ntop(AF_INET, &a.s6_addr[12], addr, (socklen_t)cap);
 }
 
+static unsigned long long name_hash(const char *name)
+{
+    unsigned long long h = 0xcbf29ce484222325ull; /* FNV-1a, case folded */
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p)) * 0x100000001b3ull;
+    return h ? h : 1;
+}
+
+static unsigned addr_bit(const unsigned char a[16])
+{
+    unsigned h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ a[i]) * 16777619u;
+    return h % (sizeof lost * 8);
+}
+
+/* Under the lock: entry e is about to be overwritten. */
+static void note_forgotten(const struct entry *e)
+{
+    if (!e->name[0] || e->literal)
+        return;
+    for (unsigned i = 0; i < MEMORY; i++)
+        if (&memory[i] != e && !memory[i].literal && memcmp(memory[i].addr, e->addr, 16) == 0 &&
+            strcasecmp(memory[i].name, e->name) == 0)
+            return; /* still remembered */
+    unsigned long long h = name_hash(e->name);
+    for (unsigned i = 0; i < FORGOTTEN; i++)
+        if (forgotten[i].name == h && memcmp(forgotten[i].addr, e->addr, 16) == 0)
+            return;
+    struct forgotten *f = &forgotten[forgotten_next++ % FORGOTTEN];
+    if (f->name) {
+        unsigned bit = addr_bit(f->addr);
+        lost[bit / 8] |= (unsigned char)(1u << (bit % 8));
+    }
+    memcpy(f->addr, e->addr, 16);
+    f->name = h;
+}
+
+/* Under the lock: does address a have a forgotten name other than the n
+ * names in c? */
+static int forgot_other(const unsigned char a[16], const char *const *c, int n)
+{
+    unsigned bit = addr_bit(a);
+    if (lost[bit / 8] >> (bit % 8) & 1)
+        return 1;
+    for (unsigned i = 0; i < FORGOTTEN; i++) {
+        if (!forgotten[i].name || memcmp(forgotten[i].addr, a, 16) != 0)
+            continue;
+        int known = 0;
+        for (int j = 0; j < n && !known; j++)
+            known = name_hash(c[j]) == forgotten[i].name;
+        if (!known)
+            return 1;
+    }
+    return 0;
+}
+
 void sg_resolve_remember(const char *name, int family, const void *addr, const void *list,
                          const void *sa)
 {
@@ -75,6 +149,7 @@ void sg_resolve_remember(const char *name, int family, const void *addr, const v
     sg_name_normalise(clean);
     pthread_mutex_lock(&lock);
     struct entry *e = &memory[next++ % MEMORY];
+    note_forgotten(e);
     lists += (list != NULL) - (e->list != NULL);
     memcpy(e->addr, a, 16);
     strcpy(e->name, clean);
@@ -174,13 +249,18 @@ static int by_address(const unsigned char a[16], char *name, size_t nlen, char *
     int n = collect(a, c);
     if (n > 1 && n <= MAX_CANDS)
         n = drop_own_host(c, n);
+    int forgot = n <= 1 && forgot_other(a, c, n);
     if (cands && clen) {
         cands[0] = 0;
         for (int i = 0; i < n && i < MAX_CANDS; i++)
             add_candidate(cands, clen, c[i]);
         if (n > MAX_CANDS)
             add_candidate(cands, clen, "...");
+        if (forgot)
+            add_candidate(cands, clen, "a name resolved earlier and no longer remembered");
     }
+    if (forgot)
+        return SG_NAME_SEVERAL;
     if (n == 1 && strlen(c[0]) < nlen)
         strcpy(name, c[0]);
     return n == 0 ? SG_NAME_NONE : n == 1 ? SG_NAME_ONE : SG_NAME_SEVERAL;

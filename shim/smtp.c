@@ -32,9 +32,11 @@ static unsigned classify(const char *v, int len)
     return SG_V_OTHER;
 }
 
-/* A line ended: decide what the next bytes are. */
+/* A line ended: decide what the next bytes are. Every line outside a
+ * message body is answered by one reply (a command, or an AUTH answer). */
 static void end_of_line(struct sg_smtp_out *st)
 {
+    st->lines++;
     if (st->last_verb == SG_V_DATA) {
         st->state = OUT_DATA;
         st->dot = 2; /* as if "\r\n" was just seen: a lone dot may come first */
@@ -54,7 +56,8 @@ static void data_byte(struct sg_smtp_out *st, unsigned char c)
         st->dot++;
     else
         st->dot = (c == '\r') ? 1 : 0;
-    if (st->dot == 5) {
+    if (st->dot == 5) { /* the end of the message: one reply */
+        st->lines++;
         st->state = OUT_VERB;
         st->vlen = 0;
         st->last_verb = 0;
@@ -69,6 +72,8 @@ static unsigned verb_byte(struct sg_smtp_out *st, unsigned char c)
         return 0;
     }
     st->last_verb = classify(st->verb, st->vlen);
+    if (st->last_verb == SG_V_STARTTLS)
+        st->starttls_line = st->lines + 1;
     st->bdat_left = 0;
     st->state = OUT_REST;
     if (c == '\n')
@@ -152,4 +157,20 @@ size_t sg_smtp_in_feed(struct sg_smtp_in *st, const void *buf, size_t n, int sto
         }
     }
     return 0;
+}
+
+size_t sg_smtp_in_until(struct sg_smtp_in *st, const void *buf, size_t n, unsigned target)
+{
+    const unsigned char *p = buf;
+    while (n) {
+        unsigned before = st->replies;
+        size_t extra = sg_smtp_in_feed(st, p, n, 1);
+        if (st->replies == before)
+            return (size_t)-1;
+        if (st->replies >= target)
+            return extra;
+        p += n - extra;
+        n = extra;
+    }
+    return (size_t)-1;
 }

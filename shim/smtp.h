@@ -26,6 +26,8 @@ struct sg_smtp_out {
     unsigned last_verb;     /* the verb of the current line */
     unsigned long bdat_left;/* BDAT: size being parsed, then bytes to skip */
     int dot;                /* DATA body: progress through "\r\n.\r\n" */
+    unsigned lines;         /* command lines (and message ends) sent: each gets a reply */
+    unsigned starttls_line; /* number of the last STARTTLS line (lines counts from 1), 0 none */
 };
 
 /* Feed n bytes the program sends. Returns the mask of verbs that start in
@@ -44,9 +46,19 @@ struct sg_smtp_in {
     unsigned replies;   /* complete replies seen */
 };
 
+/* Replies that answer the command lines sent: the greeting is reply 1, the
+ * reply to command line k is reply k + 1 (RFC 2920 pipelining, PIPE_CONNECT). */
+static inline unsigned sg_smtp_reply_of(unsigned line)
+{
+    return line + 1;
+}
+
 /* Feed n bytes the program received. Returns how many bytes of buf came
  * after the end of the first complete reply that ended in this call
  * (stop_after_reply != 0), or 0. */
 size_t sg_smtp_in_feed(struct sg_smtp_in *st, const void *buf, size_t n, int stop_after_reply);
+/* Feed until reply number `target` is complete. Returns how many bytes of buf
+ * came after its end, or (size_t)-1 when it did not end in buf (all fed). */
+size_t sg_smtp_in_until(struct sg_smtp_in *st, const void *buf, size_t n, unsigned target);
 
 #endif

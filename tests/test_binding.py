@@ -307,3 +307,37 @@ def test_audit_logs_the_bound_socket(client, smtp_server, shim, run, message_fil
     delivered(server, why)
     assert any(f":{server.port}" in line and "would refuse" in line
                for line in env.log().splitlines()), why
+
+
+# ---- a ClientHello made before the SMTP socket exists ------------------------------
+
+HELLO_FIRST = REPO / "tests" / "clients" / "hello_first.py"
+
+
+@pytest.mark.parametrize("lib", ["openssl", "gnutls"])
+@pytest.mark.parametrize("cert,ok", [("selfsigned", False), ("good", True)])
+def test_hello_made_before_the_socket_is_judged(lib, cert, ok, smtp_server, shim, baseline,
+                                                run, message_file):
+    """The program's first handshake step (the ClientHello into a memory BIO, or a
+    GnuTLS push function's buffer) runs while the process has no SMTP connection yet;
+    then it connects to port 465 and sends it. The session must still be bound to
+    that socket and judged."""
+    if lib == "openssl":
+        cmd = [PYTHON, HELLO_FIRST, HOST, None, message_file]
+    else:
+        cmd = [CLIENTS / "pushpull_gnutls", "memory", HOST, None, "implicit", message_file]
+    for side in ("baseline", "shim") if not ok else ("shim",):
+        server = smtp_server(cert, mode="implicit")
+        env = baseline() if side == "baseline" else policy(shim, [server], "implicit")
+        env["PUSHPULL_HELLO_FIRST"] = "1"
+        cmd[3] = server.port  # the port, in both commands
+        res = run(cmd, env)
+        if side == "baseline":
+            delivered(server, report(res, [server]))
+    if ok:
+        assert res.returncode == 0, report(res, [server], env)
+        delivered(server, report(res, [server], env))
+    else:
+        assert res.returncode != 0, report(res, [server], env)
+        nothing(server, report(res, [server], env))
+        assert "refused TLS" in env.log(), env.log()

@@ -10,6 +10,11 @@ EXPORTED = {
     "connect", "close", "close_range", "dup", "dup2", "dup3", "fcntl", "fcntl64", "chroot", "fdopen",
     "write", "send", "sendto", "sendmsg", "writev",
     "read", "recv", "recvfrom", "recvmsg", "readv",
+    # every byte path and every way to connect (issue 11)
+    "socket", "sendfile", "sendfile64", "splice", "pwritev2", "pwritev64v2", "preadv2",
+    "preadv64v2", "sendmmsg", "recvmmsg",
+    "aio_write", "aio_write64", "lio_listio", "lio_listio64", "dprintf", "vdprintf", "__dprintf_chk", "__vdprintf_chk",
+    "__read_chk", "__recv_chk", "__recvfrom_chk", "__read", "__write", "__send", "__connect",
     "getaddrinfo", "freeaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r",
     "gethostbyname2_r",
     # the res_* family, under glibc 2.34's names and the __res_ names older programs call

@@ -15,7 +15,8 @@ CORPUS = REPO / "tests" / "fuzz" / "corpus"
 SECONDS = 8   # per target, at most
 # target -> (runs, dictionary): about SECONDS of work each on this machine
 TARGETS = {"policy": (20000, "policy"), "smtp_out": (100000, "smtp"),
-           "smtp_in": (100000, "smtp"), "guard": (40000, "smtp"),
+           "smtp_in": (100000, "smtp"), "smtp_order": (100000, "smtp"),
+           "proxy": (100000, "smtp"), "guard": (40000, "smtp"),
            "trust_index": (40000, "pem"), "hello": (100000, "smtp"), "dns": (100000, "dns"),
            "wire": (40000, "wire")}
 

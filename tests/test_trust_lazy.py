@@ -93,7 +93,13 @@ def pki(tmp_path_factory, certs):
     m.root("dup3", "SG Dup CA")
     for n in ("1", "2", "3"):
         m.signed(f"dupleaf{n}", "localhost", f"dup{n}", leaf=True)
+    for n in range(MANY):  # more anchors of one name than one chain is handed at once
+        m.root(f"many{n}", "SG Many CA")
+    m.signed("manyleaf", "localhost", f"many{MANY - 1}", leaf=True)
     return m
+
+
+MANY = 33
 
 
 def cases(certs, m):
@@ -118,6 +124,8 @@ def cases(certs, m):
                                      True),
         "duplicate-subject-neither": (m.chain("dupleaf3"), m.bundle("dup", "dup1", "dup2"),
                                       False),
+        "many-of-one-subject": (m.chain("manyleaf"),
+                                m.bundle("many", *(f"many{n}" for n in range(MANY))), True),
     }
 
 
@@ -125,7 +133,8 @@ CLIENT = {"openssl": ("careless", "verify_none"), "gnutls": ("careless_gnutls", 
 CASES = ["good", "expired", "unknown-ca", "wrong-host", "intermediate-missing",
          "intermediate-sent", "intermediate-in-bundle", "cross-signed-root-trusted",
          "cross-signed-old-root-trusted", "cross-signed-nothing-trusted",
-         "duplicate-subject-first", "duplicate-subject-second", "duplicate-subject-neither"]
+         "duplicate-subject-first", "duplicate-subject-second", "duplicate-subject-neither",
+         "many-of-one-subject"]
 
 
 def send(lib, server, env, run):

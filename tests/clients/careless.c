@@ -373,11 +373,30 @@ static int connect_one(const struct addrinfo *ai, int nonblocking)
 /* SG_DNS_SERVER=ADDR:PORT (tests/test_identity.py): resolve HOST as Postfix
  * and Exim do, with the res_* API against that server instead of
  * getaddrinfo; SG_DNS_API=search|nsearch|query picks the call, or udp|tcp|tcp1
- * (tcp: the frame length read first; tcp1: the frame in one read) for a
+ * (tcp: the frame length read first; tcp1: the frame in one read; udp_sendto: an
+ * unconnected UDP socket, sendto and recvfrom) for a
  * resolver of the program's own (as c-ares and OpenSMTPD's asr have:
  * its own socket to the server, res_mkquery only to build the question).
  * SG_DNS_MX=1 looks HOST up as a mail domain and connects to its first MX
  * host. The list made holds one IPv4 address. */
+/* udp_sendto: a resolver that never connects its UDP socket (sendto, recvfrom). */
+static int unconnected_query(const struct sockaddr_in *ns, const char *name, int type,
+                             unsigned char *ans, int len)
+{
+    unsigned char q[NS_PACKETSZ];
+    int n = res_mkquery(QUERY, name, C_IN, type, NULL, 0, NULL, q, sizeof q);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = { .tv_sec = 5 };
+    if (n < 0 || fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        sendto(fd, q, (size_t)n, 0, (const struct sockaddr *)ns, sizeof *ns) < 0)
+        fail("own resolver: cannot reach the server: %s", strerror(errno));
+    struct sockaddr_in from;
+    socklen_t flen = sizeof from;
+    int got = (int)recvfrom(fd, ans, (size_t)len, 0, (struct sockaddr *)&from, &flen);
+    close(fd);
+    return got;
+}
+
 static int own_query(const struct sockaddr_in *ns, int tcp, const char *name, int type,
                      unsigned char *ans, int len)
 {
@@ -428,6 +447,8 @@ static int dns_query(const char *name, int type, unsigned char *ans, int len)
     *colon = 0;
     struct sockaddr_in ns = { .sin_family = AF_INET, .sin_port = htons(atoi(colon + 1)) };
     inet_pton(AF_INET, server, &ns.sin_addr);
+    if (!strcmp(api, "udp_sendto"))
+        return unconnected_query(&ns, name, type, ans, len);
     if (!strcmp(api, "udp") || !strcmp(api, "tcp") || !strcmp(api, "tcp1"))
         return own_query(&ns, !strcmp(api, "tcp1") ? 2 : !strcmp(api, "tcp"), name, type,
                          ans, len);

@@ -30,6 +30,8 @@ struct sess {
     int fd;
     int implicit;
     int memory;                 /* buffers instead of pipes, one thread */
+    int hello_first;            /* memory: the ClientHello made before connecting */
+    const char *port;
     char out[65536], in[65536]; /* memory: what push produced, what pull gets */
     size_t nout, nin;
     int to_io[2], from_io[2];
@@ -164,6 +166,11 @@ static void *tls_thread(void *arg)
     gnutls_transport_set_push_function(s->tls, push);
     gnutls_transport_set_pull_function(s->tls, pull);
     gnutls_transport_set_pull_timeout_function(s->tls, pull_timeout);
+    if (s->fd < 0) { /* PUSHPULL_HELLO_FIRST: the ClientHello, then the socket */
+        r = gnutls_handshake(s->tls);
+        if (r != GNUTLS_E_AGAIN || (s->fd = dlg_connect(s->host, s->port)) < 0)
+            goto out;
+    }
     for (int i = 0; i < 1000; i++) {
         r = gnutls_handshake(s->tls);
         if (flush(s) != 0 || r >= 0 || gnutls_error_is_fatal(r) || fill(s) != 0)
@@ -234,11 +241,15 @@ int main(int argc, char **argv)
     s.host = argv[1];
     s.implicit = strcmp(argv[3], "implicit") == 0;
     s.msg = dlg_load(argv[4], &s.len);
-    s.fd = dlg_connect(argv[1], argv[2]);
+    s.port = argv[2];
+    /* memory + implicit: PUSHPULL_HELLO_FIRST=1 makes the first handshake step (the
+     * ClientHello, into the buffer) before the socket is connected. */
+    s.hello_first = s.memory && s.implicit && getenv("PUSHPULL_HELLO_FIRST");
+    s.fd = s.hello_first ? -1 : dlg_connect(argv[1], argv[2]);
     struct dlg d = {.ctx = &s.fd, .send = dlg_fd_send, .recv = dlg_fd_recv,
                     .who = "pushpull_gnutls"};
     pthread_t t;
-    if (!s.msg || s.fd < 0 || (!s.implicit && dlg_starttls(&d) != 0) ||
+    if (!s.msg || (s.fd < 0 && !s.hello_first) || (!s.implicit && dlg_starttls(&d) != 0) ||
         gnutls_certificate_allocate_credentials(&s.cred) < 0 ||
         (!s.memory && (pipe(s.to_io) != 0 || pipe(s.from_io) != 0 ||
                        pthread_create(&t, NULL, tls_thread, &s) != 0))) {

@@ -9,19 +9,21 @@ FUZZ_OUT     := build/fuzz
 FUZZ_FLAGS   := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ipolicy -Ishim -g -O1 \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
-FUZZ_NAMES   := policy smtp_out smtp_in guard trust_index hello dns wire
+FUZZ_NAMES   := policy smtp_out smtp_in smtp_order proxy guard trust_index hello dns wire
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_OUT)/fuzz_%)
 
 # What each target links besides its own file.
 fuzz_policy_SRC   := policy/policy.c
 fuzz_smtp_out_SRC := shim/smtp.c
 fuzz_smtp_in_SRC  := shim/smtp.c
+fuzz_smtp_order_SRC := shim/smtp.c
+fuzz_proxy_SRC    := shim/proxy.c
 fuzz_trust_index_SRC := shim/trust_index.c shim/trust_cache.c shim/name_key.c
 fuzz_hello_SRC    := shim/hello.c
 fuzz_dns_SRC      := shim/dns.c
 fuzz_wire_SRC     := shim/wire.c shim/wire_msg.c shim/wire_names.c
-fuzz_guard_SRC    := shim/guard.c shim/fdstate.c shim/locks.c shim/smtp.c policy/policy.c \
-                     shim/guard_hello.c shim/hello.c tests/fuzz/guard_stubs.c
+fuzz_guard_SRC    := shim/guard.c shim/fdstate.c shim/locks.c shim/smtp.c shim/proxy.c \
+                     policy/policy.c shim/guard_hello.c shim/hello.c tests/fuzz/guard_stubs.c
 
 .PHONY: fuzz fuzz-targets
 fuzz-targets: $(FUZZ_BINS)
