@@ -339,6 +339,17 @@ static int set_require_tls(struct ctx *c, const struct key *k, char *v)
     return 0;
 }
 
+static int set_unverified(struct ctx *c, const struct key *k, char *v)
+{
+    static const char *const values[] = { "refuse", "allow", NULL };
+    int i = pick(v, values);
+    (void)k;
+    if (i < 0)
+        return fail(c, "bad value %q for unverified_tls: expected refuse or allow", v);
+    *(c->dest ? &c->dest->unverified_tls : &c->p->unverified_tls) = i;
+    return 0;
+}
+
 static int set_log(struct ctx *c, const struct key *k, char *v)
 {
     static const char *const kinds[] = { "syslog", "stderr", NULL };
@@ -421,6 +432,7 @@ static const struct key keys[] = {
     { "ca_file", BOTH, set_path, G(ca_file), D(ca_file), SG_PATH_MAX },
     { "ca_path", BOTH, set_path, G(ca_path), D(ca_path), SG_PATH_MAX },
     { "require_tls", GLOBAL, set_require_tls, 0, 0, 0 },
+    { "unverified_tls", BOTH, set_unverified, 0, 0, 0 },
     { "log", GLOBAL, set_log, 0, 0, SG_PATH_MAX },
     { "log_format", GLOBAL, set_log_format, 0, 0, 0 },
     { "verify_name", SECTION, set_verify_name, 0, 0, 0 },
@@ -577,6 +589,7 @@ static int section(struct ctx *c, char *s)
         return fail(c, "too many destinations (max %d)", SG_MAX_DEST);
     memset(d, 0, sizeof *d);
     d->mode = SG_MODE_INHERIT;
+    d->unverified_tls = SG_UNVERIFIED_INHERIT;
     d->line = c->line;
     if (parse_target(c, t, d) < 0)
         return -1;
@@ -834,6 +847,12 @@ int sg_policy_mode(const struct sg_policy *p, const struct sg_dest *d)
     return d && d->mode != SG_MODE_INHERIT ? d->mode : p->mode;
 }
 
+int sg_policy_unverified(const struct sg_policy *p, const struct sg_dest *d)
+{
+    return d && d->unverified_tls != SG_UNVERIFIED_INHERIT ? d->unverified_tls
+                                                           : p->unverified_tls;
+}
+
 /* A section that names a trust store replaces the global one entirely: a private CA
  * for one relay must not quietly be widened by the global public bundle. */
 static int own_store(const struct sg_dest *d) { return d && (d->ca_file[0] || d->ca_path[0]); }
@@ -907,6 +926,8 @@ static void fmt_dest(struct sb *b, const struct sg_dest *d)
         sb_fmt(b, "ca_path = %s\n", d->ca_path);
     if (d->verify_name[0])
         sb_fmt(b, "verify_name = %s\n", d->verify_name);
+    if (d->unverified_tls != SG_UNVERIFIED_INHERIT)
+        sb_fmt(b, "unverified_tls = %s\n", d->unverified_tls ? "allow" : "refuse");
     for (int i = 0; i < d->npins; i++) {
         sb_str(b, "pin_sha256 = ");
         fmt_b64(b, d->pins[i], 32);
@@ -942,6 +963,7 @@ int sg_policy_format(const struct sg_policy *p, char *buf, size_t len)
     fmt_opt(&b, "ca_file", p->ca_file);
     fmt_opt(&b, "ca_path", p->ca_path);
     sb_fmt(&b, "require_tls = %s\n", p->require_tls ? "yes" : "no");
+    sb_fmt(&b, "unverified_tls = %s\n", p->unverified_tls ? "allow" : "refuse");
     sb_fmt(&b, "log = %s%s\n", p->log_kind == SG_LOG_SYSLOG ? "syslog" : p->log_kind == SG_LOG_STDERR ? "stderr" : "file:",
            p->log_kind == SG_LOG_FILE ? p->log_path : "");
     sb_fmt(&b, "log_format = %s\n", p->log_json ? "json" : "text");

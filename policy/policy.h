@@ -17,6 +17,7 @@
 #define SG_LINE_MAX 4096         /* a longer line is an error */
 
 enum sg_mode { SG_MODE_INHERIT = -1, SG_MODE_ENFORCE = 0, SG_MODE_AUDIT, SG_MODE_OFF };
+#define SG_UNVERIFIED_INHERIT -1
 enum sg_log_kind { SG_LOG_SYSLOG = 0, SG_LOG_STDERR, SG_LOG_FILE };
 
 /* Protocol numbers are the TLS wire versions, as OpenSSL's TLS1_2_VERSION. */
@@ -31,6 +32,7 @@ struct sg_dest {
     char ca_file[SG_PATH_MAX];     /* "" : not set; both unset: the global store applies */
     char ca_path[SG_PATH_MAX];     /* "" : not set (use sg_policy_ca_file/_ca_path) */
     char verify_name[SG_HOST_MAX]; /* "" : none */
+    int unverified_tls;      /* SG_UNVERIFIED_INHERIT or allow (1) / refuse (0) */
     int npins;
     unsigned char pins[SG_MAX_PINS][32]; /* SPKI SHA-256 */
 };
@@ -58,7 +60,9 @@ struct sg_policy {
     char ca_file[SG_PATH_MAX];
     char ca_path[SG_PATH_MAX];
     int require_tls;                       /* 1 = yes */
-    int log_kind;                          /* enum sg_log_kind */
+    int unverified_tls;                    /* 1 = allow TLS whose certificate cannot be seen */
+    int log_kind;                          /* #define SG_UNVERIFIED_INHERIT -1
+enum sg_log_kind */
     char log_path[SG_PATH_MAX];            /* for SG_LOG_FILE */
     int log_json;                          /* log_format = json */
     int ndest;
@@ -115,6 +119,8 @@ void sg_policy_apply_program(struct sg_policy *p, const struct sg_prog *pr);
 int sg_policy_mode(const struct sg_policy *p, const struct sg_dest *d);
 const char *sg_policy_ca_file(const struct sg_policy *p, const struct sg_dest *d);
 const char *sg_policy_ca_path(const struct sg_policy *p, const struct sg_dest *d);
+/* unverified_tls for a connection: 1 allow, 0 refuse. */
+int sg_policy_unverified(const struct sg_policy *p, const struct sg_dest *d);
 const char *sg_mode_name(int mode);
 /* "enforce", "audit" or "off" (ASCII case-insensitive) to the mode, else -1: for SMTPGUARD_MODE. */
 int sg_mode_from_name(const char *name);

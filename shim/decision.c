@@ -96,8 +96,9 @@ static const char *by_address_hint(const struct sg_target *t, int reason)
            "else add a [destination ADDRESS] section with verify_name";
 }
 
-int sg_conclude(const struct sg_target *t, int reason, const char *detail,
-                const char *protocol, const char *cipher)
+static int conclude(const struct sg_target *t, int reason, const char *detail,
+                    const char *protocol, const char *cipher, const char *via,
+                    const char *verify, int keep_phase)
 {
     char rule[SG_PATH_MAX + SG_HOST_MAX + 32], words[768];
     /* The program's own verification refused: that happened in every mode. */
@@ -113,14 +114,30 @@ int sg_conclude(const struct sg_target *t, int reason, const char *detail,
     struct sg_event e = {.verdict = verdict, .what = "TLS", .host = t->host, .addr = t->addr,
                          .port = t->port, .protocol = protocol, .cipher = cipher,
                          .check = reason ? sg_reason_check(reason) : NULL,
-                         .reason = reason ? words : NULL, .rule = rule};
+                         .reason = reason ? words : NULL, .rule = rule, .verify = verify,
+                         .via = via};
     sg_log_event(sg_config(), &e);
     if (verdict == SG_REFUSED) {
         if (reason != SG_R_OWN_VERIFY || t->mode == SG_MODE_ENFORCE)
             sg_guard_refused(t->fd);
         return 0;
     }
-    if (protocol)
+    if (protocol && !keep_phase)
         sg_guard_tls_ok(t->fd);
     return 1;
+}
+
+int sg_conclude(const struct sg_target *t, int reason, const char *detail,
+                const char *protocol, const char *cipher)
+{
+    return conclude(t, reason, detail, protocol, cipher, NULL, NULL, 0);
+}
+
+int sg_conclude_wire(const struct sg_target *t, int reason, const char *detail,
+                     const char *protocol, const char *cipher, int unverified, int follow)
+{
+    static const char *const verify[] = {NULL, "unverified", "resumed"};
+    return conclude(t, reason, detail, protocol, cipher, "wire",
+                    reason || unverified < 0 || unverified > 2 ? NULL : verify[unverified],
+                    follow);
 }

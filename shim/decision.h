@@ -41,6 +41,15 @@ int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *
 int sg_conclude(const struct sg_target *t, int reason, const char *detail,
                 const char *protocol, const char *cipher);
 
+/* The same for a handshake judged on the wire (the log line says via=wire);
+ * unverified: 1 accepted without a certificate check (unverified_tls = allow,
+ * verify=unverified), 2 resumed from a session verified on the wire
+ * (verify=resumed);
+ * follow: accepted, but the wire reader goes on reading, so the socket is
+ * not marked as done with TLS yet (the reader does it). */
+int sg_conclude_wire(const struct sg_target *t, int reason, const char *detail,
+                     const char *protocol, const char *cipher, int unverified, int follow);
+
 /* Depth of real TLS library calls on this thread: such libraries call their
  * own exported functions through the PLT, which lands in our wrappers. */
 extern __thread int sg_tls_inside __attribute__((tls_model("initial-exec")));

@@ -20,6 +20,8 @@ static void release(unsigned short slot)
 {
     struct sg_conn *c = &pool[slot - 1];
     if (--c->refs == 0) {
+        if (c->wire)
+            sg_wire_release(c);
         memset(c, 0, sizeof *c);
         __atomic_sub_fetch(&sg_conn_active, 1, __ATOMIC_RELAXED);
     }
@@ -33,12 +35,18 @@ static void set_slot(int fd, unsigned short slot)
         release(old);
 }
 
+/* An IPv4-mapped IPv6 peer (Java connects so to IPv4 servers) is written as
+ * the IPv4 address: the form the name memory and the policy know it by. */
 static void format_addr(const struct sockaddr *sa, char *out, size_t len)
 {
-    const void *a = sa->sa_family == AF_INET6
-                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
-    if (!inet_ntop(sa->sa_family, a, out, len))
+    int family = sa->sa_family;
+    const void *a = &((const struct sockaddr_in *)sa)->sin_addr;
+    if (family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        family = IN6_IS_ADDR_V4MAPPED(a6) ? AF_INET : AF_INET6;
+        a = family == AF_INET ? (const void *)&a6->s6_addr[12] : (const void *)a6;
+    }
+    if (!inet_ntop(family, a, out, len))
         out[0] = 0;
 }
 

@@ -15,6 +15,7 @@
 
 #define SG_FD_CAP 65536
 #define SG_CONN_MAX 1024
+#define SG_WIRE_PRE 160 /* a ClientHello's header and random, in up to ~20 records */
 
 /* sg_fdtab values: 0 untracked, 1..SG_CONN_MAX a connection slot + 1, from
  * SG_FD_MARKER up reserved markers that carry no connection record. Every
@@ -55,11 +56,19 @@ struct sg_conn {
     int hello_fd;               /* the descriptor it left through */
     struct sg_px_out px_out;    /* on a proxy port: the request, until it names the */
     struct sg_px_in px_in;      /* destination; the proxy's replies, skipped */
+    void *wire;                 /* the wire reader (wire_io.c) while it reads, or NULL */
+    /* ClientHello bytes that left before its random told whose it is: the
+     * wire reader starts from them (SG_WIRE_PRE + 1: more than that) */
+    unsigned short wire_pre_len;
+    unsigned char wire_pre[SG_WIRE_PRE];
 };
 
 extern unsigned short sg_fdtab[SG_FD_CAP];
 extern struct sg_conn sg_conn_pool[SG_CONN_MAX];
 extern int sg_conn_active; /* records in use: 0 lets close_range skip the scan */
+
+/* Frees the wire reader of a record being released (wire_io.c). */
+void sg_wire_release(struct sg_conn *c);
 
 /* The fast path: is this descriptor an SMTP socket we track? */
 static inline int sg_fd_tracked(int fd)

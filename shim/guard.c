@@ -14,6 +14,7 @@
 #include "log.h"
 #include "real.h"
 #include "decision.h"
+#include "wire_io.h"
 
 static void set_phase(struct sg_conn *c, int phase)
 {
@@ -137,6 +138,15 @@ static int check_plaintext(int fd, struct sg_conn *c, const struct iovec *iov, i
     return refuse(fd, c, "plaintext", reason);
 }
 
+/* Once the client random is complete, a ClientHello no hooked session
+ * claims goes to the wire reader, these very bytes included. */
+static int after_hello(int fd, struct sg_conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (__atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_TLS_FOREIGN)
+        return 0;
+    return sg_wire_before_send(fd, c, iov, iovcnt);
+}
+
 /* ---- Proxies (proxy_ports): the request names the real destination ---- */
 
 static size_t iov_total(const struct iovec *iov, int iovcnt, size_t limit)
@@ -199,7 +209,9 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
 {
     struct sg_conn *c = sg_conn_peek(fd);
     int phase = c ? __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) : SG_TLS_OK;
-    if (phase == SG_TLS_HANDSHAKE || phase == SG_TLS_OK || phase == SG_TLS_FOREIGN)
+    if (phase == SG_TLS_FOREIGN)
+        return sg_wire_before_send(fd, c, iov, iovcnt); /* TLS judged on the wire */
+    if (phase == SG_TLS_HANDSHAKE || phase == SG_TLS_OK)
         return 0; /* nothing to judge, so no identity check (an fstat per TLS record) */
     c = sg_conn_get(fd);
     if (!c || first_byte(iov, iovcnt) < 0)
@@ -214,19 +226,20 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
     switch (__atomic_load_n(&c->phase, __ATOMIC_ACQUIRE)) {
     case SG_TLS_HANDSHAKE:
     case SG_TLS_OK:
-    case SG_TLS_FOREIGN:
         return 0;
+    case SG_TLS_FOREIGN:
+        return sg_wire_before_send(fd, c, iov, iovcnt);
     case SG_DEAD:
         errno = EACCES;
         return -1;
     case SG_TLS_HELLO:
         sg_guard_hello_before(fd, c, iov, iovcnt);
-        return 0;
+        return after_hello(fd, c, iov, iovcnt);
     case SG_INHERITED:
         if (first_byte(iov, iovcnt) >= 0x14 && first_byte(iov, iovcnt) <= 0x17 &&
             !is_tls_record(iov, iovcnt)) { /* TLS under way: no ClientHello to come */
             set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
-            return 0;
+            return sg_tls_inside ? 0 : sg_wire_before_send(fd, c, iov, iovcnt);
         }
         /* A plaintext dialogue, judged like any other. Its greeting and any
          * earlier replies were read before: count them as answered. */
@@ -241,7 +254,7 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
                 return -1;
             sg_guard_hello_start(c);
             sg_guard_hello_before(fd, c, iov, iovcnt);
-            return 0;
+            return after_hello(fd, c, iov, iovcnt);
         }
         if (c->implicit)
             return refuse(fd, c, "plaintext", "plaintext on an implicit-TLS port");
@@ -254,9 +267,14 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
 void sg_guard_sent(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
     struct sg_conn *c = sg_conn_peek(fd);
-    if (c && __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) == SG_TLS_HELLO)
+    int phase = c ? __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) : SG_TLS_OK;
+    if (phase == SG_TLS_HELLO) {
         sg_guard_hello_sent(c, iov, iovcnt, n);
-    if (!c || __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) != SG_PLAIN)
+        sg_wire_hello_sent(c, iov, iovcnt, n); /* the wire reader may need them */
+    }
+    if (phase == SG_TLS_FOREIGN)
+        sg_wire_sent(fd, c, iov, iovcnt, n);
+    if (phase != SG_PLAIN)
         return;
     if (c->px_out.state == SG_PX_ACTIVE) {
         px_out_scan(&c->px_out, iov, iovcnt, n);
@@ -351,6 +369,8 @@ int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
     if (c->px_out.state == SG_PX_ACTIVE || n == 0)
         return 0;
     int phase = __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE);
+    if (phase == SG_TLS_FOREIGN)
+        return sg_wire_received(fd, c, iov, iovcnt, n);
     if (phase == SG_TLS_WANTED && !c->implicit && !sg_tls_inside && n &&
         !is_tls_record(iov, iovcnt))
         return injected(fd, c);

@@ -4,8 +4,10 @@ pthread_mutex_t sg_lock_fd = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t sg_lock_resolve = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t sg_lock_tls = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t sg_lock_bind = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t sg_lock_wire = PTHREAD_MUTEX_INITIALIZER;
 
-static pthread_mutex_t *const all[] = {&sg_lock_tls, &sg_lock_bind, &sg_lock_fd, &sg_lock_resolve};
+static pthread_mutex_t *const all[] = {&sg_lock_tls, &sg_lock_bind, &sg_lock_fd, &sg_lock_wire,
+                                       &sg_lock_resolve};
 #define NLOCKS (sizeof all / sizeof all[0])
 
 static void prepare(void)

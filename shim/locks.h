@@ -10,5 +10,6 @@ extern pthread_mutex_t sg_lock_resolve; /* name memory */
 extern pthread_mutex_t sg_lock_tls;    /* TLS library bindings and stores */
 extern pthread_mutex_t sg_lock_bind;   /* sessions in handshake (tlsbind.c); never
                                           held around the loader */
+extern pthread_mutex_t sg_lock_wire;   /* links to wire readers (after sg_lock_fd) */
 
 #endif

@@ -59,7 +59,9 @@ static size_t put(char *out, size_t n, size_t cap, const char *fmt, ...)
 /* The verification result of a finished handshake: "ok" or the failed check. */
 static const char *verify_result(const struct sg_event *e)
 {
-    return e->protocol ? (e->check ? e->check : "ok") : NULL;
+    if (!e->protocol)
+        return NULL;
+    return e->verify ? e->verify : e->check ? e->check : "ok";
 }
 
 /* ISO 8601 UTC with milliseconds; no time zone file is read in the host process. */
@@ -83,7 +85,7 @@ static int event_fields(const struct sg_event *e, struct sg_field *f, char *port
         {"addr", e->addr}, {"port", port}, {"protocol", e->protocol},
         {"cipher", e->protocol ? (e->cipher ? e->cipher : "none") : NULL},
         {"verify", verify_result(e)}, {"check", e->check}, {"reason", e->reason},
-        {"rule", e->rule}};
+        {"rule", e->rule}, {"via", e->via}};
     int n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i].val)
@@ -121,6 +123,8 @@ static size_t text_event(char *o, size_t n, size_t cap, const struct sg_line *l)
         n = put(o, n, cap, " policy=");
         n = put_esc(o, n, cap, v, 0, 0);
     }
+    if ((v = sg_log_field(l, "via")))
+        n = put(o, n, cap, " via=%s", v);
     return n;
 }
 

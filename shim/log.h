@@ -24,6 +24,8 @@ struct sg_event {
     const char *check;    /* the check that failed, NULL when accepted */
     const char *reason;   /* words for an administrator */
     const char *rule;     /* where in the policy the rule comes from */
+    const char *verify;   /* the verification result when not "ok"/the check: "unverified" */
+    const char *via;      /* "wire": judged from the bytes, no hooked library ran */
 };
 
 void sg_log_event(const struct sg_policy *p, const struct sg_event *e);

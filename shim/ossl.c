@@ -87,6 +87,12 @@ static struct sg_backend openssl = {
     .max = MAX_LIBS, .bind = bind_library, .init = init_library, .build_store = build_store,
 };
 
+void sg_ossl_bind_private(struct sg_ossl *o, void *h)
+{
+    memset(o, 0, sizeof *o);
+    bind_openssl(o, h);
+}
+
 struct sg_ossl *sg_ossl_for_caller(const void *ret, const char *sym)
 {
     return (struct sg_ossl *)sg_backend_for_caller(&openssl, ret, sym);

@@ -78,6 +78,10 @@ struct sg_ossl {
 /* The library that the caller at return address ret would have reached for
  * the OpenSSL function sym. NULL only when no such function is loaded. */
 struct sg_ossl *sg_ossl_for_caller(const void *ret, const char *sym);
+/* Bind o to what the OpenSSL behind handle h has (the wire verdict's own
+ * libcrypto, which the program does not use): no error strings, no ex_data
+ * slot; functions h lacks stay NULL. sg_ossl_store works on it. */
+void sg_ossl_bind_private(struct sg_ossl *o, void *h);
 /* Bind every OpenSSL in the process and build the trust stores the policy
  * names, before a chroot hides them. */
 void sg_ossl_prepare_stores(void);

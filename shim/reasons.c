@@ -24,6 +24,11 @@ static const struct {
                         "smtpguard: several host names resolved to this server's address"},
     [SG_R_OWN_VERIFY] = {"program-verify",
                          "smtpguard: the program's own certificate verification refused the server"},
+    [SG_R_UNVERIFIED] = {"unverified", "smtpguard: TLS 1.3 by a TLS library smtpguard cannot "
+                                       "see into: the certificate is encrypted on the wire"},
+    [SG_R_RESUMED] = {"unverified", "smtpguard: a TLS 1.2 session resumed by a TLS library "
+                                    "smtpguard cannot see into: no certificate on the wire"},
+    [SG_R_WIRE] = {"wire", "smtpguard: the TLS handshake on the wire cannot be judged"},
 };
 
 const char *sg_reason_check(int reason)

@@ -20,6 +20,9 @@ enum sg_reason {
     SG_R_UNBOUND,
     SG_R_AMBIGUOUS,
     SG_R_OWN_VERIFY,
+    SG_R_UNVERIFIED,
+    SG_R_RESUMED,
+    SG_R_WIRE,
     SG_R_COUNT
 };
 

@@ -17,7 +17,8 @@ SECONDS = 8   # per target, at most
 TARGETS = {"policy": (20000, "policy"), "smtp_out": (100000, "smtp"),
            "smtp_in": (100000, "smtp"), "smtp_order": (100000, "smtp"),
            "proxy": (100000, "smtp"), "guard": (40000, "smtp"),
-           "trust_index": (40000, "pem"), "hello": (100000, "smtp"), "dns": (100000, "dns")}
+           "trust_index": (40000, "pem"), "hello": (100000, "smtp"), "dns": (100000, "dns"),
+           "wire": (40000, "wire")}
 
 
 @pytest.fixture(scope="module")

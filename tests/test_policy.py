@@ -251,6 +251,7 @@ DEFAULTS = [
     "ciphersuites = TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
     "ca_file = /etc/ssl/certs/ca-certificates.crt",
     "require_tls = yes",
+    "unverified_tls = refuse",
     "log = syslog",
     "log_format = text",
 ]
@@ -345,6 +346,7 @@ ciphersuites = TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_G
 ca_file = /etc/ssl/certs/ca-certificates.crt
 ca_path = /etc/ssl/certs
 require_tls = yes
+unverified_tls = refuse
 log = syslog
 log_format = text
 

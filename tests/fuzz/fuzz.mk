@@ -9,7 +9,7 @@ FUZZ_OUT     := build/fuzz
 FUZZ_FLAGS   := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ipolicy -Ishim -g -O1 \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
-FUZZ_NAMES   := policy smtp_out smtp_in smtp_order proxy guard trust_index hello dns
+FUZZ_NAMES   := policy smtp_out smtp_in smtp_order proxy guard trust_index hello dns wire
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_OUT)/fuzz_%)
 
 # What each target links besides its own file.
@@ -21,6 +21,7 @@ fuzz_proxy_SRC    := shim/proxy.c
 fuzz_trust_index_SRC := shim/trust_index.c shim/trust_cache.c shim/name_key.c
 fuzz_hello_SRC    := shim/hello.c
 fuzz_dns_SRC      := shim/dns.c
+fuzz_wire_SRC     := shim/wire.c shim/wire_msg.c shim/wire_names.c
 fuzz_guard_SRC    := shim/guard.c shim/fdstate.c shim/locks.c shim/smtp.c shim/proxy.c \
                      policy/policy.c shim/guard_hello.c shim/hello.c tests/fuzz/guard_stubs.c
 
@@ -35,7 +36,7 @@ $(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $$(fuzz_%_SRC) tests/fuzz/split.h \
 
 fuzz: $(FUZZ_BINS)
 	@for t in $(FUZZ_NAMES); do \
-	    case $$t in policy) dict=policy;; trust_index) dict=pem;; dns) dict=dns;; *) dict=smtp;; esac; \
+	    case $$t in policy) dict=policy;; trust_index) dict=pem;; dns) dict=dns;; wire) dict=wire;; *) dict=smtp;; esac; \
 	    mkdir -p $(FUZZ_OUT)/corpus/$$t $(FUZZ_OUT)/artifacts/$$t || exit 1; \
 	    echo "== fuzz_$$t: $(FUZZ_SECONDS) s (log: $(FUZZ_OUT)/fuzz_$$t.log)"; \
 	    $(FUZZ_OUT)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

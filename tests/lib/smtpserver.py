@@ -78,7 +78,7 @@ class _Lines:
 
 
 def make_context(cert, tls="modern"):
-    """Server context for a Cert and a variant: modern, old or weak."""
+    """Server context for a Cert and a variant: modern, tls12 (TLS 1.2 only), tls10 (TLS 1.0 only), old or weak."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert.cert, cert.key)
     with warnings.catch_warnings():
@@ -89,6 +89,13 @@ def make_context(cert, tls="modern"):
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
             ctx.minimum_version = ssl.TLSVersion.TLSv1
             ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        elif tls == "tls10":
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1
+        elif tls == "tls12":
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         elif tls == "weak":
             ctx.set_ciphers("AES128-GCM-SHA256")
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
