@@ -346,7 +346,8 @@ static int set_unverified(struct ctx *c, const struct key *k, char *v)
     (void)k;
     if (i < 0)
         return fail(c, "bad value %q for unverified_tls: expected refuse or allow", v);
-    *(c->dest ? &c->dest->unverified_tls : &c->p->unverified_tls) = i;
+    *(c->dest ? &c->dest->unverified_tls
+      : c->prog ? &c->prog->unverified_tls : &c->p->unverified_tls) = i;
     return 0;
 }
 
@@ -481,10 +482,11 @@ static int unknown_key(struct ctx *c, const char *name)
     return fail(c, "unknown key %q", name);
 }
 
-/* The keys a [program ...] section may set (unverified_tls belongs here once it exists). */
+/* The keys a [program ...] section may set. */
 static int program_key(const char *name)
 {
-    static const char *const ok[] = { "mode", "smtp_ports", "require_tls", NULL };
+    static const char *const ok[] = { "mode", "smtp_ports", "require_tls", "unverified_tls",
+                                      NULL };
     for (int i = 0; ok[i]; i++)
         if (!strcmp(name, ok[i]))
             return 1;
@@ -499,8 +501,8 @@ static int set_key(struct ctx *c, const char *name, char *v)
     if (i == NKEYS)
         return unknown_key(c, name);
     if (c->prog && !program_key(name))
-        return fail(c, "'%s' cannot be set in a [program ...] section (mode, smtp_ports and "
-                    "require_tls can); global keys go above the first section", name);
+        return fail(c, "'%s' cannot be set in a [program ...] section (mode, smtp_ports, "
+                    "require_tls and unverified_tls can); global keys go above the first section", name);
     if (c->dest && !(keys[i].scope & SECTION))
         return fail(c, "'%s' is a global key: move it above the first [destination ...] section", name);
     if (!c->dest && !c->prog && !(keys[i].scope & GLOBAL))
@@ -562,6 +564,7 @@ static int program_section(struct ctx *c, const char *path)
     pr->line = c->line;
     pr->mode = SG_MODE_INHERIT;
     pr->require_tls = -1;
+    pr->unverified_tls = SG_UNVERIFIED_INHERIT;
     c->p->nprog++;
     c->prog = pr;
     c->dest = NULL;
@@ -837,6 +840,8 @@ void sg_policy_apply_program(struct sg_policy *p, const struct sg_prog *pr)
         p->mode = pr->mode;
     if (pr->require_tls >= 0)
         p->require_tls = pr->require_tls;
+    if (pr->unverified_tls != SG_UNVERIFIED_INHERIT)
+        p->unverified_tls = pr->unverified_tls;
     if (pr->has_ports) /* implicit TLS ports stay SMTP ports, as in the global list */
         for (size_t i = 0; i < sizeof p->smtp_ports; i++)
             p->smtp_ports[i] = pr->smtp_ports[i] | p->implicit_ports[i];
@@ -944,6 +949,8 @@ static void fmt_prog(struct sb *b, const struct sg_prog *pr)
         fmt_ports(b, "smtp_ports", pr->smtp_ports);
     if (pr->require_tls >= 0)
         sb_fmt(b, "require_tls = %s\n", pr->require_tls ? "yes" : "no");
+    if (pr->unverified_tls != SG_UNVERIFIED_INHERIT)
+        sb_fmt(b, "unverified_tls = %s\n", pr->unverified_tls ? "allow" : "refuse");
 }
 
 int sg_policy_format(const struct sg_policy *p, char *buf, size_t len)

@@ -46,7 +46,7 @@ struct sg_prog {
     int require_tls;         /* -1: inherit, else 0/1 */
     int has_ports;           /* smtp_ports set: it replaces the global list */
     unsigned char smtp_ports[65536 / 8];
-    /* unverified_tls (when that key exists): -1 inherit, else its value. */
+    int unverified_tls;      /* SG_UNVERIFIED_INHERIT, else allow (1) / refuse (0) */
 };
 
 struct sg_policy {
@@ -61,8 +61,7 @@ struct sg_policy {
     char ca_path[SG_PATH_MAX];
     int require_tls;                       /* 1 = yes */
     int unverified_tls;                    /* 1 = allow TLS whose certificate cannot be seen */
-    int log_kind;                          /* #define SG_UNVERIFIED_INHERIT -1
-enum sg_log_kind */
+    int log_kind;                          /* enum sg_log_kind */
     char log_path[SG_PATH_MAX];            /* for SG_LOG_FILE */
     int log_json;                          /* log_format = json */
     int ndest;

@@ -1,5 +1,5 @@
-"""[program PATH] sections: per-executable and per-script mode, smtp_ports and
-require_tls, matched by the executable (/proc/self/exe) or an interpreter's script;
+"""[program PATH] sections: per-executable and per-script mode, smtp_ports,
+require_tls and unverified_tls, matched by the executable (/proc/self/exe) or an interpreter's script;
 every other program keeps the global policy."""
 import json
 import os
@@ -154,3 +154,23 @@ def test_checker_shows_the_program_section(tmp_path):
     assert got["mode"] == "enforce", got
     res = run([CHECKER, path], os.environ)
     assert f"[program {script}]\nsmtp_ports = 587\nrequire_tls = no\n" in res.stdout, res.stdout
+
+
+def test_unverified_tls(smtp_server, shim, tmp_path):
+    """TLS 1.3 from a library no hook reaches (OpenSSL linked in statically): refused
+    by default, let through for the program whose section allows it, refused for any
+    other program."""
+    server = smtp_server("good", "starttls", "modern")
+    prog = tmp_path / "static-copy"
+    shutil.copy(CLIENTS / "careless_static", prog)
+    argv = [prog, "seclevel0", "localhost", server.port, "starttls"]
+    env = shim([server.port])
+    res = run(argv, env)
+    assert res.returncode != 0 and server.credentials() == [], describe(res)
+    env = shim([server.port], extra=f"[program {prog}]\nunverified_tls = allow\n")
+    res = run(argv, env)
+    assert res.returncode == 0 and len(server.messages()) == 1, describe(res) + env.log()
+    assert "verify=unverified" in env.log(), env.log()
+    res = run([CLIENTS / "careless_static", "seclevel0", "localhost", server.port,
+               "starttls"], env)
+    assert res.returncode != 0 and len(server.messages()) == 1, describe(res)
