@@ -6,6 +6,7 @@
 #define SG_RAWSYS_H
 
 #include <errno.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -19,6 +20,21 @@ static inline int sg_raw_fstat(int fd, struct stat *st)
     return r < 0 ? -1 : 0;
 #else
     int saved = errno, r = fstat(fd, st);
+    errno = saved;
+    return r;
+#endif
+}
+
+/* prctl(PR_GET_NAME): the command name (16 bytes). */
+static inline int sg_raw_get_name(char *name)
+{
+#if defined(__x86_64__) && defined(SYS_prctl)
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "0"((long)SYS_prctl), "D"((long)PR_GET_NAME), "S"(name)
+                     : "rcx", "r11", "memory");
+    return r < 0 ? -1 : 0;
+#else
+    int saved = errno, r = prctl(PR_GET_NAME, name);
     errno = saved;
     return r;
 #endif
