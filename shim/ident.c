@@ -86,9 +86,10 @@ static void capture_operand(int argc, char **argv)
 /* perl, perl5.36, python3.11, sh, bash, ...: trailing version digits ignored. */
 static int is_interpreter(const char *path)
 {
-    static const char *const names[] = {"perl", "python", "ruby", "php", "sh", "bash",
-                                        "dash", "zsh", "ksh", "mksh", "node", "nodejs",
-                                        "lua", "tclsh", "wish", "awk", "gawk", NULL};
+    /* Arrays, not pointers: no relocation per name at every exec. */
+    static const char names[][8] = {"perl", "python", "ruby", "php", "sh", "bash",
+                                    "dash", "zsh", "ksh", "mksh", "node", "nodejs",
+                                    "lua", "tclsh", "wish", "awk", "gawk", ""};
     const char *base = path, *p = path;
     for (; *p; p++) /* one pass, no strlen: see length() */
         if (*p == '/')
@@ -96,7 +97,7 @@ static int is_interpreter(const char *path)
     size_t n = (size_t)(p - base);
     while (n && ((base[n - 1] >= '0' && base[n - 1] <= '9') || base[n - 1] == '.'))
         n--;
-    for (int i = 0; names[i]; i++) {
+    for (int i = 0; names[i][0]; i++) {
         size_t k = 0;
         while (k < n && names[i][k] == base[k])
             k++;
