@@ -62,3 +62,9 @@ int sg_dns_sock_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
     (void)n;
     return 0;
 }
+
+/* locks.c's fork-child handler resets the handshake table (shim/tlsbind.c),
+ * which is not part of this target. */
+void sg_bind_forked(void)
+{
+}
