@@ -1,5 +1,6 @@
 """The library's shape: it exports only the interposed names and links no TLS
 library, so loading it costs nothing in processes that never send mail."""
+import platform
 import re
 import subprocess
 
@@ -54,8 +55,8 @@ LOAD_VERSIONS = {"GLIBC_2.2.5", "GLIBC_2.3.2", "GLIBC_2.16", "GLIBC_2.34"}
 
 
 def test_loader_work_at_exec_stays_small(build):
-    if sanitize.ENABLED:
-        return  # the sanitizer runtimes bring their own
+    if sanitize.ENABLED or platform.machine() != "x86_64":
+        return  # the sanitizer runtimes bring their own; the version names are x86-64's
     versions = set(re.findall(r"Name: (GLIBC_[\d.]+)", _out("readelf", "-V", LIB)))
     assert versions <= LOAD_VERSIONS, f"new glibc versions needed: {versions - LOAD_VERSIONS}"
     relocs = _out("readelf", "-r", "-W", LIB)
