@@ -19,6 +19,7 @@
 
 #include "ident.h"
 #include "policy.h"
+#include "rawsys.h"
 
 static char comm[17];
 static const char *execfn;        /* what execve was given (AT_EXECFN, above environ) */
@@ -85,9 +86,10 @@ static void capture_operand(int argc, char **argv)
 /* perl, perl5.36, python3.11, sh, bash, ...: trailing version digits ignored. */
 static int is_interpreter(const char *path)
 {
-    static const char *const names[] = {"perl", "python", "ruby", "php", "sh", "bash",
-                                        "dash", "zsh", "ksh", "mksh", "node", "nodejs",
-                                        "lua", "tclsh", "wish", "awk", "gawk", NULL};
+    /* Arrays, not pointers: no relocation per name at every exec. */
+    static const char names[][8] = {"perl", "python", "ruby", "php", "sh", "bash",
+                                    "dash", "zsh", "ksh", "mksh", "node", "nodejs",
+                                    "lua", "tclsh", "wish", "awk", "gawk", ""};
     const char *base = path, *p = path;
     for (; *p; p++) /* one pass, no strlen: see length() */
         if (*p == '/')
@@ -95,7 +97,7 @@ static int is_interpreter(const char *path)
     size_t n = (size_t)(p - base);
     while (n && ((base[n - 1] >= '0' && base[n - 1] <= '9') || base[n - 1] == '.'))
         n--;
-    for (int i = 0; names[i]; i++) {
+    for (int i = 0; names[i][0]; i++) {
         size_t k = 0;
         while (k < n && names[i][k] == base[k])
             k++;
@@ -105,16 +107,38 @@ static int is_interpreter(const char *path)
     return 0;
 }
 
+/* AT_EXECFN, read from the auxiliary vector the ELF ABI places after the
+ * environment's terminating NULL on the initial stack: getauxval's first call
+ * would cost a lazy binding (~800 instructions) at every exec. Only when envp
+ * is still that initial array (it is when the library is preloaded; a dlopen
+ * later may pass a copied environ), and only a well-formed vector (small types,
+ * an AT_NULL end) is trusted; anything else asks getauxval. */
+static const char *exec_file(int argc, char **argv, char **envp)
+{
+    if (argc >= 0 && argv && envp == argv + argc + 1) {
+        char **e = envp;
+        while (*e)
+            e++;
+        const unsigned long *a = (const unsigned long *)(e + 1), *found = NULL;
+        for (int i = 0; i < 64 && a[0] < 64; i++, a += 2) {
+            if (a[0] == AT_NULL)
+                return found ? (const char *)found[1] : NULL;
+            if (a[0] == AT_EXECFN)
+                found = a;
+        }
+    }
+    return (const char *)getauxval(AT_EXECFN);
+}
+
 /* glibc passes argc, argv and envp to a library's constructors. */
 __attribute__((constructor)) static void ident_capture(int argc, char **argv, char **envp)
 {
-    (void)envp;
-    if (prctl(PR_GET_NAME, comm) != 0)
+    if (sg_raw_get_name(comm) != 0) /* raw: no lazy binding at every exec */
         comm[0] = '\0';
     /* AT_EXECFN lies above the environment strings, beyond what a process title
      * rewrite (argv and environ) touches: keep the pointer; only a relative one
      * needs the working directory of now. */
-    execfn = (const char *)getauxval(AT_EXECFN);
+    execfn = exec_file(argc, argv, envp);
     if (execfn && execfn[0] != '/' && !getcwd(execfn_cwd, sizeof execfn_cwd))
         execfn = NULL;
     /* Only an interpreter's operand can be its script (and only then a relative

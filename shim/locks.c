@@ -1,4 +1,5 @@
 #include "locks.h"
+#include "tlsbind.h"
 
 pthread_mutex_t sg_lock_fd = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t sg_lock_resolve = PTHREAD_MUTEX_INITIALIZER;
@@ -26,6 +27,7 @@ static void child(void)
 {
     for (unsigned i = 0; i < NLOCKS; i++)
         pthread_mutex_init(all[i], NULL);
+    sg_bind_forked();
 }
 
 /* Registering allocates nothing and reads no file: cheap at load. */

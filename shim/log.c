@@ -15,7 +15,8 @@
 
 #define VALUE_MAX 384
 
-static const char *const verdicts[] = {"accepted", "refused", "audit: would refuse"};
+/* Arrays, not pointers: no relocation at every exec. */
+static const char verdicts[][20] = {"accepted", "refused", "audit: would refuse"};
 
 /* Append s escaped: control characters, DEL and backslash as \xNN / \\ (text), or
  * JSON escapes; in text, spaces too when the value is one word of a key=value pair.

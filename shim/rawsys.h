@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -35,6 +36,21 @@ static inline int sg_raw_poll(struct pollfd *fds, unsigned n)
     return r < 0 ? -1 : (int)r;
 #else
     int saved = errno, r = poll(fds, n, 0);
+    errno = saved;
+    return r;
+#endif
+}
+
+/* prctl(PR_GET_NAME): the command name (16 bytes). */
+static inline int sg_raw_get_name(char *name)
+{
+#if defined(__x86_64__) && defined(SYS_prctl)
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "0"((long)SYS_prctl), "D"((long)PR_GET_NAME), "S"(name)
+                     : "rcx", "r11", "memory");
+    return r < 0 ? -1 : 0;
+#else
+    int saved = errno, r = prctl(PR_GET_NAME, name);
     errno = saved;
     return r;
 #endif

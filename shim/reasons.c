@@ -1,8 +1,10 @@
 #include "reasons.h"
 
+/* Arrays, not pointers: a table of pointers costs a relocation per string at
+ * every exec, SMTP or not (an entry too long for them fails to compile). */
 static const struct {
-    const char *check;
-    const char *text;
+    char check[24];
+    char text[112];
 } reasons[SG_R_COUNT] = {
     [SG_R_CHAIN] = {"chain", "smtpguard: server certificate not trusted by the policy trust store"},
     [SG_R_HOSTNAME] = {"hostname", "smtpguard: server certificate does not match the host name"},

@@ -8,7 +8,7 @@
 enum { OUT_VERB = 0, OUT_REST, OUT_DATA, OUT_BDAT_SKIP };
 
 static const struct {
-    const char *name;
+    char name[12]; /* an array, not a pointer: no relocation at every exec */
     unsigned bit;
 } verbs[] = {
     {"EHLO", SG_V_EHLO}, {"HELO", SG_V_EHLO}, {"STARTTLS", SG_V_STARTTLS},

@@ -110,16 +110,12 @@ static struct claim *take(time_t t)
 }
 
 /* A forked child has only the thread that forked: no other is inside a
- * handshake call, and their entries may be taken over once stale. */
-static void child(void)
+ * handshake call, and their entries may be taken over once stale. Called by
+ * locks.c's child handler (one registration at load, not two). */
+void sg_bind_forked(void)
 {
     for (int i = 0; i < top; i++)
         claims[i].inside = 0;
-}
-
-__attribute__((constructor)) static void tlsbind_init(void)
-{
-    pthread_atfork(NULL, NULL, child);
 }
 
 int sg_bind_enter(void *session, void *lib, sg_random_fn fn, int unbound)

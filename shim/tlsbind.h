@@ -48,4 +48,7 @@ int sg_bind_injected(int fd);
  * logged in audit). */
 int sg_bind_unidentified(void *session, struct sg_target *t, char *detail, size_t len);
 
+/* In a forked child (locks.c): no other thread is inside a handshake call. */
+void sg_bind_forked(void);
+
 #endif

@@ -1,5 +1,6 @@
 """The library's shape: it exports only the interposed names and links no TLS
 library, so loading it costs nothing in processes that never send mail."""
+import platform
 import re
 import subprocess
 
@@ -49,3 +50,32 @@ def test_links_no_tls_library(build):
 def test_no_undefined_tls_symbols(build):
     undefined = _out("nm", "-D", "--undefined-only", LIB)
     assert not re.search(r"\b(SSL|X509|ERR|gnutls)_\w+", undefined), undefined
+
+
+# What the loader does for the library at every exec, SMTP or not (issue 15): each
+# glibc symbol version named costs a check (~450 instructions), each symbol looked up
+# at load a few hundred. shim/libc_versions.c and shim/startfiles.c say how the list
+# was cut; a new libc call that needs another version belongs there (or raw, rawsys.h).
+LOAD_VERSIONS = {"GLIBC_2.2.5", "GLIBC_2.3.2", "GLIBC_2.16", "GLIBC_2.34"}
+
+
+def test_loader_work_at_exec_stays_small(build):
+    if sanitize.ENABLED or platform.machine() != "x86_64":
+        return  # the sanitizer runtimes bring their own; the version names are x86-64's
+    versions = set(re.findall(r"Name: (GLIBC_[\d.]+)", _out("readelf", "-V", LIB)))
+    assert versions <= LOAD_VERSIONS, f"new glibc versions needed: {versions - LOAD_VERSIONS}"
+    relocs = _out("readelf", "-r", "-W", LIB)
+    load_lookups = [line for line in relocs.splitlines()
+                    if re.search(r"R_X86_64_(GLOB_DAT|64)\b", line)]
+    assert not load_lookups, "symbol lookups at load (C start files back?): " + "\n".join(load_lookups)
+    assert "NODELETE" in _out("readelf", "-d", LIB)  # fork handlers never left dangling
+
+
+def test_own_memcpy_does_not_call_itself(build):
+    """shim/libc_versions.c's memcpy hands over to memmove; a compiler that turned
+    that back into memcpy would make it loop forever."""
+    body = _out("objdump", "-d", "--no-show-raw-insn", "--disassemble=memcpy", LIB)
+    calls = [line for line in body.splitlines() if re.search(r"\b(jmp|call)\b", line)]
+    assert calls, body
+    assert not any("<memcpy>" in line for line in calls), body
+    assert any("memmove" in line for line in calls), body

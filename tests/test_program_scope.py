@@ -65,19 +65,24 @@ def test_mode_by_executable(smtp_server, shim, tmp_path):
     assert res.returncode != 0 and len(server.credentials()) == before, describe(res)
 
 
-@pytest.mark.parametrize("how", ["interpreter", "shebang"])
+# shebang-relative: execve is given "./NAME" (AT_EXECFN, read at load from the
+# auxiliary vector, is relative: the working directory of then makes it whole).
+@pytest.mark.parametrize("how", ["interpreter", "shebang", "shebang-relative"])
 def test_mode_by_script(how, smtp_server, shim, tmp_path):
     server = smtp_server("selfsigned")
     script, twin = mailer(tmp_path), mailer(tmp_path, "twin.py")
     env = shim([server.port], extra=f"log_format = json\n[program {script}]\nmode = audit\n")
+    cwd = tmp_path if how == "shebang-relative" else None
 
     def argv(path):
         tail = [server.host, server.port, "starttls"]
+        if how == "shebang-relative":
+            return [f"./{Path(path).name}", *tail]
         return [sys.executable, path, *tail] if how == "interpreter" else [path, *tail]
 
-    res = run(argv(twin), env)                        # the same code elsewhere: enforced
+    res = run(argv(twin), env, cwd=cwd)               # the same code elsewhere: enforced
     assert res.returncode != 0 and not leaked(server), describe(res)
-    res = run(argv(script), env)
+    res = run(argv(script), env, cwd=cwd)
     assert res.returncode == 0 and leaked(server), describe(res)
     row = log_rows(env)[-1]
     assert row["script"] == str(script) and row["verdict"] == "audit: would refuse", row
