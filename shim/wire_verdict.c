@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "ident.h"
 #include "decision.h"
 #include "ossl.h"
 #include "wire_resume.h"
@@ -199,11 +200,12 @@ static int unverified(struct session *x, const struct sg_target *t, int reason, 
         return 0;
     }
     const char *host = t->host[0] ? t->host : t->addr;
+    const struct sg_ident *id = sg_ident(); /* never argv memory: it may hold a password */
     int v6 = strchr(host, ':') != NULL;
     snprintf(detail, len, "program %s, destination %s:%d; to allow it without a certificate "
-             "check, set unverified_tls = allow in [destination %s%s%s:%d]",
-             program_invocation_short_name, host, t->port, v6 ? "[" : "", host, v6 ? "]" : "",
-             t->port);
+             "check, set unverified_tls = allow in [destination %s%s%s:%d] (or in "
+             "[program %s])", id->program, host, t->port, v6 ? "[" : "", host, v6 ? "]" : "",
+             t->port, id->exe[0] ? id->exe : id->program);
     return reason;
 }
 
