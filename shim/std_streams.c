@@ -4,6 +4,7 @@
  * descriptor 1 or 2 is a guarded SMTP socket, stdout or stderr is replaced by
  * a stream whose writes go through the interposed write(). Nothing changes
  * for any other program. */
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -30,13 +31,23 @@ static FILE *guarded_stream(int fd)
     return f;
 }
 
+/* The program's stdout or stderr variable, looked up only when needed: naming
+ * it in the code would cost every process a symbol lookup at load. The
+ * global scope finds the executable's copy when it has one. */
+static FILE **std_var(const char *name)
+{
+    return dlsym(RTLD_DEFAULT, name);
+}
+
 void sg_guard_std_streams(void)
 {
-    FILE *f;
-    if (sg_conn_peek(STDOUT_FILENO) && (f = guarded_stream(STDOUT_FILENO)))
-        stdout = f;
-    if (sg_conn_peek(STDERR_FILENO) && (f = guarded_stream(STDERR_FILENO))) {
+    FILE *f, **var;
+    if (sg_conn_peek(STDOUT_FILENO) && (var = std_var("stdout")) &&
+        (f = guarded_stream(STDOUT_FILENO)))
+        *var = f;
+    if (sg_conn_peek(STDERR_FILENO) && (var = std_var("stderr")) &&
+        (f = guarded_stream(STDERR_FILENO))) {
         setvbuf(f, NULL, _IONBF, 0);
-        stderr = f;
+        *var = f;
     }
 }
