@@ -1,10 +1,11 @@
 /* SMTP sockets that come across exec (a wrapper connects, then execs the
  * mailer with the descriptor, maybe as its standard output) are not seen by
- * connect: find them when the library loads. Cheap for everyone: descriptors
- * 0-2, then from 3 up until a run of closed ones, are probed with a raw fstat
- * (reading /proc/self/fd cost more than the whole probe at every exec), and
- * one raw poll() looks past the gap up to descriptor 63; the policy is read
- * only when an inherited TCP socket to an SMTP port exists. */
+ * connect: find them when the library loads. Cheap for everyone: one raw
+ * poll() says which of descriptors 0-63 (the kernel's first table) are open
+ * (a closed one is POLLNVAL), only those are probed with a raw fstat, and a
+ * program whose descriptors run on past 63 is followed with fstat until a run
+ * of closed ones (reading /proc/self/fd cost more than all of it); the policy
+ * is read only when an inherited TCP socket to an SMTP port exists. */
 #include <errno.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -23,31 +24,33 @@ static void adopt_if_socket(int fd)
         sg_adopt(fd); /* refused (shut) if it cannot be guarded; keeps errno */
 }
 
-/* Past the gap, up to the kernel's first descriptor table size: one poll()
- * says which are open (a closed one is POLLNVAL). A descriptor above that
- * after a gap is not found (README: what it does not protect). */
-static void beyond_the_gap(int from)
+/* Open descriptors among 0..TABLE-1 are probed. Returns how many closed ones
+ * end the table (a run shorter than GAP: the scan goes on past it), or -1
+ * when poll failed (then everything is probed one by one). */
+static int first_table(void)
 {
     struct pollfd p[TABLE];
-    int n = 0;
-    for (int fd = from; fd < TABLE; fd++)
-        p[n++] = (struct pollfd){.fd = fd};
-    if (n == 0 || sg_raw_poll(p, (unsigned)n) < 0)
-        return;
-    for (int i = 0; i < n; i++)
-        if (!(p[i].revents & POLLNVAL))
-            adopt_if_socket(p[i].fd);
+    for (int fd = 0; fd < TABLE; fd++)
+        p[fd] = (struct pollfd){.fd = fd};
+    if (sg_raw_poll(p, TABLE) < 0)
+        return -1;
+    int closed = 0;
+    for (int fd = 0; fd < TABLE; fd++) {
+        if (p[fd].revents & POLLNVAL) {
+            closed++;
+            continue;
+        }
+        closed = 0;
+        adopt_if_socket(fd);
+    }
+    return closed;
 }
 
 __attribute__((constructor)) static void inherit_scan(void)
 {
     struct stat st;
-    /* 0-2 too: a socket as standard output is a road (std_streams.c). They
-     * do not count towards the gap. */
-    for (int fd = 0; fd < 3; fd++)
-        adopt_if_socket(fd);
-    int fd = 3;
-    for (int closed = 0; fd < SG_FD_CAP && closed < GAP; fd++) {
+    int closed = first_table(), fd = closed < 0 ? 0 : TABLE;
+    for (closed = closed < 0 ? 0 : closed; fd < SG_FD_CAP && closed < GAP; fd++) {
         if (sg_raw_fstat(fd, &st) != 0) {
             closed++;
             continue;
@@ -56,6 +59,5 @@ __attribute__((constructor)) static void inherit_scan(void)
         if (S_ISSOCK(st.st_mode))
             sg_adopt(fd);
     }
-    beyond_the_gap(fd);
     sg_guard_std_streams();
 }

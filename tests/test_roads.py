@@ -331,21 +331,24 @@ SHELL_ROADS = {
 }
 
 
-@pytest.mark.parametrize("road", list(SHELL_ROADS) + ["fd40"])
+@pytest.mark.parametrize("road", list(SHELL_ROADS) + ["fd40", "fd80"])
 def test_shell_standard_output(road, smtp_server, run, shim, baseline, tmp_path):
     """A shell connects (/dev/tcp) and a child program writes the credentials to the
     socket as its standard output (or, fd40, to descriptor 40, past a gap of closed
-    ones): adopted at exec, written through the guard."""
+    ones; fd80, to descriptor 80 after a run of open ones past the first 64): adopted
+    at exec, written through the guard."""
     auth = tmp_path / "auth.txt"
     auth.write_bytes(b"AUTH PLAIN AHNndXNlcgBTZy1TM2NyZXQtUGE1NQ==\r\n")
     for side in ("baseline", "shim"):
         server = smtp_server(mode="plain")
         env = baseline() if side == "baseline" else shim([server.port])
-        fd = 40 if road == "fd40" else 3
-        write = (f"{sys.executable} -c 'import os; os.write(40, open(\"{auth}\", \"rb\").read())'"
-                 if road == "fd40" else SHELL_ROADS[road].format(auth=auth))
-        script = (f"exec {fd}<>/dev/tcp/127.0.0.1/{server.port}; head -c 10 <&{fd} >/dev/null; "
-                  f"{write}; sleep 0.3")
+        fd = int(road[2:]) if road.startswith("fd") else 3
+        write = (f"{sys.executable} -c 'import os; os.write({fd}, open(\"{auth}\", \"rb\").read())'"
+                 if road.startswith("fd") else SHELL_ROADS[road].format(auth=auth))
+        fill = ("for i in $(seq 10 79); do eval \"exec $i</dev/null\"; done; "
+                if road == "fd80" else "")
+        script = (f"{fill}exec {fd}<>/dev/tcp/127.0.0.1/{server.port}; "
+                  f"head -c 10 <&{fd} >/dev/null; {write}; sleep 0.3")
         res = run(["bash", "-c", script], env)
         server.wait_idle()
         if side == "baseline":
