@@ -32,10 +32,14 @@ static int ieq(const char *a, const char *b)
 }
 
 /* Index of v in a NULL-terminated word list (case-insensitive), or -1. */
-static int pick(const char *v, const char *const *words)
+#define MODE_WORDS "enforce\0audit\0off\0" /* in enum sg_mode order */
+
+/* words: "a\0b\0c\0", one string, not a table of pointers: the shim links this
+ * file, and every pointer in a table is a relocation at every exec. */
+static int pick(const char *v, const char *words)
 {
-    for (int i = 0; words[i]; i++)
-        if (ieq(v, words[i]))
+    for (int i = 0; *words; i++, words += strlen(words) + 1)
+        if (ieq(v, words))
             return i;
     return -1;
 }
@@ -203,7 +207,7 @@ typedef int setter(struct ctx *c, const struct key *k, char *v);
 enum scope { GLOBAL = 1, SECTION = 2, BOTH = 3 };
 
 struct key {
-    const char *name;
+    char name[20];
     enum scope scope;
     setter *set;
     size_t goff, doff, size; /* string field: offset in sg_policy / sg_dest, and its size */
@@ -268,8 +272,7 @@ static const char *canon_addr(const char *s, char *buf, size_t n)
 
 static int set_mode(struct ctx *c, const struct key *k, char *v)
 {
-    static const char *const modes[] = { "enforce", "audit", "off", NULL };
-    int m = pick(v, modes);
+    int m = pick(v, MODE_WORDS);
     (void)k;
     if (m < 0)
         return fail(c, "bad value %q for mode: expected enforce, audit or off", v);
@@ -299,11 +302,9 @@ static int set_ports(struct ctx *c, const struct key *k, char *v)
 
 static int set_protocol(struct ctx *c, const struct key *k, char *v)
 {
-    static const char *const ok[] = { "TLSv1.2", "TLSv1.3", NULL };
-    static const char *const old[] = { "SSLv2", "SSLv3", "TLSv1", "TLSv1.0", "TLSv1.1", NULL };
-    int i = pick(v, ok);
+    int i = pick(v, "TLSv1.2\0TLSv1.3\0");
     (void)k;
-    if (pick(v, old) >= 0)
+    if (pick(v, "SSLv2\0SSLv3\0TLSv1\0TLSv1.0\0TLSv1.1\0") >= 0)
         return fail(c, "min_protocol %s is below the floor TLSv1.2", v);
     if (i < 0)
         return fail(c, "bad value %q for min_protocol: expected TLSv1.2 or TLSv1.3", v);
@@ -330,8 +331,7 @@ static int set_path(struct ctx *c, const struct key *k, char *v)
 
 static int set_require_tls(struct ctx *c, const struct key *k, char *v)
 {
-    static const char *const yn[] = { "no", "yes", NULL };
-    int i = pick(v, yn);
+    int i = pick(v, "no\0yes\0");
     (void)k;
     if (i < 0)
         return fail(c, "bad value %q for require_tls: expected yes or no", v);
@@ -341,8 +341,7 @@ static int set_require_tls(struct ctx *c, const struct key *k, char *v)
 
 static int set_unverified(struct ctx *c, const struct key *k, char *v)
 {
-    static const char *const values[] = { "refuse", "allow", NULL };
-    int i = pick(v, values);
+    int i = pick(v, "refuse\0allow\0");
     (void)k;
     if (i < 0)
         return fail(c, "bad value %q for unverified_tls: expected refuse or allow", v);
@@ -353,8 +352,7 @@ static int set_unverified(struct ctx *c, const struct key *k, char *v)
 
 static int set_log(struct ctx *c, const struct key *k, char *v)
 {
-    static const char *const kinds[] = { "syslog", "stderr", NULL };
-    int i = pick(v, kinds);
+    int i = pick(v, "syslog\0stderr\0");
 
     if (i >= 0) {
         c->p->log_kind = i;
@@ -370,8 +368,7 @@ static int set_log(struct ctx *c, const struct key *k, char *v)
 
 static int set_log_format(struct ctx *c, const struct key *k, char *v)
 {
-    static const char *const formats[] = { "text", "json", NULL };
-    int i = pick(v, formats);
+    int i = pick(v, "text\0json\0");
     (void)k;
     if (i < 0)
         return fail(c, "bad value %q for log_format: expected text or json", v);
@@ -485,10 +482,9 @@ static int unknown_key(struct ctx *c, const char *name)
 /* The keys a [program ...] section may set. */
 static int program_key(const char *name)
 {
-    static const char *const ok[] = { "mode", "smtp_ports", "require_tls", "unverified_tls",
-                                      NULL };
-    for (int i = 0; ok[i]; i++)
-        if (!strcmp(name, ok[i]))
+    static const char ok[] = "mode\0smtp_ports\0require_tls\0unverified_tls\0";
+    for (const char *w = ok; *w; w += strlen(w) + 1)
+        if (!strcmp(name, w))
             return 1;
     return 0;
 }
@@ -872,18 +868,17 @@ const char *sg_policy_ca_path(const struct sg_policy *p, const struct sg_dest *d
     return own_store(d) ? d->ca_path : p->ca_path;
 }
 
-static const char *const mode_names[] = { "enforce", "audit", "off", NULL };
-
 const char *sg_mode_name(int mode)
 {
+    static const char names[][8] = { "enforce", "audit", "off" };
     if (mode == SG_MODE_INHERIT)
         return "inherit";
-    return mode >= 0 && mode <= SG_MODE_OFF ? mode_names[mode] : "unknown";
+    return mode >= 0 && mode <= SG_MODE_OFF ? names[mode] : "unknown";
 }
 
 int sg_mode_from_name(const char *name)
 {
-    return name ? pick(name, mode_names) : -1;
+    return name ? pick(name, MODE_WORDS) : -1;
 }
 
 /* ---- Formatting the effective policy as a policy file ---- */

@@ -136,8 +136,8 @@ int sg_conclude(const struct sg_target *t, int reason, const char *detail,
 int sg_conclude_wire(const struct sg_target *t, int reason, const char *detail,
                      const char *protocol, const char *cipher, int unverified, int follow)
 {
-    static const char *const verify[] = {NULL, "unverified", "resumed"};
+    static const char verify[][12] = {"", "unverified", "resumed"};
     return conclude(t, reason, detail, protocol, cipher, "wire",
-                    reason || unverified < 0 || unverified > 2 ? NULL : verify[unverified],
+                    reason || unverified < 1 || unverified > 2 ? NULL : verify[unverified],
                     follow);
 }

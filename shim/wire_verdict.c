@@ -49,7 +49,7 @@ static int complete(const struct crypto *c)
 /* libcrypto alone: certificates need no TLS code. */
 static void load(void)
 {
-    static const char *const names[] = {"libcrypto.so.3", "libcrypto.so.1.1"};
+    static const char names[][20] = {"libcrypto.so.3", "libcrypto.so.1.1"};
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !k_ok; i++) {
         void *h = dlopen(names[i], RTLD_LAZY | RTLD_LOCAL);
         if (!h)
