@@ -96,6 +96,12 @@ __attribute__((noinline)) static int connect_slow(int fd, const struct sockaddr 
 SG_EXPORT int socket(int domain, int type, int protocol)
 {
     int fd = REAL(socket)(domain, type, protocol);
+    /* The kernel just gave out this number, so whatever the table holds for
+     * it was left by a close the shim did not see (glibc's closefrom, a raw
+     * syscall): dropped, or the new socket would carry the old one's phase
+     * and a TCP Fast Open or raw connect would pass unguarded. */
+    if (SG_UNLIKELY(sg_fd_tracked(fd)))
+        sg_fd_forget(fd);
     if ((domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM)
         sg_fd_mark_new(fd, SG_FD_UNCLASSIFIED);
     return fd;
