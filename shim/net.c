@@ -148,10 +148,23 @@ SG_EXPORT int close_range(unsigned first, unsigned last, int flags)
     return r;
 }
 
+/* A copy of an SMTP socket past the table could not be guarded: it is
+ * closed and the call fails, the original stays as it was. */
+__attribute__((noinline)) static int too_high(int oldfd, int newfd)
+{
+    struct sg_conn *c = sg_conn_peek(oldfd);
+    REAL(close)(newfd);
+    return sg_refuse_unguarded(-1, c->addr, c->port,
+                               "a copy of the socket at a descriptor number too high to guard");
+}
+
 static int copied(int oldfd, int newfd)
 {
-    if (newfd >= 0 && newfd != oldfd && (sg_fd_tracked(oldfd) || sg_fd_tracked(newfd)))
+    if (newfd >= 0 && newfd != oldfd && (sg_fd_tracked(oldfd) || sg_fd_tracked(newfd))) {
+        if (SG_UNLIKELY((unsigned)newfd >= SG_FD_CAP) && sg_conn_peek(oldfd))
+            return too_high(oldfd, newfd);
         sg_fd_copy(oldfd, newfd);
+    }
     return newfd;
 }
 

@@ -8,6 +8,7 @@ Each road leaks without the library (so the road is real) and is refused with it
 the server receives nothing of AUTH/MAIL/RCPT/DATA in clear. Against a good server
 the same road delivers over verified TLS.
 """
+import os
 import resource
 import sys
 import selectors
@@ -441,3 +442,39 @@ def test_proxy_to_other_port_untouched(proxy, run, shim):
         assert "refused" not in env.log(), env.log()
     finally:
         srv.shutdown()
+
+
+HIGH_FD = int(os.environ.get("SG_TEST_HIGH_FD", "70000"))  # past the shim's table (65536)
+
+
+def high_fd_possible():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > HIGH_FD:
+        return True
+    try:  # root with CAP_SYS_RESOURCE may raise it (the client does the same)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, HIGH_FD + 1))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+@pytest.mark.skipif(not high_fd_possible(), reason="the hard descriptor limit cannot pass 65536")
+def test_copy_past_the_table_refused(smtp_server, run, shim, baseline):
+    """dup2 of an SMTP socket to a number past the descriptor table: the copy was
+    untracked, and AUTH/MAIL went out through it in clear."""
+    server = smtp_server(mode="plain")
+    env = baseline()
+    env["ROADS_HIGH_FD"] = str(HIGH_FD)
+    res = roads(run, env, "highdup", server, "plain")
+    assert res.returncode == 0, describe(res)
+    server.wait_idle()
+    assert leaked(server), f"the road is not real: {server.sessions}"
+    server = smtp_server(mode="plain")
+    env = shim([server.port])
+    env["ROADS_HIGH_FD"] = str(HIGH_FD)
+    res = roads(run, env, "highdup", server, "plain")
+    server.wait_idle()
+    assert res.returncode != 0, describe(res)
+    assert not leaked(server), f"{leaked(server)}\n{describe(res)}"
+    assert "too high to guard" in env.log(), env.log()
