@@ -140,6 +140,16 @@ SG_EXPORT int close(int fd)
     return close_slow(fd);
 }
 
+/* glibc closes these with its internal close_range (or, failing that, one by
+ * one, or it aborts): the table follows, or their numbers would come back
+ * with the old sockets' states. */
+SG_EXPORT void closefrom(int lowfd)
+{
+    REAL(closefrom)(lowfd);
+    if (lowfd >= 0)
+        sg_fd_forget_range((unsigned)lowfd, SG_FD_CAP - 1);
+}
+
 SG_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
     int r = REAL(close_range)(first, last, flags);
