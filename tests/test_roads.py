@@ -478,3 +478,27 @@ def test_copy_past_the_table_refused(smtp_server, run, shim, baseline):
     assert res.returncode != 0, describe(res)
     assert not leaked(server), f"{leaked(server)}\n{describe(res)}"
     assert "too high to guard" in env.log(), env.log()
+
+
+PY_TRUNC = """
+import ctypes, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+peek = s.recv(4096, socket.MSG_PEEK)
+while not peek.endswith(b"\\r\\n"):
+    peek = s.recv(4096, socket.MSG_PEEK)
+n = libc.recv(s.fileno(), None, ctypes.c_size_t(len(peek)), socket.MSG_TRUNC)
+assert n == len(peek), (n, ctypes.get_errno())
+s.sendall(b"QUIT\\r\\n")
+print(s.recv(100).decode().strip())
+"""
+
+
+def test_recv_msg_trunc_discard(smtp_server, run, shim, baseline):
+    """recv(fd, NULL, n, MSG_TRUNC) on TCP discards n bytes without copying them: the
+    guard read the NULL buffer and the program died of SIGSEGV."""
+    for with_library in (False, True):
+        server = smtp_server(mode="plain")
+        env = shim([server.port]) if with_library else baseline()
+        res = run([sys.executable, "-c", PY_TRUNC, str(server.port)], env, timeout=20)
+        assert res.returncode == 0 and "221" in res.stdout, describe(res)
