@@ -487,18 +487,33 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 peek = s.recv(4096, socket.MSG_PEEK)
 while not peek.endswith(b"\\r\\n"):
     peek = s.recv(4096, socket.MSG_PEEK)
-n = libc.recv(s.fileno(), None, ctypes.c_size_t(len(peek)), socket.MSG_TRUNC)
+if sys.argv[2] == "recv":
+    n = libc.recv(s.fileno(), None, ctypes.c_size_t(len(peek)), socket.MSG_TRUNC)
+else:  # recvmmsg: one struct mmsghdr, its iovec's base NULL
+    class IOV(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    class MMSG(ctypes.Structure):
+        _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint),
+                    ("iov", ctypes.POINTER(IOV)), ("iovlen", ctypes.c_size_t),
+                    ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                    ("flags", ctypes.c_int), ("pad", ctypes.c_int),
+                    ("len", ctypes.c_uint)]
+    iov = IOV(None, len(peek))
+    m = MMSG(None, 0, ctypes.pointer(iov), 1, None, 0, 0, 0, 0)
+    got = libc.recvmmsg(s.fileno(), ctypes.byref(m), 1, socket.MSG_TRUNC, None)
+    n = m.len if got == 1 else -1
 assert n == len(peek), (n, ctypes.get_errno())
 s.sendall(b"QUIT\\r\\n")
 print(s.recv(100).decode().strip())
 """
 
 
-def test_recv_msg_trunc_discard(smtp_server, run, shim, baseline):
+@pytest.mark.parametrize("call", ["recv", "recvmmsg"])
+def test_recv_msg_trunc_discard(call, smtp_server, run, shim, baseline):
     """recv(fd, NULL, n, MSG_TRUNC) on TCP discards n bytes without copying them: the
     guard read the NULL buffer and the program died of SIGSEGV."""
     for with_library in (False, True):
         server = smtp_server(mode="plain")
         env = shim([server.port]) if with_library else baseline()
-        res = run([sys.executable, "-c", PY_TRUNC, str(server.port)], env, timeout=20)
+        res = run([sys.executable, "-c", PY_TRUNC, str(server.port), call], env, timeout=20)
         assert res.returncode == 0 and "221" in res.stdout, describe(res)
