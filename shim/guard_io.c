@@ -135,10 +135,29 @@ SG_EXPORT ssize_t read(int fd, void *buf, size_t n)
     FAST_OR_SLOW(read, fd, fd, buf, n);
 }
 
+/* MSG_TRUNC on a TCP socket drops the bytes without copying them into the
+ * buffer (which may be NULL): the guard would read whatever the buffer held
+ * (or crash on NULL). On an SMTP socket they are read into a buffer of ours,
+ * shown to the guard and dropped: a short discard, as recv may return. */
+static inline int truncating(int fd, int flags)
+{
+    return SG_UNLIKELY(flags & MSG_TRUNC) && sg_fd_tracked(fd) && !dns_marked(fd);
+}
+
+__attribute__((noinline)) static ssize_t discard_observed(int fd, size_t n, int flags)
+{
+    char buf[4096];
+    size_t want = n < sizeof buf ? n : sizeof buf;
+    flags &= ~MSG_TRUNC;
+    OBSERVED_RECV(fd, ONE(buf, want), 1, REAL(recv)(fd, buf, want, flags));
+}
+
 SG_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
     if (flags & MSG_PEEK)
         return REAL(recv)(fd, buf, n, flags);
+    if (truncating(fd, flags))
+        return discard_observed(fd, n, flags);
     OBSERVED_RECV(fd, ONE(buf, n), 1, REAL(recv)(fd, buf, n, flags));
 }
 
@@ -149,6 +168,8 @@ SG_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
         return REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
     if (dns_marked(fd))
         return sg_dns_recvfrom(fd, buf, n, flags, from, fromlen);
+    if (truncating(fd, flags))
+        return discard_observed(fd, n, flags); /* a TCP socket: no source address */
     OBSERVED_RECV(fd, ONE(buf, n), 1, REAL(recvfrom)(fd, buf, n, flags, from, fromlen));
 }
 
@@ -170,6 +191,14 @@ void sg_adopt_rights(const struct msghdr *msg)
 
 static ssize_t recvmsg_observed(int fd, struct msghdr *msg, int flags)
 {
+    if (msg && truncating(fd, flags)) {
+        size_t n = 0;
+        for (size_t i = 0; i < msg->msg_iovlen; i++)
+            n += msg->msg_iov[i].iov_len;
+        msg->msg_controllen = 0;
+        msg->msg_flags = 0;
+        return discard_observed(fd, n, flags);
+    }
     OBSERVED_RECV(fd, msg ? msg->msg_iov : NULL, msg ? (int)msg->msg_iovlen : 0,
                   REAL(recvmsg)(fd, msg, flags));
 }

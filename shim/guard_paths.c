@@ -209,6 +209,15 @@ SG_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
         return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
     if (sg_classify(fd) != 0)
         return -1;
+    if (SG_UNLIKELY(flags & MSG_TRUNC) && vlen > 0 && sg_conn_peek(fd)) {
+        /* TCP drops these bytes uncopied: one message, through recvmsg's
+         * discard (guard_io.c), so the guard sees them. */
+        ssize_t one = recvmsg(fd, &vec[0].msg_hdr, flags & ~MSG_WAITFORONE);
+        if (one < 0)
+            return -1;
+        vec[0].msg_len = (unsigned)one;
+        return 1;
+    }
     int r = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
     for (int i = 0; i < r; i++) {
         struct msghdr *m = &vec[i].msg_hdr;

@@ -96,6 +96,12 @@ __attribute__((noinline)) static int connect_slow(int fd, const struct sockaddr 
 SG_EXPORT int socket(int domain, int type, int protocol)
 {
     int fd = REAL(socket)(domain, type, protocol);
+    /* The kernel just gave out this number, so whatever the table holds for
+     * it was left by a close the shim did not see (glibc's closefrom, a raw
+     * syscall): dropped, or the new socket would carry the old one's phase
+     * and a TCP Fast Open or raw connect would pass unguarded. */
+    if (SG_UNLIKELY(sg_fd_tracked(fd)))
+        sg_fd_forget(fd);
     if ((domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM)
         sg_fd_mark_new(fd, SG_FD_UNCLASSIFIED);
     return fd;
@@ -134,6 +140,16 @@ SG_EXPORT int close(int fd)
     return close_slow(fd);
 }
 
+/* glibc closes these with its internal close_range (or, failing that, one by
+ * one, or it aborts): the table follows, or their numbers would come back
+ * with the old sockets' states. */
+SG_EXPORT void closefrom(int lowfd)
+{
+    REAL(closefrom)(lowfd);
+    if (lowfd >= 0)
+        sg_fd_forget_range((unsigned)lowfd, SG_FD_CAP - 1);
+}
+
 SG_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
     int r = REAL(close_range)(first, last, flags);
@@ -142,10 +158,23 @@ SG_EXPORT int close_range(unsigned first, unsigned last, int flags)
     return r;
 }
 
+/* A copy of an SMTP socket past the table could not be guarded: it is
+ * closed and the call fails, the original stays as it was. */
+__attribute__((noinline)) static int too_high(int oldfd, int newfd)
+{
+    struct sg_conn *c = sg_conn_peek(oldfd);
+    REAL(close)(newfd);
+    return sg_refuse_unguarded(-1, c->addr, c->port,
+                               "a copy of the socket at a descriptor number too high to guard");
+}
+
 static int copied(int oldfd, int newfd)
 {
-    if (newfd >= 0 && newfd != oldfd && (sg_fd_tracked(oldfd) || sg_fd_tracked(newfd)))
+    if (newfd >= 0 && newfd != oldfd && (sg_fd_tracked(oldfd) || sg_fd_tracked(newfd))) {
+        if (SG_UNLIKELY((unsigned)newfd >= SG_FD_CAP) && sg_conn_peek(oldfd))
+            return too_high(oldfd, newfd);
         sg_fd_copy(oldfd, newfd);
+    }
     return newfd;
 }
 

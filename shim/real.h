@@ -20,6 +20,7 @@
     X(int, connect, (int, const struct sockaddr *, socklen_t))                    \
     X(int, close, (int))                                                          \
     X(int, close_range, (unsigned, unsigned, int))                                \
+    X(void, closefrom, (int))                                                     \
     X(int, dup, (int))                                                            \
     X(int, dup2, (int, int))                                                      \
     X(int, dup3, (int, int, int))                                                 \

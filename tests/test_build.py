@@ -8,7 +8,7 @@ from lib import sanitize
 from lib.runner import LIB
 
 EXPORTED = {
-    "connect", "close", "close_range", "dup", "dup2", "dup3", "fcntl", "fcntl64", "chroot", "fdopen",
+    "connect", "close", "close_range", "closefrom", "dup", "dup2", "dup3", "fcntl", "fcntl64", "chroot", "fdopen",
     "write", "send", "sendto", "sendmsg", "writev",
     "read", "recv", "recvfrom", "recvmsg", "readv",
     # every byte path and every way to connect (issue 11)

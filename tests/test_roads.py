@@ -8,6 +8,7 @@ Each road leaks without the library (so the road is real) and is refused with it
 the server receives nothing of AUTH/MAIL/RCPT/DATA in clear. Against a good server
 the same road delivers over verified TLS.
 """
+import os
 import resource
 import sys
 import selectors
@@ -24,7 +25,7 @@ ROADS = CLIENTS / "roads"
 SECRET = {"AUTH", "MAIL", "RCPT", "DATA", "BDAT"}
 BYTE_PATHS = ["sendfile", "sendfile64", "splice", "vmsplice", "pwritev2", "sendmmsg", "dprintf",
               "aio"]
-CONNECTIONS = ["tfo", "tfo_msg", "raw", "scm"]
+CONNECTIONS = ["tfo", "tfo_msg", "raw", "scm", "stale_tfo", "stale_raw"]
 
 
 def leaked(server):
@@ -444,3 +445,78 @@ def test_proxy_to_other_port_untouched(proxy, run, shim):
         assert "refused" not in env.log(), env.log()
     finally:
         srv.shutdown()
+
+
+HIGH_FD = int(os.environ.get("SG_TEST_HIGH_FD", "70000"))  # past the shim's table (65536)
+
+
+def high_fd_possible():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > HIGH_FD:
+        return True
+    try:  # root with CAP_SYS_RESOURCE may raise it (the client does the same)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, HIGH_FD + 1))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+@pytest.mark.skipif(not high_fd_possible(), reason="the hard descriptor limit cannot pass 65536")
+def test_copy_past_the_table_refused(smtp_server, run, shim, baseline):
+    """dup2 of an SMTP socket to a number past the descriptor table: the copy was
+    untracked, and AUTH/MAIL went out through it in clear."""
+    server = smtp_server(mode="plain")
+    env = baseline()
+    env["ROADS_HIGH_FD"] = str(HIGH_FD)
+    res = roads(run, env, "highdup", server, "plain")
+    assert res.returncode == 0, describe(res)
+    server.wait_idle()
+    assert leaked(server), f"the road is not real: {server.sessions}"
+    server = smtp_server(mode="plain")
+    env = shim([server.port])
+    env["ROADS_HIGH_FD"] = str(HIGH_FD)
+    res = roads(run, env, "highdup", server, "plain")
+    server.wait_idle()
+    assert res.returncode != 0, describe(res)
+    assert not leaked(server), f"{leaked(server)}\n{describe(res)}"
+    assert "too high to guard" in env.log(), env.log()
+
+
+PY_TRUNC = """
+import ctypes, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+peek = s.recv(4096, socket.MSG_PEEK)
+while not peek.endswith(b"\\r\\n"):
+    peek = s.recv(4096, socket.MSG_PEEK)
+if sys.argv[2] == "recv":
+    n = libc.recv(s.fileno(), None, ctypes.c_size_t(len(peek)), socket.MSG_TRUNC)
+else:  # recvmmsg: one struct mmsghdr, its iovec's base NULL
+    class IOV(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    class MMSG(ctypes.Structure):
+        _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint),
+                    ("iov", ctypes.POINTER(IOV)), ("iovlen", ctypes.c_size_t),
+                    ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                    ("flags", ctypes.c_int), ("pad", ctypes.c_int),
+                    ("len", ctypes.c_uint)]
+    iov = IOV(None, len(peek))
+    m = MMSG(None, 0, ctypes.pointer(iov), 1, None, 0, 0, 0, 0)
+    got = libc.recvmmsg(s.fileno(), ctypes.byref(m), 1, socket.MSG_TRUNC, None)
+    n = m.len if got == 1 else -1
+assert n == len(peek), (n, ctypes.get_errno())
+s.sendall(b"QUIT\\r\\n")
+print(s.recv(100).decode().strip())
+"""
+
+
+@pytest.mark.parametrize("call", ["recv", "recvmmsg"])
+def test_recv_msg_trunc_discard(call, smtp_server, run, shim, baseline):
+    """recv(fd, NULL, n, MSG_TRUNC) on TCP discards n bytes without copying them: the
+    guard read the NULL buffer and the program died of SIGSEGV."""
+    for with_library in (False, True):
+        server = smtp_server(mode="plain")
+        env = shim([server.port]) if with_library else baseline()
+        res = run([sys.executable, "-c", PY_TRUNC, str(server.port), call], env, timeout=20)
+        assert res.returncode == 0 and "221" in res.stdout, describe(res)

@@ -15,6 +15,11 @@
  * length 0), tfo_msg (sendmsg with msg_name + MSG_FASTOPEN carrying EHLO),
  * raw (the connect syscall, not the libc function), scm (a child process
  * connects and hands the socket over SCM_RIGHTS).
+ * Reused numbers: stale_tfo, stale_raw (an SMTP socket is closed by closefrom,
+ * which glibc does without the interposed close; the new socket gets the same
+ * number and is connected by TCP Fast Open or the raw syscall), highdup (the
+ * connected socket dup2'd to descriptor 70000, past the shim's table, the
+ * dialogue on the copy).
  * Read path: recvmmsg (replies read with recvmmsg; an injection must show).
  * Dialogue: pipeline (EHLO and STARTTLS in one write), pipe_connect (EHLO and
  * STARTTLS before the greeting), inject_wait (after the 220 to STARTTLS it
@@ -253,14 +258,45 @@ static int hand_over(struct sockaddr_in sa)
     return fd;
 }
 
+/* An SMTP socket closed where no close() is seen: its number comes back next. */
+static void leave_stale(struct sockaddr_in sa)
+{
+    int old = socket(AF_INET, SOCK_STREAM, 0);
+    if (old < 0 || connect(old, (struct sockaddr *)&sa, sizeof sa) != 0)
+        fail("first connection: %s", strerror(errno));
+    closefrom(old);
+}
+
+/* The connected socket as descriptor 70000 (ROADS_HIGH_FD), the limits raised for it. */
+static int high_copy(int fd)
+{
+    const char *want = getenv("ROADS_HIGH_FD"); /* a smaller table in a test build */
+    int to = want ? atoi(want) : 70000;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        fail("getrlimit: %s", strerror(errno));
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (rlim_t)to + 1)
+        rl.rlim_max = (rlim_t)to + 1; /* root may raise it */
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        fail("setrlimit: %s", strerror(errno));
+    int high = dup2(fd, to);
+    if (high != to)
+        fail("dup2 to %d: %s", to, strerror(errno));
+    close(fd);
+    return high;
+}
+
 static int open_conn(const char *host, const char *port)
 {
     struct sockaddr_in sa = target(host, port);
     if (is("scm"))
         return hand_over(sa);
+    if (is("stale_tfo") || is("stale_raw"))
+        leave_stale(sa);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int r;
-    if (is("tfo")) {
+    if (is("tfo") || is("stale_tfo")) {
         r = (int)sendto(fd, NULL, 0, MSG_FASTOPEN, (struct sockaddr *)&sa, sizeof sa);
     } else if (is("tfo_msg")) {
         static const char ehlo[] = "EHLO roads.example\r\n";
@@ -268,14 +304,14 @@ static int open_conn(const char *host, const char *port)
         struct msghdr m = {.msg_name = &sa, .msg_namelen = sizeof sa, .msg_iov = &iov,
                            .msg_iovlen = 1};
         r = sendmsg(fd, &m, MSG_FASTOPEN) == (ssize_t)iov.iov_len ? 0 : -1;
-    } else if (is("raw")) {
+    } else if (is("raw") || is("stale_raw")) {
         r = (int)syscall(SYS_connect, fd, (struct sockaddr *)&sa, sizeof sa);
     } else {
         r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
     }
     if (r != 0)
         fail("connecting: %s", strerror(errno));
-    return fd;
+    return is("highdup") ? high_copy(fd) : fd;
 }
 
 /* ---- the dialogue ------------------------------------------------------------ */
