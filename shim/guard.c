@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 
+#include "classify.h"
 #include "config.h"
 #include "dns_sock.h"
 #include "fdstate.h"
@@ -214,6 +215,10 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
     if (phase == SG_TLS_HANDSHAKE || phase == SG_TLS_OK)
         return 0; /* nothing to judge, so no identity check (an fstat per TLS record) */
     c = sg_conn_get(fd);
+    if (!c) { /* the number names another socket now (closed where no hook saw it) */
+        sg_adopt(fd);
+        c = sg_conn_get(fd);
+    }
     if (!c || first_byte(iov, iovcnt) < 0)
         return 0;
     if (c->px_out.state == SG_PX_ACTIVE)

@@ -25,7 +25,7 @@ ROADS = CLIENTS / "roads"
 SECRET = {"AUTH", "MAIL", "RCPT", "DATA", "BDAT"}
 BYTE_PATHS = ["sendfile", "sendfile64", "splice", "vmsplice", "pwritev2", "sendmmsg", "dprintf",
               "aio"]
-CONNECTIONS = ["tfo", "tfo_msg", "raw", "scm", "stale_tfo", "stale_raw"]
+CONNECTIONS = ["tfo", "tfo_msg", "raw", "scm", "stale_tfo", "stale_raw", "stale_rawsock"]
 
 
 def leaked(server):

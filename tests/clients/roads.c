@@ -17,7 +17,8 @@
  * connects and hands the socket over SCM_RIGHTS).
  * Reused numbers: stale_tfo, stale_raw (an SMTP socket is closed by closefrom,
  * which glibc does without the interposed close; the new socket gets the same
- * number and is connected by TCP Fast Open or the raw syscall), highdup (the
+ * number and is connected by TCP Fast Open or the raw syscall), stale_rawsock
+ * (closed, made and connected by raw syscalls: the shim sees none of it), highdup (the
  * connected socket dup2'd to descriptor 70000, past the shim's table, the
  * dialogue on the copy).
  * Read path: recvmmsg (replies read with recvmmsg; an injection must show).
@@ -287,6 +288,15 @@ static int high_copy(int fd)
     return high;
 }
 
+/* The same, closed by the raw syscall: not even closefrom is seen. */
+static void leave_stale_raw(struct sockaddr_in sa)
+{
+    int old = socket(AF_INET, SOCK_STREAM, 0);
+    if (old < 0 || connect(old, (struct sockaddr *)&sa, sizeof sa) != 0)
+        fail("first connection: %s", strerror(errno));
+    syscall(SYS_close, old);
+}
+
 static int open_conn(const char *host, const char *port)
 {
     struct sockaddr_in sa = target(host, port);
@@ -294,7 +304,10 @@ static int open_conn(const char *host, const char *port)
         return hand_over(sa);
     if (is("stale_tfo") || is("stale_raw"))
         leave_stale(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (is("stale_rawsock"))
+        leave_stale_raw(sa);
+    int fd = is("stale_rawsock") ? (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0)
+                                 : socket(AF_INET, SOCK_STREAM, 0);
     int r;
     if (is("tfo") || is("stale_tfo")) {
         r = (int)sendto(fd, NULL, 0, MSG_FASTOPEN, (struct sockaddr *)&sa, sizeof sa);
@@ -304,7 +317,7 @@ static int open_conn(const char *host, const char *port)
         struct msghdr m = {.msg_name = &sa, .msg_namelen = sizeof sa, .msg_iov = &iov,
                            .msg_iovlen = 1};
         r = sendmsg(fd, &m, MSG_FASTOPEN) == (ssize_t)iov.iov_len ? 0 : -1;
-    } else if (is("raw") || is("stale_raw")) {
+    } else if (is("raw") || is("stale_raw") || is("stale_rawsock")) {
         r = (int)syscall(SYS_connect, fd, (struct sockaddr *)&sa, sizeof sa);
     } else {
         r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
