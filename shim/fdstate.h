@@ -93,14 +93,6 @@ void sg_fd_forget_range(unsigned first, unsigned last);
 void sg_fd_mark(int fd, unsigned short marker);
 void sg_fd_unmark(int fd);
 
-/* socket() just made fd: nothing else knows the number yet, so a plain store
- * (no compare-and-swap) marks it, unless a record was left on it. */
-static inline void sg_fd_mark_new(int fd, unsigned short marker)
-{
-    if ((unsigned)fd < SG_FD_CAP && __atomic_load_n(&sg_fdtab[fd], __ATOMIC_RELAXED) == 0)
-        __atomic_store_n(&sg_fdtab[fd], marker, __ATOMIC_RELAXED);
-}
-
 static inline struct sg_conn *sg_conn_peek(int fd)
 {
     unsigned short slot =

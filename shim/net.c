@@ -93,17 +93,27 @@ __attribute__((noinline)) static int connect_slow(int fd, const struct sockaddr 
 
 /* An Internet stream socket is marked: however it gets connected (TCP Fast
  * Open, a raw syscall, io_uring) its first interposed I/O classifies it. */
+__attribute__((noinline, cold)) static int socket_first(int domain, int type, int protocol)
+{
+    return REAL(socket)(domain, type, protocol);
+}
+
 SG_EXPORT int socket(int domain, int type, int protocol)
 {
-    int fd = REAL(socket)(domain, type, protocol);
+    __typeof__(sg_libc.socket) real = __atomic_load_n(&sg_libc.socket, __ATOMIC_RELAXED);
+    int fd = SG_LIKELY(real != NULL) ? real(domain, type, protocol)
+                                     : socket_first(domain, type, protocol);
+    if ((unsigned)fd >= SG_FD_CAP)
+        return fd;
     /* The kernel just gave out this number, so whatever the table holds for
      * it was left by a close the shim did not see (glibc's closefrom, a raw
      * syscall): dropped, or the new socket would carry the old one's phase
      * and a TCP Fast Open or raw connect would pass unguarded. */
-    if (SG_UNLIKELY(sg_fd_tracked(fd)))
+    if (SG_UNLIKELY(__atomic_load_n(&sg_fdtab[fd], __ATOMIC_RELAXED)))
         sg_fd_forget(fd);
+    /* The caller owns the new number: a plain store, no compare. */
     if ((domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM)
-        sg_fd_mark_new(fd, SG_FD_UNCLASSIFIED);
+        __atomic_store_n(&sg_fdtab[fd], (unsigned short)SG_FD_UNCLASSIFIED, __ATOMIC_RELAXED);
     return fd;
 }
 
