@@ -68,24 +68,13 @@ static int sock_send(int fd, const void *buf, size_t n)
     return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    for (size_t done = 0; done < n;) {
-        ssize_t k = write(fd, (const char *)buf + done, n - done);
-        if (k <= 0)
-            return -1;
-        done += (size_t)k;
-    }
-    return 0;
-}
-
 /* What the session's memory BIO produced goes to the socket (or its pipe). */
 static int flush(struct sess *s)
 {
     char buf[16384];
     int n;
     while ((n = BIO_read(s->wbio, buf, sizeof buf)) > 0) {
-        int r = s->threaded ? write_all(s->to_io[1], buf, (size_t)n)
+        int r = s->threaded ? dlg_write_all(s->to_io[1], buf, (size_t)n)
                             : sock_send(s->fd, buf, (size_t)n);
         if (r != 0)
             return -1;
@@ -219,7 +208,7 @@ static void pump(struct sess *s)
         }
         if (p[1].revents) {
             ssize_t n = recv(s->fd, buf, sizeof buf, 0);
-            if (n <= 0 || write_all(s->from_io[1], buf, (size_t)n) != 0) {
+            if (n <= 0 || dlg_write_all(s->from_io[1], buf, (size_t)n) != 0) {
                 sock_open = 0;
                 close(s->from_io[1]); /* the TLS thread's next read ends */
             }

@@ -188,17 +188,6 @@ out:
     return NULL;
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    for (size_t done = 0; done < n;) {
-        ssize_t k = write(fd, (const char *)buf + done, n - done);
-        if (k <= 0)
-            return -1;
-        done += (size_t)k;
-    }
-    return 0;
-}
-
 /* Moves bytes between the socket and the TLS thread until it is done. */
 static void pump(struct sess *s)
 {
@@ -218,7 +207,7 @@ static void pump(struct sess *s)
         }
         if (p[1].revents) {
             ssize_t n = recv(s->fd, buf, sizeof buf, 0);
-            if (n <= 0 || write_all(s->from_io[1], buf, (size_t)n) != 0) {
+            if (n <= 0 || dlg_write_all(s->from_io[1], buf, (size_t)n) != 0) {
                 sock_open = 0;
                 close(s->from_io[1]);
             }

@@ -28,6 +28,18 @@ struct dlg {
     size_t have, used;
 };
 
+/* All of buf to a pipe or socket (the record pumps of the memory clients). */
+static int dlg_write_all(int fd, const void *buf, size_t n)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t k = write(fd, (const char *)buf + done, n - done);
+        if (k <= 0)
+            return -1;
+        done += (size_t)k;
+    }
+    return 0;
+}
+
 static int dlg_fd_send(void *ctx, const void *buf, size_t n)
 {
     int fd = *(int *)ctx;
