@@ -57,6 +57,15 @@ int sg_before_handshake(const struct sg_target *t, char *detail, size_t len)
     return 0;
 }
 
+int sg_decide_hooked(const struct sg_checks *c, void *session, const struct sg_target *t,
+                     char *detail, size_t len)
+{
+    if (!sg_guard_injection_seen(t->fd))
+        return sg_decide(c, session, t, detail, len);
+    snprintf(detail, len, "bytes arrived after the 220 reply to STARTTLS");
+    return SG_R_INJECTION;
+}
+
 int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *t,
               char *detail, size_t len)
 {

@@ -35,6 +35,11 @@ int sg_before_handshake(const struct sg_target *t, char *detail, size_t len);
 int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *t,
               char *detail, size_t len);
 
+/* sg_decide for a handshake a hooked library drove: plaintext the guard saw
+ * arrive after the 220 reply to STARTTLS refuses it first. */
+int sg_decide_hooked(const struct sg_checks *c, void *session, const struct sg_target *t,
+                     char *detail, size_t len);
+
 /* Log the outcome (reason 0: accepted) and set the socket's guard state.
  * protocol and cipher are NULL when no handshake happened. Returns 1 when
  * the program may go on (accepted, or audit mode), 0 when it is refused. */

@@ -260,11 +260,7 @@ static int judge(struct sg_gnutls *g, gnutls_session_t s, const struct sg_target
 {
     char detail[512];
     struct sg_gnutls_session x = {g, s};
-    int reason = SG_R_INJECTION;
-    if (sg_bind_injected(t->fd))
-        snprintf(detail, sizeof detail, "bytes arrived after the 220 reply to STARTTLS");
-    else
-        reason = sg_decide(&sg_gnutls_checks, &x, t, detail, sizeof detail);
+    int reason = sg_decide_hooked(&sg_gnutls_checks, &x, t, detail, sizeof detail);
     return conclude(g, s, t, reason, detail, 1);
 }
 

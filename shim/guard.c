@@ -62,15 +62,19 @@ void sg_guard_refused(int fd)
         shutdown(fd, SHUT_RDWR);
 }
 
+int sg_guard_injection_seen(int fd)
+{
+    struct sg_conn *c = sg_conn_get(fd);
+    return c && !c->implicit && c->injected;
+}
+
 int sg_guard_injected(int fd)
 {
     struct sg_conn *c = sg_conn_get(fd);
     if (!c || c->implicit)
         return 0;
-    if (c->injected)
-        return 1;
     char byte;
-    return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+    return c->injected || recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 static void log_plain(struct sg_conn *c, int verdict, const char *check, const char *reason)

@@ -12,6 +12,9 @@ void sg_guard_tls_ok(int fd);
 void sg_guard_refused(int fd);
 /* Did plaintext arrive after the 220 reply to STARTTLS (or is some pending)? */
 int sg_guard_injected(int fd);
+/* The same, as recorded by the guard only (no peek: after a handshake the
+ * kernel may rightly hold TLS records). */
+int sg_guard_injection_seen(int fd);
 /* A new SMTP connection on this thread (connect). */
 void sg_guard_connected(int fd, int implicit);
 /* An SMTP socket this process got across exec, in an unknown phase. */

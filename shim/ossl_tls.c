@@ -207,11 +207,7 @@ static int judge(struct sg_ossl *o, SSL *s, struct sg_target *t)
         sg_ossl_set_state(o, s, ST_SEEN);
         return 1;
     }
-    int reason = SG_R_INJECTION;
-    if (sg_bind_injected(t->fd))
-        snprintf(detail, sizeof detail, "bytes arrived after the 220 reply to STARTTLS");
-    else
-        reason = sg_decide(&sg_ossl_checks, &x, t, detail, sizeof detail);
+    int reason = sg_decide_hooked(&sg_ossl_checks, &x, t, detail, sizeof detail);
     return conclude(o, s, t, reason, detail, 1);
 }
 

@@ -240,12 +240,6 @@ static int awaiting(const unsigned char *mask, struct sg_target *t)
     return found;
 }
 
-int sg_bind_injected(int fd)
-{
-    struct sg_conn *c = sg_conn_get(fd);
-    return c && !c->implicit && c->injected;
-}
-
 int sg_bind_unidentified(void *session, struct sg_target *t, char *detail, size_t len)
 {
     unsigned char mask[SG_CONN_MAX / 8];

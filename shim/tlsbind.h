@@ -35,8 +35,6 @@ int sg_bind_session_socket(void *session);
 int sg_bind_socket(const unsigned char random[SG_RANDOM_LEN]);
 /* Wire side: does a hooked session claim this random, seen leaving fd? */
 int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN], int fd);
-/* Plaintext came after the 220 reply to STARTTLS on fd (recorded, no peek). */
-int sg_bind_injected(int fd);
 
 /* The session's handshake completed without its socket identified (call
  * before sg_bind_end). It is not an SMTP session unless an SMTP connection
