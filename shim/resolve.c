@@ -288,17 +288,3 @@ int sg_resolve_bind(const struct sockaddr *sa, socklen_t len, char *name, size_t
     pthread_mutex_unlock(&lock);
     return r;
 }
-
-int sg_resolve_lookup(const char *addr, char *name, size_t len)
-{
-    unsigned char a[16], raw[16];
-    int ok = inet_pton(AF_INET, addr, raw) == 1 ? to16(AF_INET, raw, a)
-             : inet_pton(AF_INET6, addr, raw) == 1 ? to16(AF_INET6, raw, a)
-                                                    : 0;
-    if (!ok)
-        return 0;
-    pthread_mutex_lock(&lock);
-    int r = by_address(a, name, len, NULL, 0);
-    pthread_mutex_unlock(&lock);
-    return r == SG_NAME_ONE;
-}

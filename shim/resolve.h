@@ -27,10 +27,6 @@ enum { SG_NAME_NONE, SG_NAME_ONE, SG_NAME_SEVERAL };
  * last never decides. */
 int sg_resolve_bind(const struct sockaddr *sa, socklen_t len, char *name, size_t nlen,
                     char *cands, size_t clen);
-/* The one name resolved to the numeric address addr ("127.0.0.1"), 0 when
- * none or several. */
-int sg_resolve_lookup(const char *addr, char *name, size_t len);
-
 /* Spellings: "::ffff:192.0.2.1" -> "192.0.2.1" (an IPv4-mapped peer is the
  * IPv4 host); "smtp.example." -> "smtp.example" (one final dot). In place. */
 void sg_addr_normalise(char *addr, size_t cap);
