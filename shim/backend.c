@@ -21,30 +21,50 @@ static struct sg_lib *find(struct sg_backend *b, const void *base)
     return NULL;
 }
 
+/* The bound library whose mapped range holds addr, without a lock or a
+ * loader call: records are published by n (release) and never move, and
+ * each pins its library (sg_scope_owner's dlopen), so the range stays its. */
+static struct sg_lib *bound_at(struct sg_backend *b, const void *addr)
+{
+    int n = __atomic_load_n(&b->n, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++) {
+        struct sg_lib *rec = record(b, i);
+        if ((const char *)addr >= (const char *)rec->base &&
+            (const char *)addr < (const char *)rec->end)
+            return rec;
+    }
+    return NULL;
+}
+
 /* The record of the library that defines fn, bound on first sight. The
  * loader is asked (dlopen, dlsym) only while our lock is NOT held: a library
  * constructor running inside another thread's dlopen holds the loader's lock
  * and may call into us, so taking them in the other order could deadlock. */
 static struct sg_lib *library_of(struct sg_backend *b, const void *fn)
 {
-    const void *base;
-    const char *path;
-    void *h = sg_scope_owner(fn, &base, &path);
+    struct sg_lib *rec = bound_at(b, fn);
+    if (rec)
+        return rec;
+    struct sg_object obj;
+    void *h = sg_scope_owner(fn, &obj);
+    if (!h)
+        return NULL;
     pthread_mutex_lock(&sg_lock_tls);
-    struct sg_lib *rec = find(b, base);
+    rec = find(b, obj.base);
     pthread_mutex_unlock(&sg_lock_tls);
-    if (rec || !h)
+    if (rec)
         return rec;
     union {
         struct sg_lib lib;
         char bytes[SG_RECORD_MAX];
     } fresh;
     memset(&fresh, 0, sizeof fresh);
-    fresh.lib.base = base;
-    if (b->size > sizeof fresh || !b->bind(&fresh.lib, h, path))
+    fresh.lib.base = obj.base;
+    fresh.lib.end = obj.end;
+    if (b->size > sizeof fresh || !b->bind(&fresh.lib, h, obj.path))
         return NULL;
     pthread_mutex_lock(&sg_lock_tls);
-    rec = find(b, base); /* another thread may have bound it meanwhile */
+    rec = find(b, obj.base); /* another thread may have bound it meanwhile */
     if (!rec && b->n < b->max) {
         rec = record(b, b->n);
         memcpy(rec, &fresh, b->size);
@@ -61,8 +81,14 @@ struct sg_lib *sg_backend_for_caller(struct sg_backend *b, const void *ret, cons
     struct sg_lib *rec = sg_callsite_get(&b->sites, ret);
     if (SG_LIKELY(rec != NULL))
         return rec;
-    void *fn = sg_scope_next(ret, sym, b->prefix);
-    rec = fn ? library_of(b, fn) : NULL;
+    /* A bound library calling an entry point it exports (libssl's
+     * SSL_connect calls SSL_do_handshake through its PLT): the lookup in its
+     * own scope, which starts with itself, finds its own function. */
+    rec = bound_at(b, ret);
+    if (!rec) {
+        void *fn = sg_scope_next(ret, sym, b->prefix);
+        rec = fn ? library_of(b, fn) : NULL;
+    }
     if (rec) {
         pthread_mutex_lock(&sg_lock_tls);
         sg_callsite_put(&b->sites, ret, rec);

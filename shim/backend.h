@@ -14,6 +14,7 @@
 /* What every backend's record starts with. */
 struct sg_lib {
     const void *base;      /* load address of the owning library */
+    const void *end;       /* the end of its mapped range: [base, end) is it */
     int complete;          /* every function the shim needs was found */
     struct {
         const char *ca_file, *ca_path; /* policy strings: frozen, compared by address */

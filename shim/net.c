@@ -2,6 +2,8 @@
  * and dies with the descriptor; a dup shares it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -72,11 +74,35 @@ int sg_before_connect(int fd, const struct sockaddr *sa, socklen_t len)
     return 1;
 }
 
+/* The ports connect() must look at, one byte each, so that the fast path
+ * asks one question: the policy's SMTP ports and DNS's (the policy is frozen
+ * once loaded). Built by the first connect that takes the slow way, together
+ * with the real connect: connect_ready publishes both. Untouched pages stay
+ * the kernel's zero page. */
+static unsigned char slow_port[65536];
+static const unsigned char *connect_ready;
+static pthread_once_t slow_port_once = PTHREAD_ONCE_INIT;
+
+static void build_slow_ports(void)
+{
+    const struct sg_policy *p = sg_config();
+    const uint64_t *words = (const uint64_t *)p->smtp_ports;
+    for (unsigned w = 0; w < sizeof p->smtp_ports / 8; w++)
+        for (uint64_t bits = words[w]; bits; bits &= bits - 1)
+            slow_port[w * 64 + (unsigned)__builtin_ctzll(bits)] = 1;
+    slow_port[SG_DNS_PORT] = 1;
+    slow_port[0] = 0; /* not an Internet address (inet_port): nothing to do */
+    if (REAL(connect))
+        __atomic_store_n(&connect_ready, slow_port, __ATOMIC_RELEASE);
+}
+
 __attribute__((noinline)) static int connect_slow(int fd, const struct sockaddr *sa,
                                                   socklen_t len)
 {
     int port = inet_port(sa, len);
     const struct sg_policy *p = sg_config();
+    if (SG_UNLIKELY(!__atomic_load_n(&connect_ready, __ATOMIC_ACQUIRE)))
+        pthread_once(&slow_port_once, build_slow_ports);
     if (port == SG_DNS_PORT && !sg_port_in(p->smtp_ports, port) && p->mode != SG_MODE_OFF)
         return sg_dns_sock_connect(fd, sa, len); /* the real connect, and its marker */
     int smtp = sg_before_connect(fd, sa, len);
@@ -98,39 +124,53 @@ __attribute__((noinline, cold)) static int socket_first(int domain, int type, in
     return REAL(socket)(domain, type, protocol);
 }
 
+/* The kernel just gave out this number, so whatever the table holds for it
+ * was left by a close the shim did not see (glibc's closefrom, a raw
+ * syscall): dropped, or the new socket would carry the old one's phase and a
+ * TCP Fast Open or raw connect would pass unguarded. */
+__attribute__((noinline, cold)) static int socket_reused(int fd, unsigned short mark)
+{
+    sg_fd_forget(fd);
+    __atomic_store_n(&sg_fdtab[fd], mark, __ATOMIC_RELAXED);
+    return fd;
+}
+
+_Static_assert((AF_INET | 8) == AF_INET6, "one compare tells both Internet families");
+
 SG_EXPORT int socket(int domain, int type, int protocol)
 {
+    /* Decided before the call, without a branch: only this value lives
+     * across it. The marker for an Internet stream socket, else 0: key is 0
+     * only for AF_INET or AF_INET6 with SOCK_STREAM. */
+    unsigned key = (((unsigned)domain | 8) ^ AF_INET6) | (((unsigned)type & 0xf) ^ SOCK_STREAM);
+    unsigned short mark = (unsigned short)-(unsigned)(key == 0);
+    __asm__("" : "+r"(mark)); /* kept here: the compiler would keep domain and type instead */
     __typeof__(sg_libc.socket) real = __atomic_load_n(&sg_libc.socket, __ATOMIC_RELAXED);
     int fd = SG_LIKELY(real != NULL) ? real(domain, type, protocol)
                                      : socket_first(domain, type, protocol);
     if ((unsigned)fd >= SG_FD_CAP)
         return fd;
-    /* The kernel just gave out this number, so whatever the table holds for
-     * it was left by a close the shim did not see (glibc's closefrom, a raw
-     * syscall): dropped, or the new socket would carry the old one's phase
-     * and a TCP Fast Open or raw connect would pass unguarded. */
     if (SG_UNLIKELY(__atomic_load_n(&sg_fdtab[fd], __ATOMIC_RELAXED)))
-        sg_fd_forget(fd);
-    /* The caller owns the new number: a plain store, no compare. */
-    if ((domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM)
-        __atomic_store_n(&sg_fdtab[fd], (unsigned short)SG_FD_UNCLASSIFIED, __ATOMIC_RELAXED);
+        return socket_reused(fd, mark);
+    /* The caller owns the new number: a plain store, no compare (0 over 0
+     * for a socket that is not an Internet stream). */
+    __atomic_store_n(&sg_fdtab[fd], mark, __ATOMIC_RELAXED);
     return fd;
 }
 
-/* Not an SMTP port of a loaded policy, on an untracked descriptor: a tail call. */
+/* Not an SMTP (or DNS) port, on an untracked descriptor: a tail call. */
 SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    __typeof__(sg_libc.connect) real = __atomic_load_n(&sg_libc.connect, __ATOMIC_RELAXED);
-    const struct sg_policy *p = __atomic_load_n(&sg_config_loaded, __ATOMIC_ACQUIRE);
-    unsigned short m = (unsigned)fd < SG_FD_CAP ? __atomic_load_n(&sg_fdtab[fd], __ATOMIC_RELAXED)
-                                                : 0;
-    if (SG_LIKELY(real && p && (m == 0 || m == SG_FD_UNCLASSIFIED))) {
-        int port = inet_port(sa, len);
-        if (!port || (!sg_port_in(p->smtp_ports, port) && port != SG_DNS_PORT)) {
-            if (m) /* connected by connect(): classified. The caller owns fd
-                    * while it connects it: a plain store drops the marker. */
-                __atomic_store_n(&sg_fdtab[fd], 0, __ATOMIC_RELAXED);
-            return real(fd, sa, len);
+    const unsigned char *slow = __atomic_load_n(&connect_ready, __ATOMIC_ACQUIRE);
+    if (SG_LIKELY(slow != NULL && (unsigned)fd < SG_FD_CAP)) {
+        unsigned short m = __atomic_load_n(&sg_fdtab[fd], __ATOMIC_RELAXED);
+        /* m is 0 (untracked) or the marker: (m + 1) wraps to 0 or is 1. */
+        if (SG_LIKELY((unsigned short)(m + 1) <= 1 && !slow[inet_port(sa, len)])) {
+            /* Connected by connect(): classified. The caller owns fd while
+             * it connects it: a plain store drops the marker (0 over 0 for an
+             * untracked one). connect_ready says the real one is bound. */
+            __atomic_store_n(&sg_fdtab[fd], 0, __ATOMIC_RELAXED);
+            return __atomic_load_n(&sg_libc.connect, __ATOMIC_RELAXED)(fd, sa, len);
         }
     }
     return connect_slow(fd, sa, len);

@@ -20,8 +20,6 @@ static int is_libssl(const char *path)
     return strncmp(base, "libssl.so", 9) == 0;
 }
 
-void sg_ossl_errors_init(struct sg_ossl *o);
-
 static void bind_openssl(struct sg_ossl *o, void *h)
 {
     int ok = 1;
@@ -47,7 +45,8 @@ static void bind_openssl(struct sg_ossl *o, void *h)
                                             : o->err_put_error != NULL);
 }
 
-/* At the record's final address: OpenSSL keeps pointers to our error strings. */
+/* At the record's final address: OpenSSL will keep pointers to our error
+ * strings, loaded at the first error we raise (ossl_err.c). */
 static void init_library(struct sg_lib *rec)
 {
     struct sg_ossl *o = (struct sg_ossl *)rec;
@@ -56,7 +55,6 @@ static void init_library(struct sg_lib *rec)
     o->ex_index = o->CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL,
                                              sg_tls_freed);
     o->lib.complete = o->ex_index >= 0;
-    sg_ossl_errors_init(o);
 }
 
 static void bind_foreign(struct sg_ossl *o, void *h)

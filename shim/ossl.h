@@ -60,6 +60,7 @@ struct sg_ossl {
     int kind;
     int ex_index;          /* our per-SSL slot */
     int err_lib;           /* our error library number, 0 if none */
+    int err_ready;         /* err_lib and strings settled (ossl_err.c, at the first error) */
     ERR_STRING_DATA strings[SG_R_COUNT + 2]; /* library name, reasons, end */
 #define SG_MEMBER(f) __typeof__(f) *f;
     SG_OSSL_FUNCS(SG_MEMBER)

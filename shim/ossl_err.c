@@ -1,6 +1,10 @@
 /* Error codes are packed differently by OpenSSL 1.1 and 3; the library
  * number comes from ERR_get_next_error_library so we clash with nobody. */
+#include <pthread.h>
+
 #include "ossl_err.h"
+
+static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static unsigned long pack(const struct sg_ossl *o, int lib, int reason)
 {
@@ -9,7 +13,7 @@ static unsigned long pack(const struct sg_ossl *o, int lib, int reason)
     return ((unsigned long)(lib & 0xFF) << 24) | (reason & 0xFFF);
 }
 
-void sg_ossl_errors_init(struct sg_ossl *o)
+static void errors_init(struct sg_ossl *o)
 {
     int lib = o->ERR_get_next_error_library();
     if (lib <= 0)
@@ -27,8 +31,24 @@ void sg_ossl_errors_init(struct sg_ossl *o)
     o->err_lib = lib;
 }
 
+/* Our strings are loaded at the first error we raise in this library, not
+ * when it is bound (~30,000 instructions): most processes never raise one.
+ * Its own lock: OpenSSL's error functions never call back into us. */
+static void errors_once(struct sg_ossl *o)
+{
+    if (__atomic_load_n(&o->err_ready, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&err_lock);
+    if (!o->err_ready) {
+        errors_init(o);
+        __atomic_store_n(&o->err_ready, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&err_lock);
+}
+
 void sg_ossl_error(struct sg_ossl *o, int reason, const char *detail)
 {
+    errors_once(o);
     int lib = o->err_lib ? o->err_lib : ERR_LIB_SSL;
     int code = o->err_lib ? reason : SSL_R_CERTIFICATE_VERIFY_FAILED;
     if (o->kind == SG_OSSL_3) {

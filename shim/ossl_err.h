@@ -6,8 +6,8 @@
 #include "ossl.h"
 #include "reasons.h"
 
-void sg_ossl_errors_init(struct sg_ossl *o);
-/* Queue an error on the calling thread for the program to find. */
+/* Queue an error on the calling thread for the program to find (our error
+ * strings are loaded into o's library first, once). */
 void sg_ossl_error(struct sg_ossl *o, int reason, const char *detail);
 
 #endif

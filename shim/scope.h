@@ -8,8 +8,14 @@
  * Net::SSLeay), then the global scope after us, then any loaded library
  * whose file name starts with prefix. NULL when there is none. */
 void *sg_scope_next(const void *ret, const char *sym, const char *prefix);
-/* A handle on the library that defines fn, with its load address. */
-void *sg_scope_owner(const void *fn, const void **base, const char **path);
+/* The loaded object that holds fn: its mapped range [base, end) (end ==
+ * base for the main program, which is named but given no range) and its
+ * path as the loader knows it; returns a handle on it, NULL if none. */
+struct sg_object {
+    const void *base, *end;
+    const char *path;
+};
+void *sg_scope_owner(const void *fn, struct sg_object *obj);
 
 #define SG_CALLSITES 512
 
