@@ -22,24 +22,26 @@ static int is_libssl(const char *path)
 
 static void bind_openssl(struct sg_ossl *o, void *h)
 {
+    struct sg_search lib;
+    sg_scope_search_init(&lib, h);
     int ok = 1;
-#define SG_BIND(f) ok &= (o->f = (__typeof__(o->f))dlsym(h, #f)) != NULL;
+#define SG_BIND(f) ok &= (o->f = (__typeof__(o->f))sg_scope_sym(&lib, #f)) != NULL;
     SG_OSSL_FUNCS(SG_BIND)
 #undef SG_BIND
     int lazy = 1;
-#define SG_BIND(f) lazy &= (o->f = (__typeof__(o->f))dlsym(h, #f)) != NULL;
+#define SG_BIND(f) lazy &= (o->f = (__typeof__(o->f))sg_scope_sym(&lib, #f)) != NULL;
     SG_OSSL_LAZY_FUNCS(SG_BIND)
 #undef SG_BIND
     o->kind = o->OpenSSL_version_num && (o->OpenSSL_version_num() >> 28) >= 3 ? SG_OSSL_3
                                                                                : SG_OSSL_11;
     o->lazy = lazy && o->OpenSSL_version_num && o->OpenSSL_version_num() >= 0x10101000L;
-    o->get1_peer_cert = dlsym(h, o->kind == SG_OSSL_3 ? "SSL_get1_peer_certificate"
-                                                      : "SSL_get_peer_certificate");
-    o->err_new = dlsym(h, "ERR_new");
-    o->err_set_debug = dlsym(h, "ERR_set_debug");
-    o->err_set_error = dlsym(h, "ERR_set_error");
-    o->err_put_error = dlsym(h, "ERR_put_error");
-    o->err_add_error_data = dlsym(h, "ERR_add_error_data");
+    o->get1_peer_cert = sg_scope_sym(&lib, o->kind == SG_OSSL_3 ? "SSL_get1_peer_certificate"
+                                                                : "SSL_get_peer_certificate");
+    o->err_new = sg_scope_sym(&lib, "ERR_new");
+    o->err_set_debug = sg_scope_sym(&lib, "ERR_set_debug");
+    o->err_set_error = sg_scope_sym(&lib, "ERR_set_error");
+    o->err_put_error = sg_scope_sym(&lib, "ERR_put_error");
+    o->err_add_error_data = sg_scope_sym(&lib, "ERR_add_error_data");
     o->lib.complete = ok && o->get1_peer_cert &&
                       (o->kind == SG_OSSL_3 ? o->err_set_error != NULL
                                             : o->err_put_error != NULL);

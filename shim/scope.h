@@ -17,6 +17,27 @@ struct sg_object {
 };
 void *sg_scope_owner(const void *fn, struct sg_object *obj);
 
+/* dlsym(h, name) for many names of one handle, faster (scope_sym.c). */
+#include <link.h>
+#include <stdint.h>
+#define SG_SEARCH_MAX 8
+struct sg_symtab {
+    ElfW(Addr) base;
+    const ElfW(Sym) *syms;
+    const char *strs;
+    const ElfW(Half) *versym;
+    const uint32_t *gnu;
+    ElfW(Addr) soname; /* offset in strs, 0 if none */
+    int checked;       /* a name found here was the one dlsym finds */
+};
+struct sg_search {
+    void *h;
+    int n;
+    struct sg_symtab t[SG_SEARCH_MAX];
+};
+void sg_scope_search_init(struct sg_search *s, void *h);
+void *sg_scope_sym(struct sg_search *s, const char *name);
+
 #define SG_CALLSITES 512
 
 /* Call site -> value, read without a lock; sg_callsite_put under the

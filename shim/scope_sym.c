@@ -1,0 +1,155 @@
+/* dlsym(h, name) for the many names a backend binds, without dlsym's
+ * machinery (error state, setjmp, locks: ~850 instructions a name, 90 names
+ * for an OpenSSL). The same search the loader makes for a handle, read from
+ * the objects' own GNU hash tables: the object itself, then its DT_NEEDED
+ * libraries in order (libssl: libcrypto, libc), each found as the loader
+ * finds it (the first loaded object of that soname) and checked against
+ * dlsym once, at its first name. A name found there is the one dlsym finds,
+ * as every deeper object comes later in its search. Anything
+ * out of the ordinary (no GNU hash table, a needed library not found, an
+ * IFUNC or a TLS symbol, a name not found) is handed to dlsym itself. */
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "scope.h"
+
+static ElfW(Addr) absolute(const struct link_map *m, ElfW(Addr) a)
+{
+    /* glibc relocates these entries of .dynamic in place on most machines,
+     * not on those whose .dynamic is read-only. */
+    return a < m->l_addr ? a + m->l_addr : a;
+}
+
+static int table_of(const struct link_map *m, struct sg_symtab *t)
+{
+    memset(t, 0, sizeof *t);
+    t->base = m->l_addr;
+    for (const ElfW(Dyn) *d = m->l_ld; d && d->d_tag != DT_NULL; d++) {
+        if (d->d_tag == DT_SYMTAB)
+            t->syms = (const ElfW(Sym) *)absolute(m, d->d_un.d_ptr);
+        else if (d->d_tag == DT_STRTAB)
+            t->strs = (const char *)absolute(m, d->d_un.d_ptr);
+        else if (d->d_tag == DT_VERSYM)
+            t->versym = (const ElfW(Half) *)absolute(m, d->d_un.d_ptr);
+        else if (d->d_tag == DT_GNU_HASH)
+            t->gnu = (const uint32_t *)absolute(m, d->d_un.d_ptr);
+        else if (d->d_tag == DT_SONAME)
+            t->soname = d->d_un.d_val;
+    }
+    return t->syms && t->strs && t->gnu;
+}
+
+static uint32_t gnu_hash(const char *s)
+{
+    uint32_t h = 5381;
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h;
+}
+
+/* 1 found (*out, possibly NULL for "hand it to dlsym"), 0 not in t. As the
+ * loader's check_match for an unversioned dlsym: a defined symbol of a usual
+ * type; one of no version or the base version at once, else the one
+ * non-hidden version. */
+static int lookup(const struct sg_symtab *t, const char *name, uint32_t h, void **out)
+{
+    const uint32_t nbuckets = t->gnu[0], symoffset = t->gnu[1];
+    const uint32_t bloom_size = t->gnu[2], shift = t->gnu[3];
+    const ElfW(Addr) *bloom = (const ElfW(Addr) *)&t->gnu[4];
+    const uint32_t *buckets = (const uint32_t *)&bloom[bloom_size];
+    const uint32_t *chain = &buckets[nbuckets];
+    const unsigned bits = sizeof(ElfW(Addr)) * 8;
+    ElfW(Addr) word = bloom[(h / bits) % bloom_size];
+    if (!nbuckets || !bloom_size ||
+        !((word >> (h % bits)) & (word >> ((h >> shift) % bits)) & 1))
+        return 0;
+    uint32_t i = buckets[h % nbuckets];
+    if (i < symoffset)
+        return 0;
+    const ElfW(Sym) *versioned = NULL;
+    for (;; i++) {
+        uint32_t ch = chain[i - symoffset];
+        const ElfW(Sym) *s = &t->syms[i];
+        if ((ch | 1) == (h | 1) && strcmp(t->strs + s->st_name, name) == 0 &&
+            s->st_shndx != SHN_UNDEF && s->st_value != 0) {
+            int type = ELF64_ST_TYPE(s->st_info), bind = ELF64_ST_BIND(s->st_info);
+            if (type == STT_TLS || type == STT_GNU_IFUNC || bind == STB_GNU_UNIQUE) {
+                *out = NULL; /* dlsym knows what to do */
+                return 1;
+            }
+            int usual = type == STT_FUNC || type == STT_OBJECT || type == STT_NOTYPE ||
+                        type == STT_COMMON;
+            if (usual && (bind == STB_GLOBAL || bind == STB_WEAK)) {
+                ElfW(Half) v = t->versym ? t->versym[i] : 0;
+                if ((v & 0x7fff) < 2) {
+                    *out = (void *)(t->base + s->st_value);
+                    return 1;
+                }
+                if (!(v & 0x8000) && !versioned)
+                    versioned = s;
+            }
+        }
+        if (ch & 1)
+            break;
+    }
+    if (!versioned)
+        return 0;
+    *out = (void *)(t->base + versioned->st_value);
+    return 1;
+}
+
+static const struct link_map *loaded_as(const struct link_map *from, const char *soname)
+{
+    const struct link_map *m = from;
+    while (m->l_prev)
+        m = m->l_prev;
+    for (; m; m = m->l_next) {
+        struct sg_symtab t;
+        if (m->l_name[0] && table_of(m, &t) && t.soname &&
+            strcmp(t.strs + t.soname, soname) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+void sg_scope_search_init(struct sg_search *s, void *h)
+{
+    struct link_map *m = NULL;
+    s->h = h;
+    s->n = 0;
+    if (!h || dlinfo(h, RTLD_DI_LINKMAP, &m) != 0 || !m || !table_of(m, &s->t[0]))
+        return;
+    int n = 1;
+    for (const ElfW(Dyn) *d = m->l_ld; d->d_tag != DT_NULL; d++) {
+        if (d->d_tag != DT_NEEDED)
+            continue;
+        const struct link_map *dep = loaded_as(m, s->t[0].strs + d->d_un.d_val);
+        if (!dep || n == SG_SEARCH_MAX || !table_of(dep, &s->t[n]))
+            return; /* not searched as the loader would: dlsym it is */
+        s->t[n++].checked = 0;
+    }
+    s->t[0].checked = 1; /* the handle's own object: first in its search */
+    s->n = n;
+}
+
+void *sg_scope_sym(struct sg_search *s, const char *name)
+{
+    uint32_t h = gnu_hash(name);
+    for (int i = 0; i < s->n; i++) {
+        void *fn;
+        if (!lookup(&s->t[i], name, h, &fn))
+            continue;
+        if (fn && s->t[i].checked)
+            return fn;
+        void *real = dlsym(s->h, name);
+        if (fn && fn == real)
+            s->t[i].checked = 1;
+        else if (fn)
+            s->n = 0; /* that was not the object the loader uses */
+        return real;
+    }
+    return dlsym(s->h, name);
+}
