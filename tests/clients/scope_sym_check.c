@@ -1,0 +1,46 @@
+/* shim/scope_sym.c against dlsym: for each library given, every name the
+ * OpenSSL backend binds (and a few that test the edges: IFUNCs, data, TLS,
+ * versioned and missing names) must come out exactly as dlsym gives it.
+ * Prints one line per library: "LIB names=N same=N"; exits 1 on a mismatch. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ossl.h"
+#include "scope.h"
+
+#define NAME(f) #f,
+static const char *names[] = {
+    SG_OSSL_FUNCS(NAME) SG_OSSL_LAZY_FUNCS(NAME)
+    "SSL_get1_peer_certificate", "SSL_get_peer_certificate", "ERR_new", "ERR_set_debug",
+    "ERR_set_error", "ERR_put_error", "ERR_add_error_data",
+    "gnutls_handshake", "gnutls_check_version", "gnutls_free", "gnutls_record_send",
+    "memcpy", "strlen", "stdout", "errno", "environ", "malloc", "dlsym", "realpath",
+    "no_such_name_at_all", "SSL_no_such_name", "",
+};
+
+int main(int argc, char **argv)
+{
+    int bad = 0;
+    for (int i = 1; i < argc; i++) {
+        void *h = dlopen(argv[i], RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            fprintf(stderr, "%s: %s\n", argv[i], dlerror());
+            return 2;
+        }
+        struct sg_search s;
+        sg_scope_search_init(&s, h);
+        int n = 0, same = 0;
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++, n++) {
+            void *want = dlsym(h, names[k]);
+            void *got = sg_scope_sym(&s, names[k]);
+            if (got == want)
+                same++;
+            else
+                fprintf(stderr, "%s: %s: %p, dlsym %p\n", argv[i], names[k], got, want);
+        }
+        printf("%s names=%d same=%d searched=%d\n", argv[i], n, same, s.n);
+        bad |= same != n;
+    }
+    return bad;
+}
