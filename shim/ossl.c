@@ -3,10 +3,13 @@
  * compatibility library, whose objects must never reach an OpenSSL function:
  * it is bound as "foreign", only to be passed through. */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <string.h>
 
+#include "locks.h"
 #include "ossl.h"
 #include "ossl_bind.h"
+#include "real.h"
 
 #define MAX_LIBS 4
 
@@ -20,31 +23,71 @@ static int is_libssl(const char *path)
     return strncmp(base, "libssl.so", 9) == 0;
 }
 
-static void bind_openssl(struct sg_ossl *o, void *h)
+/* What only SMTP sessions need, into o from lib (a copy: its checks are
+ * written). 1 when every name was found. */
+static int bind_rest(struct sg_ossl *o, struct sg_search *lib)
 {
-    struct sg_search lib;
-    sg_scope_search_init(&lib, h);
     int ok = 1;
-#define SG_BIND(f) ok &= (o->f = (__typeof__(o->f))sg_scope_sym(&lib, #f)) != NULL;
+#define SG_BIND(f) ok &= (o->f = (__typeof__(o->f))sg_scope_sym(lib, #f)) != NULL;
     SG_OSSL_FUNCS(SG_BIND)
 #undef SG_BIND
     int lazy = 1;
-#define SG_BIND(f) lazy &= (o->f = (__typeof__(o->f))sg_scope_sym(&lib, #f)) != NULL;
+#define SG_BIND(f) lazy &= (o->f = (__typeof__(o->f))sg_scope_sym(lib, #f)) != NULL;
     SG_OSSL_LAZY_FUNCS(SG_BIND)
+#undef SG_BIND
+    o->lazy = lazy && o->OpenSSL_version_num && o->OpenSSL_version_num() >= 0x10101000L;
+    o->get1_peer_cert = sg_scope_sym(lib, o->kind == SG_OSSL_3 ? "SSL_get1_peer_certificate"
+                                                               : "SSL_get_peer_certificate");
+    o->err_new = sg_scope_sym(lib, "ERR_new");
+    o->err_set_debug = sg_scope_sym(lib, "ERR_set_debug");
+    o->err_set_error = sg_scope_sym(lib, "ERR_set_error");
+    o->err_put_error = sg_scope_sym(lib, "ERR_put_error");
+    o->err_add_error_data = sg_scope_sym(lib, "ERR_add_error_data");
+    return ok && o->get1_peer_cert &&
+           (o->kind == SG_OSSL_3 ? o->err_set_error != NULL : o->err_put_error != NULL);
+}
+
+/* What every session needs; the rest waits for sg_ossl_full (most processes
+ * that use TLS never make an SMTP connection: ~65 names not looked up). */
+static void bind_openssl(struct sg_ossl *o, void *h)
+{
+    sg_scope_search_init(&o->search, h);
+    int ok = 1;
+#define SG_BIND(f) ok &= (o->f = (__typeof__(o->f))sg_scope_sym(&o->search, #f)) != NULL;
+    SG_OSSL_CORE_FUNCS(SG_BIND)
 #undef SG_BIND
     o->kind = o->OpenSSL_version_num && (o->OpenSSL_version_num() >> 28) >= 3 ? SG_OSSL_3
                                                                                : SG_OSSL_11;
-    o->lazy = lazy && o->OpenSSL_version_num && o->OpenSSL_version_num() >= 0x10101000L;
-    o->get1_peer_cert = sg_scope_sym(&lib, o->kind == SG_OSSL_3 ? "SSL_get1_peer_certificate"
-                                                                : "SSL_get_peer_certificate");
-    o->err_new = sg_scope_sym(&lib, "ERR_new");
-    o->err_set_debug = sg_scope_sym(&lib, "ERR_set_debug");
-    o->err_set_error = sg_scope_sym(&lib, "ERR_set_error");
-    o->err_put_error = sg_scope_sym(&lib, "ERR_put_error");
-    o->err_add_error_data = sg_scope_sym(&lib, "ERR_add_error_data");
-    o->lib.complete = ok && o->get1_peer_cert &&
-                      (o->kind == SG_OSSL_3 ? o->err_set_error != NULL
-                                            : o->err_put_error != NULL);
+    o->lib.complete = ok;
+}
+
+int sg_ossl_full(struct sg_ossl *o)
+{
+    int full = __atomic_load_n(&o->full, __ATOMIC_ACQUIRE);
+    if (SG_LIKELY(full != 0))
+        return full > 0;
+    /* Bound into a copy without our lock (the loader may be asked), then
+     * published under it; another thread may have done the same meanwhile. */
+    struct sg_ossl t;
+    memset(&t, 0, sizeof t);
+    t.kind = o->kind;
+    t.OpenSSL_version_num = o->OpenSSL_version_num;
+    struct sg_search lib = o->search;
+    int ok = bind_rest(&t, &lib);
+    pthread_mutex_lock(&sg_lock_tls);
+    if (!o->full) {
+#define SG_COPY(f) o->f = t.f;
+        SG_OSSL_FUNCS(SG_COPY)
+        SG_OSSL_LAZY_FUNCS(SG_COPY)
+        SG_COPY(lazy) SG_COPY(get1_peer_cert) SG_COPY(err_new) SG_COPY(err_set_debug)
+        SG_COPY(err_set_error) SG_COPY(err_put_error) SG_COPY(err_add_error_data)
+#undef SG_COPY
+        if (!ok)
+            __atomic_store_n(&o->lib.complete, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&o->full, ok ? 1 : -1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&sg_lock_tls);
+    return o->full > 0;
 }
 
 /* At the record's final address: OpenSSL will keep pointers to our error
@@ -77,9 +120,14 @@ static int bind_library(struct sg_lib *rec, void *h, const char *path)
     return 1;
 }
 
+/* Under our lock: a record whose rest is not bound yet has no store now
+ * (sg_ossl_store and sg_ossl_prepare_stores bind it first). */
 static void *build_store(struct sg_lib *rec, const char *ca_file, const char *ca_path)
 {
-    return sg_ossl_policy_store((struct sg_ossl *)rec, ca_file, ca_path);
+    struct sg_ossl *o = (struct sg_ossl *)rec;
+    if (__atomic_load_n(&o->full, __ATOMIC_ACQUIRE) <= 0)
+        return NULL;
+    return sg_ossl_policy_store(o, ca_file, ca_path);
 }
 
 static struct sg_backend openssl = {
@@ -91,6 +139,8 @@ void sg_ossl_bind_private(struct sg_ossl *o, void *h)
 {
     memset(o, 0, sizeof *o);
     bind_openssl(o, h);
+    o->lib.complete &= bind_rest(o, &o->search);
+    o->full = 1; /* all it has is bound: its caller checks what it needs */
 }
 
 struct sg_ossl *sg_ossl_for_caller(const void *ret, const char *sym)
@@ -100,10 +150,18 @@ struct sg_ossl *sg_ossl_for_caller(const void *ret, const char *sym)
 
 X509_STORE *sg_ossl_store(struct sg_ossl *o, const char *ca_file, const char *ca_path)
 {
+    if (!sg_ossl_full(o))
+        return NULL;
     return sg_backend_store(&openssl, &o->lib, ca_file, ca_path);
 }
 
+/* Every loaded OpenSSL bound (the first pass), with its rest, before the
+ * stores are built (the second). */
 void sg_ossl_prepare_stores(void)
 {
+    sg_backend_prepare(&openssl);
+    for (int i = 0; i < __atomic_load_n(&openssl.n, __ATOMIC_ACQUIRE); i++)
+        if (libs[i].kind != SG_OSSL_FOREIGN && libs[i].lib.complete)
+            sg_ossl_full(&libs[i]);
     sg_backend_prepare(&openssl);
 }

@@ -16,29 +16,35 @@
 
 enum sg_ossl_kind { SG_OSSL_FOREIGN = 0, SG_OSSL_11, SG_OSSL_3 };
 
-/* Functions that OpenSSL 1.1.1 and 3 both have under the same name. */
-#define SG_OSSL_FUNCS(X)                                                             \
+/* Functions that OpenSSL 1.1.1 and 3 both have under the same name. What
+ * every session needs, SMTP or not (the entry points, the per-SSL state, what
+ * tells its socket), bound when the library is first seen: */
+#define SG_OSSL_CORE_FUNCS(X)                                                        \
     X(SSL_connect) X(SSL_do_handshake) X(SSL_read) X(SSL_read_ex) X(SSL_peek)         \
-    X(SSL_peek_ex) X(SSL_write) X(SSL_write_ex) X(SSL_ctrl) X(SSL_get_fd)             \
-    X(SSL_get_rbio) X(SSL_is_init_finished) X(SSL_is_server) X(SSL_get_servername)    \
-    X(SSL_get_verify_mode) X(SSL_set_verify) X(SSL_clear_options)                     \
+    X(SSL_peek_ex) X(SSL_write) X(SSL_write_ex) X(SSL_get_fd) X(SSL_get_rbio)         \
+    X(SSL_is_init_finished) X(SSL_is_server) X(SSL_get_servername) X(SSL_get_ex_data) \
+    X(SSL_set_ex_data) X(SSL_get_error) X(SSL_get_client_random)                      \
+    X(OpenSSL_version_num) X(CRYPTO_get_ex_new_index) X(BIO_method_type)              \
+    X(BIO_ptr_ctrl)
+
+/* ... and what applying the policy and the verdict need, bound at the first
+ * session that is or may become SMTP (sg_ossl_full): */
+#define SG_OSSL_FUNCS(X)                                                             \
+    X(SSL_ctrl) X(SSL_get_verify_mode) X(SSL_set_verify) X(SSL_clear_options)          \
     X(SSL_set_cipher_list) X(SSL_set_ciphersuites) X(SSL_get_security_level)          \
     X(SSL_set_security_level) X(SSL_get0_param) X(SSL_set1_host) X(SSL_version)       \
     X(SSL_get_version) X(SSL_get_current_cipher) X(SSL_CIPHER_get_name)               \
     X(SSL_CIPHER_get_kx_nid) X(SSL_CIPHER_is_aead) X(SSL_get_peer_cert_chain)         \
-    X(SSL_get_ex_data) X(SSL_set_ex_data) X(SSL_get_verify_result)                    \
-    X(OpenSSL_version_num) X(CRYPTO_get_ex_new_index) X(BIO_method_type)              \
-    X(BIO_ptr_ctrl) X(X509_STORE_new) X(X509_STORE_free) X(X509_STORE_load_locations) \
-    X(X509_STORE_CTX_new) X(X509_STORE_CTX_free) X(X509_STORE_CTX_init)               \
-    X(X509_STORE_CTX_set_default) X(X509_STORE_CTX_get0_param)                        \
+    X(SSL_get_verify_result) X(X509_STORE_new) X(X509_STORE_free)                     \
+    X(X509_STORE_load_locations) X(X509_STORE_CTX_new) X(X509_STORE_CTX_free)         \
+    X(X509_STORE_CTX_init) X(X509_STORE_CTX_set_default) X(X509_STORE_CTX_get0_param) \
     X(X509_STORE_CTX_get0_chain) X(X509_VERIFY_PARAM_set1_host)                       \
     X(X509_VERIFY_PARAM_set1_ip_asc) X(X509_verify_cert) X(X509_STORE_CTX_get_error)  \
     X(X509_verify_cert_error_string) X(X509_free) X(X509_get_X509_PUBKEY)             \
     X(i2d_X509_PUBKEY) X(SHA256) X(OPENSSL_sk_num) X(OPENSSL_sk_value)                \
     X(ERR_get_next_error_library) X(ERR_load_strings) X(ERR_peek_last_error)          \
-    X(ERR_reason_error_string) X(ERR_clear_error) X(SSL_get_error)                     \
-    X(X509_digest) X(EVP_sha256) X(X509_get0_notAfter) X(X509_cmp_time)               \
-    X(SSL_get_client_random)
+    X(ERR_reason_error_string) X(ERR_clear_error) X(X509_digest) X(EVP_sha256)         \
+    X(X509_get0_notAfter) X(X509_cmp_time)
 
 /* What finding anchors on demand needs (ossl_store.c); OpenSSL 1.1.1 and 3
  * have them all. Optional: without them the bundle is loaded whole. */
@@ -63,6 +69,7 @@ struct sg_ossl {
     int err_ready;         /* err_lib and strings settled (ossl_err.c, at the first error) */
     ERR_STRING_DATA strings[SG_R_COUNT + 2]; /* library name, reasons, end */
 #define SG_MEMBER(f) __typeof__(f) *f;
+    SG_OSSL_CORE_FUNCS(SG_MEMBER)
     SG_OSSL_FUNCS(SG_MEMBER)
     SG_OSSL_LAZY_FUNCS(SG_MEMBER)
 #undef SG_MEMBER
@@ -74,11 +81,18 @@ struct sg_ossl {
     void (*err_set_error)(int, int, const char *, ...);
     void (*err_put_error)(int, int, int, const char *, int);
     void (*err_add_error_data)(int, ...);
+    int full;              /* the rest bound: 0 not yet, 1 yes, -1 lacking some (sg_ossl_full) */
+    struct sg_search search; /* where its names are found (scope_sym.c) */
 };
 
 /* The library that the caller at return address ret would have reached for
  * the OpenSSL function sym. NULL only when no such function is loaded. */
 struct sg_ossl *sg_ossl_for_caller(const void *ret, const char *sym);
+/* The functions beyond SG_OSSL_CORE_FUNCS, bound on first use: 1 when o has
+ * them all. 0: this library cannot be driven (its sessions pass through, as
+ * a library lacking any function always did), and o->lib.complete is now 0.
+ * Calls the loader: never with our lock held. */
+int sg_ossl_full(struct sg_ossl *o);
 /* Bind o to what the OpenSSL behind handle h has (the wire verdict's own
  * libcrypto, which the program does not use): no error strings, no ex_data
  * slot; functions h lacks stay NULL. sg_ossl_store works on it. */

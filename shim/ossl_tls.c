@@ -192,9 +192,23 @@ static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r
     return conclude(o, s, t, reason, detail, 0);
 }
 
+/* A session that is or may become SMTP needs the policy's functions: bound
+ * now. A library that lacks some is passed through, as it always was (no
+ * claim was made for this session yet). */
+static int drivable(struct sg_ossl *o, SSL *s)
+{
+    if (SG_LIKELY(sg_ossl_full(o)))
+        return 1;
+    sg_ossl_end_claim(o, s);
+    sg_ossl_set_state(o, s, ST_SEEN);
+    return 0;
+}
+
 static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t, int client)
 {
     int where = sg_ossl_target(o, s, t, client);
+    if (where != 0 && !drivable(o, s))
+        return 1;
     /* Its ClientHello will tell, even when the process has no SMTP connection
      * yet: a program may make it first (into a memory BIO) and connect after. */
     if (where < 0) {
@@ -300,6 +314,8 @@ static int judge_late(struct sg_ossl *o, SSL *s, unsigned st)
     if (st & ST_PASSED || (st & ST_SEEN && !(st & (ST_SMTP | ST_UNBOUND))))
         return 1;
     int where = sg_ossl_target(o, s, &t, 0);
+    if (where != 0 && !drivable(o, s))
+        return 1;
     if (where < 0 && __atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED))
         return unidentified(o, s);
     if (where <= 0 || t.mode == SG_MODE_OFF) {

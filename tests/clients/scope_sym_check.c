@@ -11,7 +11,7 @@
 
 #define NAME(f) #f,
 static const char *names[] = {
-    SG_OSSL_FUNCS(NAME) SG_OSSL_LAZY_FUNCS(NAME)
+    SG_OSSL_CORE_FUNCS(NAME) SG_OSSL_FUNCS(NAME) SG_OSSL_LAZY_FUNCS(NAME)
     "SSL_get1_peer_certificate", "SSL_get_peer_certificate", "ERR_new", "ERR_set_debug",
     "ERR_set_error", "ERR_put_error", "ERR_add_error_data",
     "gnutls_handshake", "gnutls_check_version", "gnutls_free", "gnutls_record_send",
