@@ -13,15 +13,45 @@ static int basename_starts(const char *path, const char *prefix)
     return strncmp(base, prefix, strlen(prefix)) == 0;
 }
 
+/* The object whose mapped segments hold addr: a walk over the loaded
+ * objects' program headers. dladdr() would also scan the object's whole
+ * symbol table for the nearest name (~16,000 instructions in libssl, ~45,000
+ * in libgnutls) to tell us what we do not need. */
+struct holder {
+    uintptr_t addr, lo, hi;
+    const char *name;
+};
+
+static int find_holder(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    struct holder *h = arg;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    int inside = 0;
+    (void)size;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        inside |= h->addr >= a && h->addr < a + ph->p_memsz;
+        lo = a < lo ? a : lo;
+        hi = a + ph->p_memsz > hi ? a + ph->p_memsz : hi;
+    }
+    if (inside) {
+        h->lo = lo, h->hi = hi;
+        h->name = info->dlpi_name;
+    }
+    return inside;
+}
+
 static void *sym_in_scope_of(const void *addr, const char *sym)
 {
-    struct link_map *map = NULL;
-    Dl_info info;
-    if (!dladdr1(addr, &info, (void **)&map, RTLD_DL_LINKMAP) || !map || !map->l_name[0])
+    struct holder h = {(uintptr_t)addr, 0, 0, NULL};
+    if (!dl_iterate_phdr(find_holder, &h) || !h.name || !h.name[0])
         return NULL; /* the main program: its scope is the global one */
     /* Pinned on purpose: call-site caches keep addresses inside it. */
-    void *h = dlopen(map->l_name, RTLD_LAZY | RTLD_NOLOAD);
-    return h ? dlsym(h, sym) : NULL;
+    void *lib = dlopen(h.name, RTLD_LAZY | RTLD_NOLOAD);
+    return lib ? dlsym(lib, sym) : NULL;
 }
 
 struct search {
@@ -54,37 +84,6 @@ void *sg_scope_next(const void *ret, const char *sym, const char *prefix)
         fn = s.handle ? usable(dlsym(s.handle, sym)) : NULL;
     }
     return fn;
-}
-
-/* The object whose mapped segments hold addr: a walk over the loaded
- * objects' program headers. dladdr() would also scan the object's whole
- * symbol table for the nearest name (~16,000 instructions in libssl, ~45,000
- * in libgnutls) to tell us what we do not need. */
-struct holder {
-    uintptr_t addr, lo, hi;
-    const char *name;
-};
-
-static int find_holder(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    struct holder *h = arg;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    int inside = 0;
-    (void)size;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-        inside |= h->addr >= a && h->addr < a + ph->p_memsz;
-        lo = a < lo ? a : lo;
-        hi = a + ph->p_memsz > hi ? a + ph->p_memsz : hi;
-    }
-    if (inside) {
-        h->lo = lo, h->hi = hi;
-        h->name = info->dlpi_name;
-    }
-    return inside;
 }
 
 void *sg_scope_owner(const void *fn, struct sg_object *obj)
