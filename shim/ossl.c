@@ -87,7 +87,7 @@ int sg_ossl_full(struct sg_ossl *o)
         __atomic_store_n(&o->full, ok ? 1 : -1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&sg_lock_tls);
-    return o->full > 0;
+    return __atomic_load_n(&o->full, __ATOMIC_ACQUIRE) > 0;
 }
 
 /* At the record's final address: OpenSSL will keep pointers to our error
