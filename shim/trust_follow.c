@@ -115,7 +115,10 @@ const struct sg_trust_index *sg_trust_index_get(const char *ca_file)
     if (!p->x_built || p->x_gen != p->gen) {
         /* The index of an older generation stays allocated: a store that
          * another thread is verifying with may point to it. */
-        p->x = sg_trust_index_open(ca_file, frozen);
+        /* In memory when the path will not be followed any more: a
+         * file-backed index of a file that changes again would lose every
+         * anchor, where the newest store is to be kept. */
+        p->x = sg_trust_index_open(ca_file, frozen || p->changes >= MAX_CHANGES);
         p->x_gen = p->gen, p->x_built = 1; /* NULL is remembered too */
     }
     return p->x;

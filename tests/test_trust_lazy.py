@@ -196,6 +196,31 @@ for line in sys.stdin:
 """
 
 
+class Running:
+    """LONG_RUNNING under env: session(server) -> "ok" or "fail ..."."""
+
+    def __init__(self, env):
+        self.proc = subprocess.Popen(["/usr/bin/python3", "-c", LONG_RUNNING], env=env,
+                                     text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+
+    def session(self, server):
+        self.proc.stdin.write(f"localhost {server.port}\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 @pytest.mark.parametrize("mode", ["lazy", "eager", "prepared", "verifying"])
 def test_bundle_updated_under_a_running_process(mode, pki, certs, smtp_server, shim, tmp_path):
     """Documented (smtpguard.conf(5), ca_file): at each handshake a running
@@ -219,18 +244,9 @@ def test_bundle_updated_under_a_running_process(mode, pki, certs, smtp_server, s
     if mode == "verifying":
         env = dict(env, SG_TEST_CAFILE=str(pki.bundle("all", "ca", "ca2", "root",
                                                       system=False)))
-    proc = subprocess.Popen(["/usr/bin/python3", "-c", LONG_RUNNING], env=env, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-
-    def session(server):
-        proc.stdin.write(f"localhost {server.port}\n")
-        proc.stdin.flush()
-        return proc.stdout.readline().strip()
-
-    try:
-        assert session(first) == "ok"
-        assert session(second) == "ok"  # its verdict is cached (60 s): not after the update
+    with Running(env) as p:
+        assert p.session(first) == "ok"
+        assert p.session(second) == "ok"  # its verdict is cached (60 s): not after the update
         # Replaced as update-ca-certificates does (a new file renamed over).
         tmp = bundle.with_suffix(".new")
         tmp.write_text(pki.bundle("live-new", "ca", "root").read_text())
@@ -238,16 +254,9 @@ def test_bundle_updated_under_a_running_process(mode, pki, certs, smtp_server, s
         tmp.rename(bundle)
         if mode == "prepared":
             index(bundle, tmp_path / "cache")
-        assert session(second).startswith("fail")     # ca2: removed
-        assert session(third) == "ok"                 # root: added
-        assert session(first) == "ok"
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        assert p.session(second).startswith("fail")     # ca2: removed
+        assert p.session(third) == "ok"                 # root: added
+        assert p.session(first) == "ok"
     assert len(second.credentials()) == 1 and len(third.credentials()) == 1
     assert len(first.credentials()) == 2
     # A new process judges by the new file.
@@ -262,6 +271,56 @@ def test_bundle_updated_under_a_running_process(mode, pki, certs, smtp_server, s
                           env={k: v for k, v in env.items() if k != "LD_PRELOAD"},
                           input=f"localhost {second.port}\n", capture_output=True, timeout=60)
     assert base.stdout.strip() == "ok" and len(second.credentials()) == 2, base.stdout
+
+
+def test_ca_path_updated_under_a_running_process(pki, certs, smtp_server, shim, tmp_path):
+    """ca_path: a CA whose hashed link is removed (openssl rehash) no longer
+    counts for a running process, though OpenSSL had already loaded it into
+    the store; the directory's modification time tells the change."""
+    good = smtp_server("good")                  # test CA: ca_file
+    other = smtp_server("unknownca")            # ca2: in ca_path, then removed
+    hashed = tmp_path / "hashed"
+    hashed.mkdir()
+    (hashed / "ca2.pem").write_text(pki.text("ca2"))
+    openssl(hashed, "rehash", hashed)
+    env = shim([good.port, other.port], extra=f"ca_path = {hashed}")
+    with Running(env) as p:
+        assert p.session(other) == "ok" and p.session(good) == "ok"
+        for f in hashed.iterdir():
+            f.unlink()
+        assert p.session(other).startswith("fail")
+        assert p.session(good) == "ok"
+    assert len(other.credentials()) == 1 and len(good.credentials()) == 2
+
+
+def test_following_stops_after_sixteen_changes(pki, certs, smtp_server, shim, tmp_path):
+    """Documented bound: a process follows 16 changes of a file, then keeps
+    the newest store it built (read into memory, so it stays usable)."""
+    good = smtp_server("good")
+    bundle = tmp_path / "bundle.pem"
+    with_ca = pki.bundle("bound", "ca", system=False).read_text()
+    bundle.write_text(with_ca)
+    env = shim([good.port], ca=bundle)
+
+    def replace(text, n):
+        tmp = tmp_path / "bundle.new"
+        tmp.write_text(text)
+        os.utime(tmp, (time.time() + n, time.time() + n))
+        tmp.rename(bundle)
+
+    with Running(env) as p:
+        assert p.session(good) == "ok"
+        for n in range(1, 16):  # each seen at the next handshake
+            replace(with_ca, n)
+            assert p.session(good) == "ok", n
+        replace(pki.text("ca2"), 16)   # the 16th change, followed: the test CA gone
+        assert p.session(good).startswith("fail")
+        replace(with_ca, 17)           # back, but no longer followed
+        assert p.session(good).startswith("fail")
+    assert len(good.credentials()) == 16
+    new = subprocess.run(["/usr/bin/python3", "-c", LONG_RUNNING], env=env, text=True,
+                         input=f"localhost {good.port}\n", capture_output=True, timeout=60)
+    assert new.stdout.startswith("ok"), new.stdout + new.stderr
 
 
 def rewrite_in_place(path, edit):
