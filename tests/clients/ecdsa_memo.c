@@ -1,0 +1,242 @@
+/* ecdsa_memo: nettle_ecdsa_verify as libgnutls calls it, to test the shim's
+ * memo of accepted checks (shim/nettle_memo.c, tests/test_nettle_memo.py).
+ *
+ *   ecdsa_memo
+ *   ecdsa_memo x509 CA_FILE CERT_FILE...
+ *
+ * For P-256, P-384 and P-521, with keys and signatures made here (a fixed
+ * seed: the same every run), prints one line per check, "CURVE NAME RESULT",
+ * RESULT being what nettle_ecdsa_verify returned:
+ *   valid, valid_again       a good signature, then the very same check again
+ *   digest_byte, digest_len  after it, the same with one digest byte changed,
+ *                            with the digest one byte shorter
+ *   r_changed, s_changed     r + 1, s + 1
+ *   r_negated, swapped       -r; r and s exchanged
+ *   other_key                the same digest and signature, another public key
+ *   invalid, invalid_again   a bad signature (s + 1 of another digest), twice
+ *   long_digest, long_again  a digest of 65 bytes (nettle uses its leading bits:
+ *                            valid), twice: larger than the memo keeps
+ *   child_valid, child_bad   in a forked child: valid, and digest_byte again
+ * and then "speedup X": the fastest of 15 first checks of distinct valid
+ * signatures over the fastest of 15 repeats of one check (thread CPU time);
+ * about 1 without a memo.
+ *
+ * x509: each certificate (PEM), in order, verified alone against the CA file by
+ * GnuTLS (gnutls_x509_trust_list_verify_crt: the CA's signature over it, checked
+ * by nettle through libgnutls); prints "CERT_FILE STATUS", 0 when trusted.
+ *
+ * Exits 0 unless something failed to run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <nettle/ecc-curve.h>
+#include <nettle/ecdsa.h>
+#include <nettle/knuth-lfib.h>
+
+#define DIGEST_MAX 66
+#define ROUNDS 15
+
+static struct knuth_lfib_ctx rng;
+
+static void rnd(void *ctx, size_t n, uint8_t *out)
+{
+    knuth_lfib_random(ctx, n, out);
+}
+
+struct key {
+    struct ecc_point pub;
+    struct ecc_scalar priv;
+};
+
+static void make_key(struct key *k, const struct ecc_curve *ecc)
+{
+    ecc_point_init(&k->pub, ecc);
+    ecc_scalar_init(&k->priv, ecc);
+    ecdsa_generate_keypair(&k->pub, &k->priv, &rng, rnd);
+}
+
+static void sign(const struct key *k, const uint8_t *digest, size_t len, struct dsa_signature *sig)
+{
+    dsa_signature_init(sig);
+    ecdsa_sign(&k->priv, &rng, rnd, len, digest, sig);
+}
+
+static const char *curve;
+
+static int check(const char *name, const struct key *k, const uint8_t *digest, size_t len,
+                 const struct dsa_signature *sig)
+{
+    int r = nettle_ecdsa_verify(&k->pub, len, digest, sig);
+    printf("%s %s %d\n", curve, name, r);
+    return r;
+}
+
+/* The signature sig changed by change(), checked, then restored. */
+static void altered(const char *name, const struct key *k, const uint8_t *digest, size_t len,
+                    struct dsa_signature *sig, void (*change)(struct dsa_signature *))
+{
+    struct dsa_signature copy;
+    dsa_signature_init(&copy);
+    mpz_set(copy.r, sig->r);
+    mpz_set(copy.s, sig->s);
+    change(&copy);
+    check(name, k, digest, len, &copy);
+    dsa_signature_clear(&copy);
+}
+
+static void r_plus(struct dsa_signature *s) { mpz_add_ui(s->r, s->r, 1); }
+static void s_plus(struct dsa_signature *s) { mpz_add_ui(s->s, s->s, 1); }
+static void r_neg(struct dsa_signature *s) { mpz_neg(s->r, s->r); }
+static void swap(struct dsa_signature *s) { mpz_swap(s->r, s->s); }
+
+static void child(const struct key *k, uint8_t *digest, size_t len,
+                  const struct dsa_signature *sig)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (pid == 0) {
+        check("child_valid", k, digest, len, sig);
+        digest[0] ^= 1;
+        check("child_bad", k, digest, len, sig);
+        fflush(stdout);
+        _exit(0);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status)) {
+        fprintf(stderr, "child failed\n");
+        exit(1);
+    }
+}
+
+static void one_curve(const char *name, const struct ecc_curve *ecc, size_t len)
+{
+    struct key k, other;
+    struct dsa_signature sig, bad;
+    uint8_t digest[DIGEST_MAX], second[DIGEST_MAX];
+    curve = name;
+    make_key(&k, ecc);
+    make_key(&other, ecc);
+    knuth_lfib_random(&rng, sizeof digest, digest);
+    knuth_lfib_random(&rng, sizeof second, second);
+    sign(&k, digest, len, &sig);
+
+    check("valid", &k, digest, len, &sig);
+    check("valid_again", &k, digest, len, &sig);
+    digest[len / 2] ^= 0x80;
+    check("digest_byte", &k, digest, len, &sig);
+    digest[len / 2] ^= 0x80;
+    check("digest_len", &k, digest, len - 1, &sig);
+    altered("r_changed", &k, digest, len, &sig, r_plus);
+    altered("s_changed", &k, digest, len, &sig, s_plus);
+    altered("r_negated", &k, digest, len, &sig, r_neg);
+    altered("swapped", &k, digest, len, &sig, swap);
+    check("other_key", &other, digest, len, &sig);
+
+    sign(&k, second, len, &bad);
+    mpz_add_ui(bad.s, bad.s, 1);
+    check("invalid", &k, second, len, &bad);
+    check("invalid_again", &k, second, len, &bad);
+
+    struct dsa_signature longsig;
+    sign(&k, digest, 65, &longsig);
+    check("long_digest", &k, digest, 65, &longsig);
+    check("long_again", &k, digest, 65, &longsig);
+
+    child(&k, digest, len, &sig);
+    dsa_signature_clear(&sig);
+    dsa_signature_clear(&bad);
+    dsa_signature_clear(&longsig);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The fastest of ROUNDS first checks over the fastest of ROUNDS repeats. */
+static double speedup(void)
+{
+    struct key k;
+    struct dsa_signature sig[ROUNDS];
+    uint8_t digest[ROUNDS][32];
+    make_key(&k, nettle_get_secp_256r1());
+    for (int i = 0; i < ROUNDS; i++) {
+        knuth_lfib_random(&rng, sizeof digest[i], digest[i]);
+        sign(&k, digest[i], sizeof digest[i], &sig[i]);
+    }
+    double fresh = 1e9, repeat = 1e9;
+    for (int i = 0; i < ROUNDS; i++) {
+        double t = now();
+        int ok = nettle_ecdsa_verify(&k.pub, sizeof digest[i], digest[i], &sig[i]);
+        t = now() - t;
+        fresh = ok == 1 && t < fresh ? t : fresh;
+    }
+    for (int i = 0; i < ROUNDS; i++) {
+        double t = now();
+        int ok = nettle_ecdsa_verify(&k.pub, sizeof digest[0], digest[ROUNDS - 1], &sig[ROUNDS - 1]);
+        t = now() - t;
+        repeat = ok == 1 && t < repeat ? t : repeat;
+    }
+    return repeat > 0 ? fresh / repeat : fresh / 1e-9;
+}
+
+static void die_gnutls(const char *what, int r)
+{
+    fprintf(stderr, "%s: %s\n", what, gnutls_strerror(r));
+    exit(1);
+}
+
+static unsigned verify_file(gnutls_x509_trust_list_t list, const char *path)
+{
+    gnutls_datum_t pem;
+    gnutls_x509_crt_t crt;
+    unsigned status = 0;
+    int r = gnutls_load_file(path, &pem);
+    if (r < 0)
+        die_gnutls(path, r);
+    if ((r = gnutls_x509_crt_init(&crt)) < 0 ||
+        (r = gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM)) < 0 ||
+        (r = gnutls_x509_trust_list_verify_crt(list, &crt, 1, 0, &status, NULL)) < 0)
+        die_gnutls(path, r);
+    gnutls_x509_crt_deinit(crt);
+    gnutls_free(pem.data);
+    return status;
+}
+
+static int x509(int n, char **files)
+{
+    gnutls_x509_trust_list_t list;
+    int r = gnutls_x509_trust_list_init(&list, 0);
+    if (r < 0 || (r = gnutls_x509_trust_list_add_trust_file(list, files[0], NULL,
+                                                            GNUTLS_X509_FMT_PEM, 0, 0)) < 1)
+        die_gnutls(files[0], r);
+    for (int i = 1; i < n; i++)
+        printf("%s %u\n", files[i], verify_file(list, files[i]));
+    gnutls_x509_trust_list_deinit(list, 1);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    alarm(30);
+    if (argc >= 4 && !strcmp(argv[1], "x509"))
+        return x509(argc - 2, argv + 2);
+    knuth_lfib_init(&rng, 4711);
+    one_curve("P-256", nettle_get_secp_256r1(), 32);
+    one_curve("P-384", nettle_get_secp_384r1(), 48);
+    one_curve("P-521", nettle_get_secp_521r1(), 64);
+    printf("speedup %.1f\n", speedup());
+    return 0;
+}
