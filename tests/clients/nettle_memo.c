@@ -1,8 +1,9 @@
-/* ecdsa_memo: nettle_ecdsa_verify as libgnutls calls it, to test the shim's
- * memo of accepted checks (shim/nettle_memo.c, tests/test_nettle_memo.py).
+/* nettle_memo: nettle_ecdsa_verify and nettle_rsa_pkcs1_verify as libgnutls
+ * calls them, to test the shim's memo of accepted checks (shim/nettle_memo.c,
+ * tests/test_nettle_memo.py).
  *
- *   ecdsa_memo
- *   ecdsa_memo x509 CA_FILE CERT_FILE...
+ *   nettle_memo
+ *   nettle_memo x509 CA_FILE CERT_FILE...
  *
  * For P-256, P-384 and P-521, with keys and signatures made here (a fixed
  * seed: the same every run), prints one line per check, "CURVE NAME RESULT",
@@ -14,12 +15,15 @@
  *   r_negated, swapped       -r; r and s exchanged
  *   other_key                the same digest and signature, another public key
  *   invalid, invalid_again   a bad signature (s + 1 of another digest), twice
- *   long_digest, long_again  a digest of 65 bytes (nettle uses its leading bits:
- *                            valid), twice: larger than the memo keeps
+ *   long_digest, long_again  a digest of 1000 bytes (nettle uses its leading
+ *                            bits: valid), twice: larger than the memo keeps
  *   child_valid, child_bad   in a forked child: valid, and digest_byte again
- * and then "speedup X": the fastest of 15 first checks of distinct valid
- * signatures over the fastest of 15 repeats of one check (thread CPU time);
- * about 1 without a memo.
+ * then the same for nettle_rsa_pkcs1_verify with RSA-2048 keys ("RSA-2048 NAME
+ * RESULT": valid, valid_again, digest_byte, digest_len, s_changed, other_key,
+ * e_changed (the same modulus, exponent 3), invalid, invalid_again, child_valid,
+ * child_bad), and then "speedup X" and "rsa_speedup X": the fastest of 15 first
+ * checks of distinct valid signatures over the fastest of 15 repeats of one
+ * check (thread CPU time); about 1 without a memo.
  *
  * x509: each certificate (PEM), in order, verified alone against the CA file by
  * GnuTLS (gnutls_x509_trust_list_verify_crt: the CA's signature over it, checked
@@ -38,8 +42,10 @@
 #include <nettle/ecc-curve.h>
 #include <nettle/ecdsa.h>
 #include <nettle/knuth-lfib.h>
+#include <nettle/rsa.h>
 
 #define DIGEST_MAX 66
+#define LONG_DIGEST 1000 /* more than an entry of the memo holds */
 #define ROUNDS 15
 
 static struct knuth_lfib_ctx rng;
@@ -147,15 +153,91 @@ static void one_curve(const char *name, const struct ecc_curve *ecc, size_t len)
     check("invalid", &k, second, len, &bad);
     check("invalid_again", &k, second, len, &bad);
 
+    static uint8_t long_digest[LONG_DIGEST];
     struct dsa_signature longsig;
-    sign(&k, digest, 65, &longsig);
-    check("long_digest", &k, digest, 65, &longsig);
-    check("long_again", &k, digest, 65, &longsig);
+    memmove(long_digest, digest, len);
+    sign(&k, long_digest, sizeof long_digest, &longsig);
+    check("long_digest", &k, long_digest, sizeof long_digest, &longsig);
+    check("long_again", &k, long_digest, sizeof long_digest, &longsig);
 
     child(&k, digest, len, &sig);
     dsa_signature_clear(&sig);
     dsa_signature_clear(&bad);
     dsa_signature_clear(&longsig);
+}
+
+/* ---- RSA PKCS#1 v1.5, as libgnutls checks a certificate's signature ---- */
+
+static void make_rsa(struct rsa_public_key *pub, struct rsa_private_key *key)
+{
+    rsa_public_key_init(pub);
+    rsa_private_key_init(key);
+    mpz_set_ui(pub->e, 65537);
+    if (!rsa_generate_keypair(pub, key, &rng, rnd, NULL, NULL, 2048, 0)) {
+        fprintf(stderr, "rsa_generate_keypair failed\n");
+        exit(1);
+    }
+}
+
+static void rsa_check(const char *name, const struct rsa_public_key *pub, const uint8_t *info,
+                      size_t len, const mpz_t s)
+{
+    printf("RSA-2048 %s %d\n", name, nettle_rsa_pkcs1_verify(pub, len, info, s));
+}
+
+static void rsa_child(const struct rsa_public_key *pub, uint8_t *info, size_t len, const mpz_t s)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        rsa_check("child_valid", pub, info, len, s);
+        info[len - 1] ^= 1;
+        rsa_check("child_bad", pub, info, len, s);
+        fflush(stdout);
+        _exit(0);
+    }
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status)) {
+        fprintf(stderr, "child failed\n");
+        exit(1);
+    }
+}
+
+static void rsa(void)
+{
+    struct rsa_public_key pub, other, e3;
+    struct rsa_private_key key, other_key;
+    uint8_t info[51], second[51]; /* the length of a SHA-256 DigestInfo */
+    mpz_t s, t, bad;
+    make_rsa(&pub, &key);
+    make_rsa(&other, &other_key);
+    knuth_lfib_random(&rng, sizeof info, info);
+    knuth_lfib_random(&rng, sizeof second, second);
+    mpz_inits(s, t, bad, NULL);
+    rsa_pkcs1_sign(&key, sizeof info, info, s);
+
+    rsa_check("valid", &pub, info, sizeof info, s);
+    rsa_check("valid_again", &pub, info, sizeof info, s);
+    info[7] ^= 0x10;
+    rsa_check("digest_byte", &pub, info, sizeof info, s);
+    info[7] ^= 0x10;
+    rsa_check("digest_len", &pub, info, sizeof info - 1, s);
+    mpz_add_ui(t, s, 1);
+    rsa_check("s_changed", &pub, info, sizeof info, t);
+    rsa_check("other_key", &other, info, sizeof info, s);
+    rsa_public_key_init(&e3);
+    mpz_set(e3.n, pub.n);
+    mpz_set_ui(e3.e, 3);
+    rsa_public_key_prepare(&e3);
+    rsa_check("e_changed", &e3, info, sizeof info, s);
+
+    rsa_pkcs1_sign(&key, sizeof second, second, bad);
+    mpz_add_ui(bad, bad, 1);
+    rsa_check("invalid", &pub, second, sizeof second, bad);
+    rsa_check("invalid_again", &pub, second, sizeof second, bad);
+    rsa_child(&pub, info, sizeof info, s);
+    mpz_clears(s, t, bad, NULL);
 }
 
 static double now(void)
@@ -165,29 +247,47 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* The fastest of ROUNDS first checks over the fastest of ROUNDS repeats. */
-static double speedup(void)
+/* Distinct valid checks, for speedup(): check_nth(i) verifies the i-th. */
+static struct key speed_key;
+static struct dsa_signature speed_sig[ROUNDS];
+static struct rsa_public_key speed_pub;
+static mpz_t speed_s[ROUNDS];
+static uint8_t speed_digest[ROUNDS][51];
+
+static int ecdsa_nth(int i)
 {
-    struct key k;
-    struct dsa_signature sig[ROUNDS];
-    uint8_t digest[ROUNDS][32];
-    make_key(&k, nettle_get_secp_256r1());
+    return nettle_ecdsa_verify(&speed_key.pub, 32, speed_digest[i], &speed_sig[i]);
+}
+
+static int rsa_nth(int i)
+{
+    return nettle_rsa_pkcs1_verify(&speed_pub, sizeof speed_digest[i], speed_digest[i], speed_s[i]);
+}
+
+static void speed_setup(void)
+{
+    struct rsa_private_key key;
+    make_key(&speed_key, nettle_get_secp_256r1());
+    make_rsa(&speed_pub, &key);
     for (int i = 0; i < ROUNDS; i++) {
-        knuth_lfib_random(&rng, sizeof digest[i], digest[i]);
-        sign(&k, digest[i], sizeof digest[i], &sig[i]);
+        knuth_lfib_random(&rng, sizeof speed_digest[i], speed_digest[i]);
+        sign(&speed_key, speed_digest[i], 32, &speed_sig[i]);
+        mpz_init(speed_s[i]);
+        rsa_pkcs1_sign(&key, sizeof speed_digest[i], speed_digest[i], speed_s[i]);
     }
+}
+
+/* The fastest of ROUNDS first checks of distinct signatures over the fastest
+ * of ROUNDS repeats of the last one. */
+static double speedup(int (*check_nth)(int))
+{
     double fresh = 1e9, repeat = 1e9;
-    for (int i = 0; i < ROUNDS; i++) {
+    for (int i = 0; i < 2 * ROUNDS; i++) {
         double t = now();
-        int ok = nettle_ecdsa_verify(&k.pub, sizeof digest[i], digest[i], &sig[i]);
+        int ok = check_nth(i < ROUNDS ? i : ROUNDS - 1);
         t = now() - t;
-        fresh = ok == 1 && t < fresh ? t : fresh;
-    }
-    for (int i = 0; i < ROUNDS; i++) {
-        double t = now();
-        int ok = nettle_ecdsa_verify(&k.pub, sizeof digest[0], digest[ROUNDS - 1], &sig[ROUNDS - 1]);
-        t = now() - t;
-        repeat = ok == 1 && t < repeat ? t : repeat;
+        double *best = i < ROUNDS ? &fresh : &repeat;
+        *best = ok == 1 && t < *best ? t : *best;
     }
     return repeat > 0 ? fresh / repeat : fresh / 1e-9;
 }
@@ -237,6 +337,9 @@ int main(int argc, char **argv)
     one_curve("P-256", nettle_get_secp_256r1(), 32);
     one_curve("P-384", nettle_get_secp_384r1(), 48);
     one_curve("P-521", nettle_get_secp_521r1(), 64);
-    printf("speedup %.1f\n", speedup());
+    rsa();
+    speed_setup();
+    printf("speedup %.1f\n", speedup(ecdsa_nth));
+    printf("rsa_speedup %.1f\n", speedup(rsa_nth));
     return 0;
 }
