@@ -24,8 +24,9 @@
  *
  * The names are exported unversioned (smtpguard.map): libgnutls's references
  * (nettle_ecdsa_verify@HOGWEED_6) bind here as gnutls_handshake@GNUTLS_3_4 does.
- * The real functions are looked up under HOGWEED_6 on the first call, never at
- * load: the library neither links nettle nor looks anything up at exec. */
+ * The real functions are looked up in libhogweed.so.6 under HOGWEED_6 on the
+ * first call, never at load: the library neither links nettle nor looks
+ * anything up at exec. */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <string.h>
@@ -65,29 +66,26 @@ static struct {
     int bound;
 } real;
 
-/* In the libhogweed the process loaded: after us in the global scope, or
- * loaded where RTLD_NEXT cannot see it (a library dlopened RTLD_LOCAL). */
-static void *find(const char *name)
+static void *find(void *hogweed, const char *name)
 {
-    void *fn = dlvsym(RTLD_NEXT, name, HOGWEED);
-    if (!fn) {
-        void *h = dlopen("libhogweed.so.6", RTLD_LAZY | RTLD_NOLOAD);
-        if (h) {
-            fn = dlvsym(h, name, HOGWEED);
-            dlclose(h);
-        }
-    }
+    void *fn = dlvsym(hogweed, name, HOGWEED);
     return fn && !sg_is_own_address(fn) ? fn : NULL;
 }
 
-/* All of them or none; racing threads store the same pointers. */
+/* All of them or none; racing threads store the same pointers. The libhogweed
+ * the process loaded is opened and never closed: it stays loaded under the
+ * pointers kept here (backend.c holds the TLS libraries likewise). Not found
+ * (not loaded under its name): nothing can be verified. */
 static int bind_real(void)
 {
     if (SG_LIKELY(__atomic_load_n(&real.bound, __ATOMIC_ACQUIRE)))
         return 1;
-    ecdsa_fn *ecdsa = (ecdsa_fn *)find("nettle_ecdsa_verify");
-    ecc_size_fn *ecc_size = (ecc_size_fn *)find("nettle_ecc_size");
-    rsa_fn *rsa = (rsa_fn *)find("nettle_rsa_pkcs1_verify");
+    void *h = dlopen("libhogweed.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    if (!h)
+        return 0;
+    ecdsa_fn *ecdsa = (ecdsa_fn *)find(h, "nettle_ecdsa_verify");
+    ecc_size_fn *ecc_size = (ecc_size_fn *)find(h, "nettle_ecc_size");
+    rsa_fn *rsa = (rsa_fn *)find(h, "nettle_rsa_pkcs1_verify");
     if (!ecdsa || !ecc_size || !rsa)
         return 0;
     __atomic_store_n(&real.ecdsa, ecdsa, __ATOMIC_RELAXED);

@@ -2,4 +2,4 @@
 # tests/test_nettle_memo.py): linked with hogweed, nettle and gmp, and GnuTLS.
 $(BUILD)/clients/nettle_memo: tests/clients/nettle_memo.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CFLAGS) -o $@ $< -lhogweed -lnettle -lgmp -lgnutls
+	$(CC) $(BASE) $(CFLAGS) -o $@ $< -lhogweed -lnettle -lgmp -lgnutls -lpthread

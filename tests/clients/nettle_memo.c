@@ -23,13 +23,16 @@
  * e_changed (the same modulus, exponent 3), invalid, invalid_again, child_valid,
  * child_bad), and then "speedup X" and "rsa_speedup X": the fastest of 15 first
  * checks of distinct valid signatures over the fastest of 15 repeats of one
- * check (thread CPU time); about 1 without a memo.
+ * check (thread CPU time); about 1 without a memo; then "threads_wrong N": the
+ * wrong answers of 4 threads checking valid and refused signatures at once.
  *
  * x509: each certificate (PEM), in order, verified alone against the CA file by
  * GnuTLS (gnutls_x509_trust_list_verify_crt: the CA's signature over it, checked
  * by nettle through libgnutls); prints "CERT_FILE STATUS", 0 when trusted.
  *
  * Exits 0 unless something failed to run. */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +280,39 @@ static void speed_setup(void)
     }
 }
 
+/* THREADS threads at once, each checking the speed_* signatures (valid) and
+ * their neighbours' (another digest: refused) in turns; the wrong answers. */
+#define THREADS 4
+static int wrong;
+
+static void *hammer(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    for (int n = 0; n < 40; n++) {
+        int i = (t + n) % ROUNDS, j = (i + 1) % ROUNDS;
+        int good = ecdsa_nth(i) + rsa_nth(i);
+        int bad = nettle_ecdsa_verify(&speed_key.pub, 32, speed_digest[j], &speed_sig[i]) +
+                  nettle_rsa_pkcs1_verify(&speed_pub, sizeof speed_digest[j], speed_digest[j],
+                                          speed_s[i]);
+        if (good != 2 || bad != 0)
+            __atomic_add_fetch(&wrong, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static int threads(void)
+{
+    pthread_t th[THREADS];
+    for (int t = 0; t < THREADS; t++)
+        if (pthread_create(&th[t], NULL, hammer, (void *)(intptr_t)t)) {
+            fprintf(stderr, "pthread_create failed\n");
+            exit(1);
+        }
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
+    return wrong;
+}
+
 /* The fastest of ROUNDS first checks of distinct signatures over the fastest
  * of ROUNDS repeats of the last one. */
 static double speedup(int (*check_nth)(int))
@@ -341,5 +377,6 @@ int main(int argc, char **argv)
     speed_setup();
     printf("speedup %.1f\n", speedup(ecdsa_nth));
     printf("rsa_speedup %.1f\n", speedup(rsa_nth));
+    printf("threads_wrong %d\n", threads());
     return 0;
 }
