@@ -149,6 +149,14 @@ static void remember(const struct blob *x)
     pthread_mutex_unlock(&sg_lock_memo);
 }
 
+/* nettle's answer ok for the input x, kept when it is an acceptance. */
+static int answered(const struct blob *x, int fits, int ok)
+{
+    if (ok == 1 && fits)
+        remember(x);
+    return ok;
+}
+
 /* ---- the interposed checks ------------------------------------------------- */
 
 static int ecdsa_input(struct blob *x, const struct ecc_point *pub, size_t length,
@@ -170,10 +178,7 @@ SG_EXPORT int nettle_ecdsa_verify(const struct ecc_point *pub, size_t length,
     int fits = ecdsa_input(&x, pub, length, digest, signature);
     if (fits && remembered(&x))
         return 1;
-    int ok = real.ecdsa(pub, length, digest, signature);
-    if (ok == 1 && fits)
-        remember(&x);
-    return ok;
+    return answered(&x, fits, real.ecdsa(pub, length, digest, signature));
 }
 
 static int rsa_input(struct blob *x, const struct rsa_public_key *key, size_t length,
@@ -193,8 +198,5 @@ SG_EXPORT int nettle_rsa_pkcs1_verify(const struct rsa_public_key *key, size_t l
     int fits = rsa_input(&x, key, length, digest_info, signature);
     if (fits && remembered(&x))
         return 1;
-    int ok = real.rsa(key, length, digest_info, signature);
-    if (ok == 1 && fits)
-        remember(&x);
-    return ok;
+    return answered(&x, fits, real.rsa(key, length, digest_info, signature));
 }
