@@ -17,10 +17,12 @@
  * every limb of every number with its GMP size (GMP keeps numbers normalised,
  * so equal numbers have equal representations), every byte of the digest with
  * its length. Everything else goes to nettle, and a refusal is never kept.
- * Inputs larger than an entry go to nettle and are not kept.
+ * Inputs larger than an entry go to nettle and are not kept. Entries hold
+ * only public data: keys, digests, signatures.
  *
- * Not memoised: RSA-PSS (TLS 1.3's CertificateVerify, checked once) and EdDSA
- * (no public CA issues it; the program and the shim check it once each).
+ * Not memoised: RSA-PSS (TLS 1.3's CertificateVerify, which only the program
+ * checks) and EdDSA (no public CA issues it: its chains are rare enough to be
+ * checked twice).
  *
  * The names are exported unversioned (smtpguard.map): libgnutls's references
  * (nettle_ecdsa_verify@HOGWEED_6) bind here as gnutls_handshake@GNUTLS_3_4 does.
