@@ -7,6 +7,7 @@
 #include "config.h"
 #include "locks.h"
 #include "real.h"
+#include "trust_follow.h"
 
 static struct sg_lib *record(struct sg_backend *b, int i)
 {
@@ -101,17 +102,23 @@ void *sg_backend_store(struct sg_backend *b, struct sg_lib *rec, const char *ca_
                        const char *ca_path)
 {
     pthread_mutex_lock(&sg_lock_tls);
+    unsigned gen = sg_trust_generation(ca_file, ca_path);
     int i = 0;
     while (i < SG_STORES && rec->stores[i].obj &&
            !(rec->stores[i].ca_file == ca_file && rec->stores[i].ca_path == ca_path))
         i++;
     void *obj = i < SG_STORES ? rec->stores[i].obj : NULL;
+    /* Built from files that changed since (trust_follow.h): built again. The
+     * old store is not freed: another thread may be verifying with it. */
+    if (obj && rec->stores[i].gen != gen)
+        obj = NULL;
     if (!obj) {
         obj = b->build_store(rec, ca_file, ca_path);
         if (obj && i < SG_STORES) {
             rec->stores[i].ca_file = ca_file;
             rec->stores[i].ca_path = ca_path;
             rec->stores[i].obj = obj;
+            rec->stores[i].gen = gen;
         }
     }
     pthread_mutex_unlock(&sg_lock_tls);

@@ -19,6 +19,7 @@ struct sg_lib {
     struct {
         const char *ca_file, *ca_path; /* policy strings: frozen, compared by address */
         void *obj;
+        unsigned gen; /* of the files it was built from (trust_follow.h) */
     } stores[SG_STORES];
 };
 
@@ -42,7 +43,8 @@ struct sg_backend {
 
 /* The record of the library the caller at ret would reach for sym. */
 struct sg_lib *sg_backend_for_caller(struct sg_backend *b, const void *ret, const char *sym);
-/* The trust store for these policy paths, built once; NULL if unreadable. */
+/* The trust store for these policy paths, built again when the files
+ * changed (trust_follow.h); NULL if unreadable. */
 void *sg_backend_store(struct sg_backend *b, struct sg_lib *rec, const char *ca_file,
                        const char *ca_path);
 /* Bind every loaded library of this kind and build the stores the policy

@@ -7,6 +7,7 @@
 #include "decision.h"
 #include "guard.h"
 #include "log.h"
+#include "trust_follow.h"
 #include "verdict_cache.h"
 
 __thread int sg_tls_inside __attribute__((tls_model("initial-exec")));
@@ -86,11 +87,14 @@ int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *
     unsigned char spki[SG_MAX_CHAIN][32], fp[32];
     int n = 0, pins = t->dest && t->dest->npins;
     int keyed = !pins && c->fingerprint && c->fingerprint(session, SG_VERDICT_TTL, fp);
-    if (keyed && sg_verdict_cached(fp, t, ca_file, ca_path))
+    /* The trust store as the files are now: a changed file gets a new store
+     * (built by c->chain's backend) and no verdict of the old one. */
+    unsigned gen = sg_trust_follow(ca_file, ca_path);
+    if (keyed && sg_verdict_cached(fp, t, ca_file, ca_path, gen))
         return 0;
     int r = c->chain(session, t, ca_file, ca_path, spki, &n, detail, len);
     if (!r && keyed)
-        sg_verdict_remember(fp, t, ca_file, ca_path);
+        sg_verdict_remember(fp, t, ca_file, ca_path, gen);
     return r ? r : check_pins(t, spki, n, detail, len);
 }
 

@@ -47,7 +47,8 @@ struct sg_gnutls_store *sg_gnutls_policy_store(struct sg_gnutls *g, const char *
  * (*fresh set: the caller deinits it with all=1). NULL on failure. */
 gnutls_x509_trust_list_t sg_gnutls_trust_for(struct sg_gnutls *g, struct sg_gnutls_store *store,
                                              const gnutls_datum_t *der, int n, int *fresh);
-/* The trust store for these policy paths, built once; NULL if unreadable. */
+/* The trust store for these policy paths, built again when the files
+ * changed (backend.c); NULL if unreadable. */
 struct sg_gnutls_store *sg_gnutls_trust(struct sg_gnutls *g, const char *ca_file,
                                          const char *ca_path);
 

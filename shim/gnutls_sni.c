@@ -9,24 +9,25 @@
 #include "locks.h"
 #include "policy.h"
 #include "real.h"
+#include "ring.h"
 
 #define CALLER __builtin_return_address(0)
 /* As many as SMTP connections the shim tracks (SG_CONN_MAX); sessions leave
  * at gnutls_deinit, so only a program holding more live sessions that set a
- * name than that overwrites one (see remember). Untouched pages cost nothing. */
+ * name than that overwrites one (see remember). The sessions are apart from
+ * the names: a scan reads 8 bytes a slot (ring.h). */
 #define SLOTS 1024
 
-static struct {
-    gnutls_session_t s;
-    char name[SG_HOST_MAX];
-} table[SLOTS];
-static unsigned next, used;
+static gnutls_session_t session[SLOTS];
+static char names[SLOTS][SG_HOST_MAX];
+static struct sg_ring ring;
+static unsigned used;
 
 static void forget_locked(gnutls_session_t s)
 {
-    for (int i = 0; i < SLOTS; i++)
-        if (table[i].s == s) {
-            table[i].s = NULL;
+    for (unsigned i = 0; i < ring.filled; i++)
+        if (session[i] == s) {
+            session[i] = NULL;
             used--;
         }
 }
@@ -39,11 +40,11 @@ static void remember(gnutls_session_t s, const void *name, size_t len)
         return;
     pthread_mutex_lock(&sg_lock_tls);
     forget_locked(s);
-    unsigned i = next++ % SLOTS;
-    used += table[i].s == NULL;
-    table[i].s = s;
-    memcpy(table[i].name, name, len);
-    table[i].name[len] = 0;
+    unsigned i = sg_ring_take(&ring, SLOTS);
+    used += session[i] == NULL;
+    session[i] = s;
+    memcpy(names[i], name, len);
+    names[i][len] = 0;
     pthread_mutex_unlock(&sg_lock_tls);
 }
 
@@ -51,9 +52,9 @@ int sg_gnutls_sni(gnutls_session_t s, char *out, size_t len)
 {
     int found = 0;
     pthread_mutex_lock(&sg_lock_tls);
-    for (int i = 0; i < SLOTS && !found; i++)
-        if (table[i].s == s && strlen(table[i].name) < len) {
-            strcpy(out, table[i].name);
+    for (unsigned i = 0; i < ring.filled && !found; i++)
+        if (session[i] == s && strlen(names[i]) < len) {
+            strcpy(out, names[i]);
             found = 1;
         }
     pthread_mutex_unlock(&sg_lock_tls);

@@ -1,9 +1,9 @@
 #include "locks.h"
 #include "tlsbind.h"
 
-pthread_mutex_t sg_locks[5] = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+pthread_mutex_t sg_locks[6] = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
                                PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-                               PTHREAD_MUTEX_INITIALIZER};
+                               PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER};
 #define NLOCKS (sizeof sg_locks / sizeof sg_locks[0])
 
 static void prepare(void)

@@ -19,6 +19,7 @@
 #include "ossl.h"
 #include "real.h"
 #include "resolve.h"
+#include "trust_follow.h"
 
 static int inet_port(const struct sockaddr *sa, socklen_t len)
 {
@@ -280,6 +281,9 @@ SG_EXPORT int chroot(const char *path)
 {
     sg_config();
     sg_ident(); /* /proc/self/exe and the script, for log lines after the chroot */
+    /* The paths will name other files (or none): stores built now read all
+     * they need into memory, and are kept (trust_follow.h). */
+    sg_trust_freeze();
     sg_ossl_prepare_stores();
     sg_gnutls_prepare_trust();
     return REAL(chroot)(path);

@@ -108,7 +108,8 @@ X509_STORE *sg_ossl_policy_store(struct sg_ossl *o, const char *ca_file, const c
  * instead of parsing the bundle's copy, when the bytes are the same (the
  * program's own verified chain, the peer's chain); NULL, NULL to forget. */
 void sg_ossl_store_hint(STACK_OF(X509) *a, STACK_OF(X509) *b);
-/* The trust store for these policy paths, built once; NULL if unreadable. */
+/* The trust store for these policy paths, built again when the files
+ * changed (backend.c); NULL if unreadable. */
 X509_STORE *sg_ossl_store(struct sg_ossl *o, const char *ca_file, const char *ca_path);
 
 #endif

@@ -15,6 +15,7 @@
 #include "ossl_verdict.h"
 #include "real.h"
 #include "tlsbind.h"
+#include "trust_follow.h"
 
 /* Enforce: the program gets an error naming the check, the socket is shut
  * so nothing more leaves on it. Audit: only the log line. */
@@ -86,8 +87,9 @@ static int apply_verification(struct sg_ossl *o, SSL *s, const struct sg_target 
     if (o->SSL_get_verify_mode(s) & SSL_VERIFY_PEER)
         return 1;
     const struct sg_policy *p = sg_config();
-    X509_STORE *store = sg_ossl_store(o, sg_policy_ca_file(p, t->dest),
-                                      sg_policy_ca_path(p, t->dest));
+    const char *ca_file = sg_policy_ca_file(p, t->dest), *ca_path = sg_policy_ca_path(p, t->dest);
+    sg_trust_follow(ca_file, ca_path); /* OpenSSL verifies with it before the verdict does */
+    X509_STORE *store = sg_ossl_store(o, ca_file, ca_path);
     if (!store)
         return 0;
     o->SSL_set_verify(s, SSL_VERIFY_PEER, NULL);

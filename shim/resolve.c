@@ -14,6 +14,7 @@
 #include "locks.h"
 #include "policy.h"
 #include "resolve.h"
+#include "ring.h"
 
 #define MEMORY 128
 
@@ -23,7 +24,7 @@ static struct entry {
     int literal;            /* the "name" was an address literal */
     const void *list, *sa;  /* getaddrinfo's, until freeaddrinfo */
 } memory[MEMORY];
-static unsigned next;
+static struct sg_ring ring; /* of memory */
 static int lists; /* entries with a list */
 #define lock sg_lock_resolve
 
@@ -41,7 +42,7 @@ static struct forgotten {
     unsigned char addr[16];
     unsigned long long name; /* 0: free */
 } forgotten[FORGOTTEN];
-static unsigned forgotten_next;
+static struct sg_ring forgotten_ring;
 static unsigned char lost[4096 / 8];
 
 static int is_literal(const char *s)
@@ -99,15 +100,15 @@ static void note_forgotten(const struct entry *e)
 {
     if (!e->name[0] || e->literal)
         return;
-    for (unsigned i = 0; i < MEMORY; i++)
+    for (unsigned i = 0; i < ring.filled; i++)
         if (&memory[i] != e && !memory[i].literal && memcmp(memory[i].addr, e->addr, 16) == 0 &&
             strcasecmp(memory[i].name, e->name) == 0)
             return; /* still remembered */
     unsigned long long h = name_hash(e->name);
-    for (unsigned i = 0; i < FORGOTTEN; i++)
+    for (unsigned i = 0; i < forgotten_ring.filled; i++)
         if (forgotten[i].name == h && memcmp(forgotten[i].addr, e->addr, 16) == 0)
             return;
-    struct forgotten *f = &forgotten[forgotten_next++ % FORGOTTEN];
+    struct forgotten *f = &forgotten[sg_ring_take(&forgotten_ring, FORGOTTEN)];
     if (f->name) {
         unsigned bit = addr_bit(f->addr);
         lost[bit / 8] |= (unsigned char)(1u << (bit % 8));
@@ -123,7 +124,7 @@ static int forgot_other(const unsigned char a[16], const char *const *c, int n)
     unsigned bit = addr_bit(a);
     if (lost[bit / 8] >> (bit % 8) & 1)
         return 1;
-    for (unsigned i = 0; i < FORGOTTEN; i++) {
+    for (unsigned i = 0; i < forgotten_ring.filled; i++) {
         if (!forgotten[i].name || memcmp(forgotten[i].addr, a, 16) != 0)
             continue;
         int known = 0;
@@ -148,7 +149,7 @@ void sg_resolve_remember(const char *name, int family, const void *addr, const v
     strcpy(clean, name);
     sg_name_normalise(clean);
     pthread_mutex_lock(&lock);
-    struct entry *e = &memory[next++ % MEMORY];
+    struct entry *e = &memory[sg_ring_take(&ring, MEMORY)];
     note_forgotten(e);
     lists += (list != NULL) - (e->list != NULL);
     memcpy(e->addr, a, 16);
@@ -167,7 +168,7 @@ int sg_resolve_lists_live(void)
 void sg_resolve_forget_list(const void *list)
 {
     pthread_mutex_lock(&lock);
-    for (unsigned i = 0; i < MEMORY; i++)
+    for (unsigned i = 0; i < ring.filled; i++)
         if (memory[i].list == list) {
             memory[i].list = memory[i].sa = NULL;
             lists--;
@@ -197,8 +198,8 @@ static void add_candidate(char *cands, size_t clen, const char *name)
 static int collect(const unsigned char a[16], const char *out[MAX_CANDS])
 {
     int n = 0;
-    for (unsigned k = 1; k <= MEMORY; k++) {
-        const struct entry *e = &memory[(next - k) % MEMORY];
+    for (unsigned k = 1; k <= ring.filled; k++) {
+        const struct entry *e = &memory[sg_ring_back(&ring, k, MEMORY)];
         if (!e->name[0] || e->literal || memcmp(e->addr, a, 16) != 0)
             continue;
         int seen = 0;
@@ -277,7 +278,7 @@ int sg_resolve_bind(const struct sockaddr *sa, socklen_t len, char *name, size_t
     if (!sockaddr16(sa, len, a))
         return r;
     pthread_mutex_lock(&lock);
-    for (unsigned i = 0; i < MEMORY && r == SG_NAME_NONE; i++)
+    for (unsigned i = 0; i < ring.filled && r == SG_NAME_NONE; i++)
         if (memory[i].sa == sa && memcmp(memory[i].addr, a, 16) == 0 &&
             strlen(memory[i].name) < nlen) {
             strcpy(name, memory[i].name);

@@ -1,10 +1,11 @@
 /* The index of a bundle (trust_index.h) prepared ahead of time, by
  * `smtpguard-trust-index` at install and after every trust-store update (a
  * hook in /etc/ca-certificates/update.d/), so that a process does not scan
- * the bundle at all. A cache file that does not describe the very file read
- * (device, inode, size, modification time), or that its checks reject, is
- * ignored: the process scans the bundle itself. A wrong cache can only hide
- * anchors (the index points into the bundle read, never elsewhere). */
+ * the bundle at all (trust_index.h: it reads just the anchors a chain names).
+ * A cache file that does not describe the very file (device, inode, size,
+ * modification time), or that its checks reject, is ignored: the process
+ * scans the bundle itself. A wrong cache can only hide anchors (the index
+ * points into the bundle, between PEM markers, never elsewhere). */
 #ifndef SG_TRUST_CACHE_H
 #define SG_TRUST_CACHE_H
 

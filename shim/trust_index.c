@@ -14,18 +14,22 @@
 #include "trust_index.h"
 
 #define MAX_FILE (16u << 20) /* larger bundles go the eager way */
-#define MAX_INDEXES 8        /* distinct ca_file strings of a policy we index */
 #define HEAD_MAX 4096        /* DER bytes that must reach the end of the subject */
 
 static const char BEGIN[] = "-----BEGIN ", LABEL[] = "CERTIFICATE-----",
                   END[] = "-----END CERTIFICATE-----";
 
 
+/* In memory: pem holds the bundle's text. File-backed (pem NULL): the
+ * entries come from a prepared cache and each anchor is read from path when
+ * asked for, only while the file is still the one st describes. */
 struct sg_trust_index {
     char *pem;
     size_t len;
     int n;
     struct sg_trust_entry *a;
+    char *path;
+    struct stat st;
 };
 
 /* ------------------------------------------------------------ base64 */
@@ -316,22 +320,38 @@ static char *read_file(const char *path, size_t *len, struct stat *st)
     return buf;
 }
 
-/* The cached index (trust_cache.c) when it describes exactly this file. */
+/* Where a cached entry may point: after a BEGIN line's end, before an END
+ * line, in file order, within the file. The marker bytes themselves are
+ * checked against the text (in memory: here; file-backed: when read). */
+static int placed(const struct sg_trust_entry *e, int n, size_t len)
+{
+    uint64_t prev = 0;
+    for (int i = 0; i < n; i++) {
+        if (e[i].body <= prev || e[i].body >= e[i].end || e[i].end >= len ||
+            len - e[i].end < sizeof END - 1)
+            return 0;
+        prev = e[i].end;
+    }
+    return 1;
+}
+
+static int markers(const char *pem, const struct sg_trust_entry *e)
+{
+    return pem[e->body - 1] == '\n' && memcmp(pem + e->end, END, sizeof END - 1) == 0;
+}
+
+/* The cached index (trust_cache.c) when it describes exactly this file:
+ * with the text (x->pem set), every entry is checked now; without it, the
+ * file is not read at all and each entry is checked when it is read. */
 static int from_cache(struct sg_trust_index *x, const char *ca_file, const struct stat *st)
 {
     struct sg_trust_entry *e = NULL;
     int n = sg_trust_cache_read(ca_file, st, &e);
-    size_t prev = 0;
-    for (int i = 0; i < n; i++) {
-        /* Only where a certificate can be: after a BEGIN line, before END. */
-        if (e[i].body <= prev || e[i].body >= e[i].end || e[i].end >= x->len ||
-            x->len - e[i].end < sizeof END - 1 || x->pem[e[i].body - 1] != '\n' ||
-            memcmp(x->pem + e[i].end, END, sizeof END - 1) != 0) {
+    if (n > 0 && !placed(e, n, (size_t)st->st_size))
+        n = -1;
+    for (int i = 0; i < n && x->pem; i++)
+        if (!markers(x->pem, &e[i]))
             n = -1;
-            break;
-        }
-        prev = e[i].end;
-    }
     if (n <= 0) {
         free(e);
         return -1;
@@ -345,6 +365,7 @@ void sg_trust_index_free(struct sg_trust_index *x)
     if (x) {
         free(x->pem);
         free(x->a);
+        free(x->path);
         free(x);
     }
 }
@@ -364,17 +385,28 @@ struct sg_trust_index *sg_trust_index_from_text(char *pem, size_t len)
     return x;
 }
 
-static struct sg_trust_index *build(const char *ca_file)
+/* A prepared cache that matches the file: keep its entries and the file's
+ * identity, read nothing of the bundle (a 220 KB read is about 50 page
+ * faults, 190 us per process, for the one or two anchors a chain needs). */
+static int file_backed(struct sg_trust_index *x, const char *ca_file)
+{
+    return stat(ca_file, &x->st) == 0 && S_ISREG(x->st.st_mode) && x->st.st_size > 0 &&
+           (size_t)x->st.st_size <= MAX_FILE && (x->path = strdup(ca_file)) != NULL &&
+           from_cache(x, ca_file, &x->st) == 0;
+}
+
+struct sg_trust_index *sg_trust_index_open(const char *ca_file, int in_memory)
 {
     struct sg_trust_index *x = calloc(1, sizeof *x);
-    struct stat st;
-    if (!x || !(x->pem = read_file(ca_file, &x->len, &st)) ||
-        (from_cache(x, ca_file, &st) && scan(x))) {
-        if (x) {
-            free(x->pem);
-            free(x->a);
-        }
-        free(x);
+    if (!x)
+        return NULL;
+    if (!in_memory && file_backed(x, ca_file))
+        return x;
+    free(x->path);
+    x->path = NULL;
+    if (!(x->pem = read_file(ca_file, &x->len, &x->st)) ||
+        (from_cache(x, ca_file, &x->st) && scan(x))) {
+        sg_trust_index_free(x);
         return NULL;
     }
     return x;
@@ -391,29 +423,6 @@ int sg_trust_index_entries(const char *ca_file, struct sg_trust_entry **out, str
     free(x.pem);
     *out = x.a;
     return x.n;
-}
-
-static struct { /* under sg_lock_tls */
-    const char *ca_file;
-    struct sg_trust_index *x;
-} built[MAX_INDEXES];
-
-const struct sg_trust_index *sg_trust_index_get(const char *ca_file)
-{
-    if (!ca_file || !*ca_file || secure_getenv("SMTPGUARD_EAGER_TRUST"))
-        return NULL; /* the variable: for comparing both ways (tests, diagnosis) */
-    int i = 0;
-    while (i < MAX_INDEXES && built[i].ca_file && built[i].ca_file != ca_file)
-        i++;
-    struct sg_trust_index *x = NULL;
-    if (i < MAX_INDEXES) {
-        if (!built[i].ca_file) {
-            built[i].ca_file = ca_file;
-            built[i].x = build(ca_file); /* NULL is remembered too */
-        }
-        x = built[i].x;
-    }
-    return x;
 }
 
 /* ------------------------------------------------------------ queries */
@@ -433,10 +442,59 @@ int sg_trust_index_find(const struct sg_trust_index *x, const unsigned char *nam
     return sg_name_key(name, len, &key) ? -1 : sg_trust_index_find_key(x, key, from);
 }
 
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static int full_pread(int fd, char *buf, size_t n, size_t off)
+{
+    size_t got = 0;
+    ssize_t r = 1;
+    while (got < n && (r = pread(fd, buf + got, n - got, (off_t)(off + got))) > 0)
+        got += (size_t)r;
+    return got == n ? 0 : -1;
+}
+
+/* The bytes of entry e, from the line end before its base64 to the END
+ * marker after it, into buf (e->end - e->body + MARKED bytes), while the
+ * file is the very one indexed: else nothing (the anchor is unavailable). */
+#define MARKED (sizeof END) /* the '\n' before, the END marker after */
+static int read_entry(const struct sg_trust_index *x, const struct sg_trust_entry *e, char *buf)
+{
+    struct stat before, after;
+    int fd = open(x->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    int ok = fstat(fd, &before) == 0 && same_file(&before, &x->st) &&
+             full_pread(fd, buf, e->end - e->body + MARKED, e->body - 1) == 0 &&
+             fstat(fd, &after) == 0 && same_file(&after, &x->st); /* not rewritten meanwhile */
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+static size_t der_from_file(const struct sg_trust_index *x, const struct sg_trust_entry *e,
+                            unsigned char *out, size_t cap)
+{
+    size_t span = e->end - e->body, n = 0;
+    char *buf = malloc(span + MARKED);
+    if (buf && read_entry(x, e, buf) == 0) {
+        struct sg_trust_entry rel = {e->subject, 1, 1 + span}; /* offsets in buf */
+        size_t pos = 1;
+        long got = markers(buf, &rel) ? decode(buf, &pos, 1 + span, out, cap) : -1;
+        n = got > 0 && pos == 1 + span ? (size_t)got : 0;
+    }
+    free(buf);
+    return n;
+}
+
 size_t sg_trust_index_der(const struct sg_trust_index *x, int i, unsigned char *out, size_t cap)
 {
     if (i < 0 || i >= x->n)
         return 0;
+    if (!x->pem)
+        return der_from_file(x, &x->a[i], out, cap);
     size_t pos = x->a[i].body;
     long n = decode(x->pem, &pos, x->a[i].end, out, cap);
     return n > 0 && pos == x->a[i].end ? (size_t)n : 0;

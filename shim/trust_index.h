@@ -1,13 +1,23 @@
 /* The certificates of a PEM bundle (a policy's ca_file), indexed by subject
  * without parsing them: a TLS library is handed only the anchors a chain
  * names, instead of the whole bundle (145 certificates for Debian's) at the
- * first handshake of every process. The bundle is read once, whole, at the
- * first call for its path, and kept: a process judges every handshake
- * against the bundle as it was then, exactly as when all was parsed at once.
- * Any PEM block other than CERTIFICATE, or anything this scan cannot place,
- * makes sg_trust_index_get return NULL: the caller then loads the file the
- * eager way, through its TLS library. An index never changes once built:
- * the queries below need no lock. */
+ * first handshake of every process.
+ *
+ * When a prepared index (trust_cache.h) describes the file exactly, the
+ * bundle is not read at all: the index is file-backed, and the few anchors a
+ * chain names are read from the file (a pread each) when they are needed,
+ * only while the file is still the very one indexed (device, inode, size,
+ * modification time) and the PEM markers around each are where the index
+ * says; otherwise that anchor is unavailable and the verification fails
+ * closed. Without a prepared index, or in memory on request (before a
+ * chroot), the bundle is read whole and scanned. Any PEM block other than
+ * CERTIFICATE, or anything this scan cannot place, makes the index NULL: the
+ * caller then loads the file the eager way, through its TLS library.
+ *
+ * A trust-store update reaches running processes through trust_follow.h:
+ * at each verdict the file is compared with what the store was built from,
+ * and a changed file gets a new store and a new index. An index never
+ * changes once built: the queries below need no lock. */
 #ifndef SG_TRUST_INDEX_H
 #define SG_TRUST_INDEX_H
 
@@ -17,10 +27,17 @@
 struct sg_trust_index;
 
 /* The index of ca_file (a policy string: frozen, its address is its
- * identity), built on the first call; NULL when the file cannot be read or
- * indexed. Never freed. The caller holds sg_lock_tls (locks.h), as the
- * backends' store builders do: the fork handlers then cover the build. */
+ * identity) for the file as it is now (trust_follow.c: built again when the
+ * file changed); NULL when the file cannot be read or indexed. Never freed
+ * (a store built on it may be in use). The caller holds sg_lock_tls
+ * (locks.h), as the backends' store builders do: the fork handlers then
+ * cover the build. */
 const struct sg_trust_index *sg_trust_index_get(const char *ca_file);
+
+/* A new index of ca_file: file-backed when a prepared index matches it,
+ * unless in_memory (then, and without a match, the text is read and kept);
+ * NULL when it cannot be read or indexed. */
+struct sg_trust_index *sg_trust_index_open(const char *ca_file, int in_memory);
 
 /* The index of a bundle's text pem[0..len) (malloc'd; the index owns it
  * from now on, even on failure); NULL when it cannot be indexed. For tests

@@ -10,10 +10,12 @@
 
 #define SG_VERDICT_TTL 60 /* seconds */
 
-/* chain: the backend's fingerprint of the presented chain. */
+/* chain: the backend's fingerprint of the presented chain; gen: the
+ * generation of the trust store's files (trust_follow.h): a verdict made
+ * against an older store is never served. */
 int sg_verdict_cached(const unsigned char chain[32], const struct sg_target *t,
-                      const char *ca_file, const char *ca_path);
+                      const char *ca_file, const char *ca_path, unsigned gen);
 void sg_verdict_remember(const unsigned char chain[32], const struct sg_target *t,
-                         const char *ca_file, const char *ca_path);
+                         const char *ca_file, const char *ca_path, unsigned gen);
 
 #endif

@@ -1,10 +1,12 @@
 """Trust anchors found on demand (issue 15): the shim indexes the policy's
 ca_file and hands a TLS library only the anchors a chain names. The verdicts
 must be exactly those of loading the whole bundle (SMTPGUARD_EAGER_TRUST=1
-forces that), for OpenSSL and GnuTLS, on good and bad chains; and a bundle
-changed under a running process keeps the documented behaviour: the process
-judges by the bundle as it read it at its first SMTP handshake."""
+forces that), for OpenSSL and GnuTLS, on good and bad chains; a bundle
+changed under a running process keeps the documented behaviour: the next
+handshake is judged by the new file; and with a prepared index a process
+reads only the anchors a chain names, while the file is the one indexed."""
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -174,13 +176,17 @@ def test_lazy_verdict_is_the_eager_verdict(case, lib, pki, certs, smtp_server, s
 
 
 # Sends one message per line read from stdin ("HOST PORT"), printing ok or fail.
+# With SG_TEST_CAFILE the program verifies against that file itself (OpenSSL
+# then never sees the policy's store: only the shim's verdict judges by it).
 LONG_RUNNING = r"""
-import smtplib, sys
+import os, smtplib, ssl, sys
+cafile = os.environ.get("SG_TEST_CAFILE")
+context = ssl.create_default_context(cafile=cafile) if cafile else None
 for line in sys.stdin:
     host, port = line.split()
     try:
         s = smtplib.SMTP(host, int(port), timeout=10)
-        s.starttls()
+        s.starttls(context=context)
         s.login("sguser", "Sg-S3cret-Pa55")
         s.sendmail("sender@example.com", ["rcpt@example.com"], b"Subject: x\r\n\r\nhi\r\n")
         s.quit()
@@ -190,54 +196,197 @@ for line in sys.stdin:
 """
 
 
-@pytest.mark.parametrize("eager", [False, True])
-def test_bundle_updated_under_a_running_process(eager, pki, certs, smtp_server, shim):
-    """Documented (smtpguard.conf(5), ca_file): a process reads the bundle at
-    its first SMTP handshake and keeps it. A CA removed from the file later
-    still counts for it, whether or not a chain had asked for it yet; a CA
-    added later does not; a new process reads the new bundle."""
+class Running:
+    """LONG_RUNNING under env: session(server) -> "ok" or "fail ..."."""
+
+    def __init__(self, env):
+        self.proc = subprocess.Popen(["/usr/bin/python3", "-c", LONG_RUNNING], env=env,
+                                     text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+
+    def session(self, server):
+        self.proc.stdin.write(f"localhost {server.port}\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.mark.parametrize("mode", ["lazy", "eager", "prepared", "verifying"])
+def test_bundle_updated_under_a_running_process(mode, pki, certs, smtp_server, shim, tmp_path):
+    """Documented (smtpguard.conf(5), ca_file): at each handshake a running
+    process compares ca_file with what its store was built from; after an
+    update a CA removed from the file no longer counts, though a chain had
+    asked for it and its verdict was cached, and a CA added counts. A new process reads the new
+    file too. prepared: an index made by smtpguard-trust-index for the old
+    file and again for the new one (as the update hook does); verifying: the
+    program verifies against its own file, which trusts every CA here, so
+    only the shim's verdict (and its cache) can refuse."""
     first = smtp_server("good")                        # test CA
     second = smtp_server("unknownca")                  # ca2: removed from the file later
     third = smtp_server(pki.chain("leaf", "inter"))    # root: added to the file later
-    bundle = Path(pki.d / f"live-{eager}.pem")
+    bundle = Path(pki.d / f"live-{mode}.pem")
     bundle.write_text(pki.bundle("live-old", "ca", "ca2").read_text())
     env = shim([first.port, second.port, third.port], ca=bundle)
-    if eager:
+    if mode == "eager":
         env = dict(env, SMTPGUARD_EAGER_TRUST="1")
-    proc = subprocess.Popen(["/usr/bin/python3", "-c", LONG_RUNNING], env=env, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-
-    def session(server):
-        proc.stdin.write(f"localhost {server.port}\n")
-        proc.stdin.flush()
-        return proc.stdout.readline().strip()
-
-    try:
-        assert session(first) == "ok"
+    if mode == "prepared":
+        env = dict(env, SMTPGUARD_TRUST_CACHE=index(bundle, tmp_path / "cache"))
+    if mode == "verifying":
+        env = dict(env, SG_TEST_CAFILE=str(pki.bundle("all", "ca", "ca2", "root",
+                                                      system=False)))
+    with Running(env) as p:
+        assert p.session(first) == "ok"
+        assert p.session(second) == "ok"  # its verdict is cached (60 s): not after the update
         # Replaced as update-ca-certificates does (a new file renamed over).
         tmp = bundle.with_suffix(".new")
         tmp.write_text(pki.bundle("live-new", "ca", "root").read_text())
         os.utime(tmp, (time.time() + 5, time.time() + 5))
         tmp.rename(bundle)
-        assert session(second) == "ok"                 # ca2: still in what it read
-        assert session(third).startswith("fail")      # root: not in what it read
-        assert session(first) == "ok"
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert len(second.credentials()) == 1 and third.credentials() == []
+        if mode == "prepared":
+            index(bundle, tmp_path / "cache")
+        assert p.session(second).startswith("fail")     # ca2: removed
+        assert p.session(third) == "ok"                 # root: added
+        assert p.session(first) == "ok"
+    assert len(second.credentials()) == 1 and len(third.credentials()) == 1
+    assert len(first.credentials()) == 2
     # A new process judges by the new file.
     new = subprocess.run(["/usr/bin/python3", "-c", LONG_RUNNING], env=env, text=True,
                          input=f"localhost {second.port}\nlocalhost {third.port}\n",
                          capture_output=True, timeout=60)
     assert new.stdout.split("\n")[0].startswith("fail"), new.stdout + new.stderr
     assert new.stdout.split("\n")[1] == "ok", new.stdout + new.stderr
-    assert len(second.credentials()) == 1 and len(third.credentials()) == 1
+    assert len(second.credentials()) == 1 and len(third.credentials()) == 2
+    # Without the shim the careless client sends to the server the policy refused.
+    base = subprocess.run(["/usr/bin/python3", "-c", LONG_RUNNING], text=True,
+                          env={k: v for k, v in env.items() if k != "LD_PRELOAD"},
+                          input=f"localhost {second.port}\n", capture_output=True, timeout=60)
+    assert base.stdout.strip() == "ok" and len(second.credentials()) == 2, base.stdout
+
+
+def test_ca_path_updated_under_a_running_process(pki, certs, smtp_server, shim, tmp_path):
+    """ca_path: a CA whose hashed link is removed (openssl rehash) no longer
+    counts for a running process, though OpenSSL had already loaded it into
+    the store; the directory's modification time tells the change."""
+    good = smtp_server("good")                  # test CA: ca_file
+    other = smtp_server("unknownca")            # ca2: in ca_path, then removed
+    hashed = tmp_path / "hashed"
+    hashed.mkdir()
+    (hashed / "ca2.pem").write_text(pki.text("ca2"))
+    openssl(hashed, "rehash", hashed)
+    env = shim([good.port, other.port], extra=f"ca_path = {hashed}")
+    with Running(env) as p:
+        assert p.session(other) == "ok" and p.session(good) == "ok"
+        for f in hashed.iterdir():
+            f.unlink()
+        assert p.session(other).startswith("fail")
+        assert p.session(good) == "ok"
+    assert len(other.credentials()) == 1 and len(good.credentials()) == 2
+
+
+def test_following_stops_after_sixteen_changes(pki, certs, smtp_server, shim, tmp_path):
+    """Documented bound: a process follows 16 changes of a file, then keeps
+    the newest store it built (read into memory, so it stays usable)."""
+    good = smtp_server("good")
+    bundle = tmp_path / "bundle.pem"
+    with_ca = pki.bundle("bound", "ca", system=False).read_text()
+    bundle.write_text(with_ca)
+    env = shim([good.port], ca=bundle)
+
+    def replace(text, n):
+        tmp = tmp_path / "bundle.new"
+        tmp.write_text(text)
+        os.utime(tmp, (time.time() + n, time.time() + n))
+        tmp.rename(bundle)
+
+    with Running(env) as p:
+        assert p.session(good) == "ok"
+        for n in range(1, 16):  # each seen at the next handshake
+            replace(with_ca, n)
+            assert p.session(good) == "ok", n
+        replace(pki.text("ca2"), 16)   # the 16th change, followed: the test CA gone
+        assert p.session(good).startswith("fail")
+        replace(with_ca, 17)           # back, but no longer followed
+        assert p.session(good).startswith("fail")
+    assert len(good.credentials()) == 16
+    new = subprocess.run(["/usr/bin/python3", "-c", LONG_RUNNING], env=env, text=True,
+                         input=f"localhost {good.port}\n", capture_output=True, timeout=60)
+    assert new.stdout.startswith("ok"), new.stdout + new.stderr
+
+
+def rewrite_in_place(path, edit):
+    """edit(bytes) -> bytes of the same length, written into the same inode;
+    then the modification time put back to the nanosecond: the file keeps the
+    identity a prepared index records, only its bytes differ."""
+    st = path.stat()
+    data = path.read_bytes()
+    new = edit(data)
+    assert len(new) == len(data) and new != data
+    with open(path, "r+b") as f:
+        f.write(new)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (st.st_ino, st.st_size,
+                                                                st.st_mtime_ns)
+
+
+END_LINE = b"-----END CERTIFICATE-----"
+
+
+def bytes_read(trace, path):
+    """Bytes that read/pread64 calls returned from path, in an `strace -y` log."""
+    total = 0
+    for line in Path(trace).read_text().splitlines():
+        m = re.search(r"\b(?:read|pread64)\((\d+)<([^>]*)>.*\)\s+=\s+(\d+)", line)
+        if m and m.group(2) == str(path):
+            total += int(m.group(3))
+    return total
+
+
+@pytest.mark.parametrize("lib", ["openssl", "gnutls"])
+def test_prepared_index_reads_only_the_anchors_named(lib, pki, smtp_server, shim, run,
+                                                     baseline, tmp_path):
+    """With a prepared index the process does not read the bundle: it reads
+    (strace) less than one certificate's worth of it, and the END lines of
+    every other certificate broken in place (identity kept) do not matter,
+    where a process that reads the bundle (no index) cannot use it. The
+    anchor it does read is checked: its own END line broken, refused."""
+    server = smtp_server("good")
+    bundle = tmp_path / "bundle.pem"
+    test_ca = pki.text("ca").encode()
+    bundle.write_bytes(pki.bundle("others", "ca2", "root", "old").read_bytes() + test_ca)
+    cache = index(bundle, tmp_path / "cache")
+    env = shim([server.port], ca=bundle)
+    prepared = dict(env, SMTPGUARD_TRUST_CACHE=cache)
+    trace = tmp_path / "strace.log"
+    prog, style = CLIENT[lib]
+    res = run(["strace", "-f", "-y", "-qq", "-o", trace, "-e", "trace=read,pread64",
+               CLIENTS / prog, style, "localhost", server.port, "starttls"], prepared)
+    assert len(server.credentials()) == 1, describe(res)
+    got = bytes_read(trace, bundle)
+    assert 0 < got <= 2 * len(test_ca) < bundle.stat().st_size // 10, got
+    keep = len(bundle.read_bytes()) - len(test_ca)   # the test CA: the last certificate
+    broken = END_LINE[:-6] + b"X-----"
+    rewrite_in_place(bundle, lambda d: d[:keep].replace(END_LINE, broken) + d[keep:])
+    got, res = send(lib, server, prepared, run)
+    assert got, describe(res) + prepared.log()
+    if lib == "openssl":  # (GnuTLS, loading the bundle whole, skips what it cannot read)
+        got, res = send(lib, server, dict(env, SMTPGUARD_TRUST_CACHE=str(tmp_path / "no")), run)
+        assert not got, describe(res)
+    rewrite_in_place(bundle, lambda d: d[:keep] + d[keep:].replace(END_LINE, broken))
+    got, res = send(lib, server, prepared, run)
+    assert not got, describe(res)
+    sent, res = send(lib, server, baseline(), run)  # the refusals are the shim's
+    assert sent, describe(res)
 
 
 def test_prepared_index_is_used_and_only_while_it_matches(pki, certs, smtp_server, shim, run,

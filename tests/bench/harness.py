@@ -300,6 +300,16 @@ def spawn(n, preload, argv, env):
     return r
 
 
+def spawn_pairs(n, preload, argv, env):
+    """n children without the preload and n with it, alternating (spawn.c):
+    {"base": {"wall", "cpu"}, "shim": {...}}, each summed over its n."""
+    r = run_prog([BIN / "spawn", "--pairs", n, preload, *argv], env)
+    if r.get("ok") != n:
+        raise BenchError(f"spawn: {r.get('ok')} of {n} pairs succeeded")
+    return {side: {"wall": r[f"{side}_ns"], "cpu": r[f"{side}_cpu_ns"]}
+            for side in ("base", "shim")}
+
+
 class Tally:
     """Messages the clients said were accepted, to compare with the server's count."""
     delivered = 0
@@ -389,6 +399,20 @@ def alternate(rounds, sides, n, warm):
     for _ in range(rounds):
         for name, fn in sides.items():
             runs[name].append(fn(n))
+    return {name: {m: summary([v[m] / n for v in values]) for m in METRICS}
+            for name, values in runs.items()}
+
+
+def alternate_pairs(rounds, fn, n, warm):
+    """fn(count) -> {"base": {"wall", "cpu"}, "shim": {...}} of count pairs
+    run alternately. One warm-up call with count warm, then `rounds` calls of
+    count n: the result has alternate()'s form."""
+    fn(warm)
+    runs = {"base": [], "shim": []}
+    for _ in range(rounds):
+        r = fn(n)
+        for side in runs:
+            runs[side].append(r[side])
     return {name: {m: summary([v[m] / n for v in values]) for m in METRICS}
             for name, values in runs.items()}
 

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from harness import (BIN, BUILD, EMPTY, INDEXER, KIB, LIB, MEMORY, MIB, NAME,
-                     WORK, BenchError, alternate, oneshot_clients, run_prog,
+                     WORK, BenchError, alternate, alternate_pairs, oneshot_clients, run_prog,
                      clean_env, fastpath, instructions, make_certs, make_sides, memory,
                      missing_files, per_unit, process_cpu_ns, rate, ratio, shim_checked,
-                     smtp_client, smtpd, spawn, stunnel, summary, Tally, bundle_with,
+                     smtp_client, smtpd, spawn, spawn_pairs, stunnel, summary, Tally, bundle_with,
                      write_policy)
 from report import machine, markdown
 
@@ -234,22 +234,23 @@ def bench_oneshot_clients(cfg, sides, ca, port, work):
         env = dict(sides.spawner, SMTPGUARD_POLICY=str(policy), SG_CA_FILE=str(ca),
                    SMTPGUARD_TRUST_CACHE=str(cache))
 
-        def processes(k, preload="", argv=argv, env=env):
-            if not preload:
-                return timed(spawn(k, preload, argv, env))
-            return shim_checked(sides.shim_log, lambda: timed(spawn(k, preload, argv, env)), k)
+        def pairs(k, argv=argv, env=env):
+            return shim_checked(sides.shim_log, lambda: spawn_pairs(k, LIB, argv, env), k)
 
-        log(f"one-shot, {label}: {n} processes, {cfg['rounds']} rounds")
-        res = alternate(cfg["rounds"], {"base": processes, "shim": lambda k: processes(k, LIB)},
-                        n, warm(n))
+        # Each round alternates the two sides process by process: rows whose
+        # target is a few percent would otherwise measure the machine's drift.
+        rounds, k = 4 * cfg["rounds"], max(n // 4, 1)
+        log(f"one-shot, {label}: {rounds} rounds of {k} processes a side, alternating")
+        res = alternate_pairs(rounds, pairs, k, warm(n))
         log(f"one-shot, {label}: callgrind")
         base_env = dict(sides.base, SG_CA_FILE=str(ca))
         ir = {"base": instructions(argv, base_env),
               "shim": instructions(argv, dict(base_env, LD_PRELOAD=str(LIB),
                                               SMTPGUARD_POLICY=str(policy),
                                               SMTPGUARD_TRUST_CACHE=str(cache)))}
-        Tally.delivered += 2 * (n * cfg["rounds"] + warm(n) + 1)
-        out[label] = {"unit": "ns per process (exec, one session, exit)", "count": n,
+        Tally.delivered += 2 * (k * rounds + warm(n) + 1)
+        out[label] = {"unit": "ns per process (exec, one session, exit)", "count": k,
+                      "rounds": rounds, "alternation": "per process",
                       "client": str(client), **res, "ratio": ratio(res),
                       "ratio_cpu": ratio(res, "cpu"),
                       "added_us": (res["shim"]["wall"]["median"] -

@@ -1,0 +1,204 @@
+/* A per-process memo of the signature checks nettle accepted.
+ *
+ * Why: the shim's own verdict (gnutls_verdict.c) verifies a GnuTLS peer's
+ * chain against the policy's store right after a program that verifies the
+ * server itself did the same: every signature in the chain is checked twice
+ * in one process on the same bytes (issue 15; per check about 2.1 M
+ * instructions for ECDSA P-256, 0.8 M for RSA-4096, 0.2 M for RSA-2048). The
+ * second check still happens, against the policy's store; only the arithmetic
+ * is not redone: it is answered with what nettle itself answered, in this
+ * process, for exactly these bytes.
+ *
+ * Why that cannot let a forged signature pass: each interposed function is a
+ * pure function of its inputs (ECDSA: curve, public key, digest, r, s; RSA
+ * PKCS#1: modulus, exponent, key size, DigestInfo, signature). An entry is made
+ * only from inputs for which the real function returned 1, and answers only a
+ * call of the same function whose inputs are all equal to it, byte for byte:
+ * every limb of every number with its GMP size (GMP keeps numbers normalised,
+ * so equal numbers have equal representations), every byte of the digest with
+ * its length. Everything else goes to nettle, and a refusal is never kept.
+ * Inputs larger than an entry go to nettle and are not kept. Entries hold
+ * only public data: keys, digests, signatures.
+ *
+ * Not memoised: RSA-PSS (TLS 1.3's CertificateVerify, which only the program
+ * checks) and EdDSA (no public CA issues it: its chains are rare enough to be
+ * checked twice).
+ *
+ * The names are exported unversioned (smtpguard.map): libgnutls's references
+ * (nettle_ecdsa_verify@HOGWEED_6) bind here as gnutls_handshake@GNUTLS_3_4 does.
+ * The real functions are looked up in libhogweed.so.6 under HOGWEED_6 on the
+ * first call, never at load: the library neither links nettle nor looks
+ * anything up at exec. */
+#include <dlfcn.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <nettle/ecdsa.h>
+#include <nettle/rsa.h>
+
+#include "locks.h"
+#include "real.h"
+
+#define SLOTS 8
+/* An RSA-4096 check: 4 numbers' sizes, modulus and signature of 512 bytes,
+ * exponent, key size, DigestInfo of SHA-512 (83 bytes) with its length. */
+#define BLOB_MAX 1200
+#define HOGWEED "HOGWEED_6"
+
+struct blob {
+    size_t len;
+    uint8_t b[BLOB_MAX];
+};
+
+enum kind { ECDSA = 1, RSA_PKCS1 };
+
+static struct blob memo[SLOTS]; /* under sg_lock_memo */
+static unsigned memo_count, memo_next;
+
+/* ---- the real functions, found once ------------------------------------ */
+
+typedef __typeof__(nettle_ecdsa_verify) ecdsa_fn;
+typedef __typeof__(nettle_ecc_size) ecc_size_fn;
+typedef __typeof__(nettle_rsa_pkcs1_verify) rsa_fn;
+
+static struct {
+    ecdsa_fn *ecdsa;
+    ecc_size_fn *ecc_size;
+    rsa_fn *rsa;
+    int bound;
+} real;
+
+static void *find(void *hogweed, const char *name)
+{
+    void *fn = dlvsym(hogweed, name, HOGWEED);
+    return fn && !sg_is_own_address(fn) ? fn : NULL;
+}
+
+/* All of them or none; racing threads store the same pointers. The libhogweed
+ * the process loaded is opened and never closed: it stays loaded under the
+ * pointers kept here (backend.c holds the TLS libraries likewise). Not found
+ * (not loaded under its name): nothing can be verified. */
+static int bind_real(void)
+{
+    if (SG_LIKELY(__atomic_load_n(&real.bound, __ATOMIC_ACQUIRE)))
+        return 1;
+    void *h = dlopen("libhogweed.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    if (!h)
+        return 0;
+    ecdsa_fn *ecdsa = (ecdsa_fn *)find(h, "nettle_ecdsa_verify");
+    ecc_size_fn *ecc_size = (ecc_size_fn *)find(h, "nettle_ecc_size");
+    rsa_fn *rsa = (rsa_fn *)find(h, "nettle_rsa_pkcs1_verify");
+    if (!ecdsa || !ecc_size || !rsa)
+        return 0;
+    __atomic_store_n(&real.ecdsa, ecdsa, __ATOMIC_RELAXED);
+    __atomic_store_n(&real.ecc_size, ecc_size, __ATOMIC_RELAXED);
+    __atomic_store_n(&real.rsa, rsa, __ATOMIC_RELAXED);
+    __atomic_store_n(&real.bound, 1, __ATOMIC_RELEASE);
+    return 1;
+}
+
+/* ---- a check's whole input, as bytes --------------------------------------
+ * Every variable part is preceded by its length: equal blobs, equal inputs. */
+
+static int put(struct blob *x, const void *p, size_t n)
+{
+    if (n > BLOB_MAX - x->len)
+        return 0;
+    memmove(x->b + x->len, p, n);
+    x->len += n;
+    return 1;
+}
+
+static int put_size(struct blob *x, uint64_t n)
+{
+    return put(x, &n, sizeof n);
+}
+
+static int put_number(struct blob *x, const __mpz_struct *z)
+{
+    int32_t size = z->_mp_size; /* the sign and the limb count */
+    size_t limbs = (size_t)(size < 0 ? -(int64_t)size : size);
+    return put(x, &size, sizeof size) && put(x, z->_mp_d, limbs * sizeof(mp_limb_t));
+}
+
+static int start(struct blob *x, enum kind kind)
+{
+    x->len = 0;
+    uint8_t k = (uint8_t)kind;
+    return put(x, &k, 1);
+}
+
+/* ---- the memo -------------------------------------------------------------- */
+
+static int remembered(const struct blob *x)
+{
+    int found = 0;
+    pthread_mutex_lock(&sg_lock_memo);
+    for (unsigned i = 0; i < memo_count && !found; i++)
+        found = memo[i].len == x->len && memcmp(memo[i].b, x->b, x->len) == 0;
+    pthread_mutex_unlock(&sg_lock_memo);
+    return found;
+}
+
+static void remember(const struct blob *x)
+{
+    pthread_mutex_lock(&sg_lock_memo);
+    memo[memo_next].len = x->len;
+    memmove(memo[memo_next].b, x->b, x->len);
+    memo_next = (memo_next + 1) % SLOTS;
+    if (memo_count < SLOTS)
+        memo_count++;
+    pthread_mutex_unlock(&sg_lock_memo);
+}
+
+/* nettle's answer ok for the input x, kept when it is an acceptance. */
+static int answered(const struct blob *x, int fits, int ok)
+{
+    if (ok == 1 && fits)
+        remember(x);
+    return ok;
+}
+
+/* ---- the interposed checks ------------------------------------------------- */
+
+static int ecdsa_input(struct blob *x, const struct ecc_point *pub, size_t length,
+                       const uint8_t *digest, const struct dsa_signature *sig)
+{
+    mp_size_t limbs = real.ecc_size(pub->ecc);
+    return limbs > 0 && start(x, ECDSA) && put(x, &pub->ecc, sizeof pub->ecc) &&
+           put_size(x, (uint64_t)limbs) &&
+           put(x, pub->p, 2 * (size_t)limbs * sizeof(mp_limb_t)) && put_size(x, length) &&
+           put(x, digest, length) && put_number(x, sig->r) && put_number(x, sig->s);
+}
+
+SG_EXPORT int nettle_ecdsa_verify(const struct ecc_point *pub, size_t length,
+                                  const uint8_t *digest, const struct dsa_signature *signature)
+{
+    if (!bind_real())
+        return 0; /* no nettle to ask: nothing is verified */
+    struct blob x;
+    int fits = ecdsa_input(&x, pub, length, digest, signature);
+    if (fits && remembered(&x))
+        return 1;
+    return answered(&x, fits, real.ecdsa(pub, length, digest, signature));
+}
+
+static int rsa_input(struct blob *x, const struct rsa_public_key *key, size_t length,
+                     const uint8_t *digest_info, const __mpz_struct *s)
+{
+    return start(x, RSA_PKCS1) && put_size(x, key->size) && put_number(x, key->n) &&
+           put_number(x, key->e) && put_size(x, length) && put(x, digest_info, length) &&
+           put_number(x, s);
+}
+
+SG_EXPORT int nettle_rsa_pkcs1_verify(const struct rsa_public_key *key, size_t length,
+                                      const uint8_t *digest_info, const mpz_t signature)
+{
+    if (!bind_real())
+        return 0;
+    struct blob x;
+    int fits = rsa_input(&x, key, length, digest_info, signature);
+    if (fits && remembered(&x))
+        return 1;
+    return answered(&x, fits, real.rsa(key, length, digest_info, signature));
+}

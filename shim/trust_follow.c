@@ -1,0 +1,125 @@
+/* The generations of the policy's trust-store paths (trust_follow.h) and the
+ * indexes of ca_file bundles, one per path and generation. Paths are policy
+ * strings (frozen): their addresses are their identities. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "locks.h"
+#include "trust_follow.h"
+#include "trust_index.h"
+
+#define MAX_PATHS 16   /* paths followed; others keep their first store */
+#define MAX_CHANGES 16 /* changes of one path followed; then its newest is kept */
+
+struct id {
+    int found;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
+static struct path { /* under sg_lock_tls */
+    const char *path;
+    struct id id;
+    unsigned gen, changes;
+    const struct sg_trust_index *x; /* ca_file: the index of generation x_gen */
+    unsigned x_gen;
+    int x_built;
+} paths[MAX_PATHS];
+static int frozen;
+
+static void id_of(const char *path, struct id *id)
+{
+    struct stat st;
+    memset(id, 0, sizeof *id);
+    if (stat(path, &st) == 0) {
+        id->found = 1, id->dev = st.st_dev, id->ino = st.st_ino, id->size = st.st_size;
+        id->mtime = st.st_mtim;
+    }
+}
+
+static int same(const struct id *a, const struct id *b)
+{
+    return a->found == b->found && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* The record of path, made on first sight with id (or a stat when id is
+ * NULL); NULL when the table is full. */
+static struct path *record(const char *path, const struct id *id)
+{
+    int i = 0;
+    while (i < MAX_PATHS && paths[i].path && paths[i].path != path)
+        i++;
+    if (i == MAX_PATHS)
+        return NULL;
+    struct path *p = &paths[i];
+    if (!p->path) {
+        if (id)
+            p->id = *id;
+        else
+            id_of(path, &p->id);
+        p->path = path, p->gen = 1;
+    }
+    return p;
+}
+
+static unsigned gen_of(const char *path, const struct id *now)
+{
+    struct path *p = path && *path ? record(path, now) : NULL;
+    if (!p)
+        return 0;
+    if (now && !same(now, &p->id) && !frozen && p->changes < MAX_CHANGES)
+        p->id = *now, p->gen++, p->changes++;
+    return p->gen;
+}
+
+unsigned sg_trust_follow(const char *ca_file, const char *ca_path)
+{
+    struct id f = {0}, d = {0};
+    int now = !__atomic_load_n(&frozen, __ATOMIC_RELAXED);
+    if (now && ca_file && *ca_file)
+        id_of(ca_file, &f); /* outside the lock: a slow file system stalls no one else */
+    if (now && ca_path && *ca_path)
+        id_of(ca_path, &d);
+    pthread_mutex_lock(&sg_lock_tls);
+    unsigned g = gen_of(ca_file, now ? &f : NULL) + gen_of(ca_path, now ? &d : NULL);
+    pthread_mutex_unlock(&sg_lock_tls);
+    return g;
+}
+
+unsigned sg_trust_generation(const char *ca_file, const char *ca_path)
+{
+    return gen_of(ca_file, NULL) + gen_of(ca_path, NULL);
+}
+
+void sg_trust_freeze(void)
+{
+    pthread_mutex_lock(&sg_lock_tls);
+    __atomic_store_n(&frozen, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < MAX_PATHS && paths[i].path; i++)
+        paths[i].gen++; /* file-backed indexes would read paths that now mean other files */
+    pthread_mutex_unlock(&sg_lock_tls);
+}
+
+const struct sg_trust_index *sg_trust_index_get(const char *ca_file)
+{
+    if (!ca_file || !*ca_file || secure_getenv("SMTPGUARD_EAGER_TRUST"))
+        return NULL; /* the variable: for comparing both ways (tests, diagnosis) */
+    struct path *p = record(ca_file, NULL);
+    if (!p)
+        return NULL; /* more paths than followed: loaded the eager way */
+    if (!p->x_built || p->x_gen != p->gen) {
+        /* The index of an older generation stays allocated: a store that
+         * another thread is verifying with may point to it. */
+        /* In memory when the path will not be followed any more: a
+         * file-backed index of a file that changes again would lose every
+         * anchor, where the newest store is to be kept. */
+        p->x = sg_trust_index_open(ca_file, frozen || p->changes >= MAX_CHANGES);
+        p->x_gen = p->gen, p->x_built = 1; /* NULL is remembered too */
+    }
+    return p->x;
+}

@@ -1,0 +1,30 @@
+/* A running process follows its trust store: at each verdict the policy's
+ * ca_file (and the directory ca_path, whose modification time changes when
+ * c_rehash adds or removes links) is compared with what the stores were
+ * built from (device, inode, size, modification time: one stat each). A
+ * change raises the generation of those paths: the backends build a new
+ * store (backend.c), a new index (sg_trust_index_get) and the verdict cache
+ * forgets verdicts of older generations. So an update of the trust store
+ * takes effect at the next handshake of a running mailer.
+ *
+ * Bounds: 16 paths are followed, each through 16 changes; after that a path
+ * keeps its newest store (old stores are never freed: another thread may be
+ * verifying with one). After sg_trust_freeze (chroot: paths now name other
+ * files) nothing is followed and new indexes are read into memory. */
+#ifndef SG_TRUST_FOLLOW_H
+#define SG_TRUST_FOLLOW_H
+
+/* Compare the paths with the files now; the generation of the pair, which
+ * grows whenever either path changed. Takes sg_lock_tls: call it without. */
+unsigned sg_trust_follow(const char *ca_file, const char *ca_path);
+
+/* The generation of the pair as last followed, without looking at the
+ * files (a path seen for the first time is recorded). Caller holds
+ * sg_lock_tls. */
+unsigned sg_trust_generation(const char *ca_file, const char *ca_path);
+
+/* Stop following; stores and indexes built from now on are self-contained
+ * (read into memory), and every store is due to be built again. */
+void sg_trust_freeze(void);
+
+#endif
