@@ -19,6 +19,8 @@
 #define IO_CALL(name, fail, call)                                              \
     ENTRY(name, fail, call)                                                    \
     int ok_ = sg_tls_before_io(o, s);                                          \
+    if (SG_UNLIKELY(ok_ == SG_UNDRIVABLE))                                     \
+        return call;                                                           \
     if (ok_ != 1)                                                              \
         return ok_ <= 0 && (fail) == 0 ? 0 : ok_;                              \
     sg_tls_inside++;                                                           \

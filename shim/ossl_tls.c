@@ -195,8 +195,8 @@ static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r
 }
 
 /* A session that is or may become SMTP needs the policy's functions: bound
- * now. A library that lacks some is passed through, as it always was (no
- * claim was made for this session yet). */
+ * now. A library that lacks some is passed through (SG_UNDRIVABLE), as a
+ * library lacking any always was; no claim was made for this session yet. */
 static int drivable(struct sg_ossl *o, SSL *s)
 {
     if (SG_LIKELY(sg_ossl_full(o)))
@@ -210,7 +210,7 @@ static int first_contact(struct sg_ossl *o, SSL *s, struct sg_target *t, int cli
 {
     int where = sg_ossl_target(o, s, t, client);
     if (where != 0 && !drivable(o, s))
-        return 1;
+        return SG_UNDRIVABLE;
     /* Its ClientHello will tell, even when the process has no SMTP connection
      * yet: a program may make it first (into a memory BIO) and connect after. */
     if (where < 0) {
@@ -317,7 +317,7 @@ static int judge_late(struct sg_ossl *o, SSL *s, unsigned st)
         return 1;
     int where = sg_ossl_target(o, s, &t, 0);
     if (where != 0 && !drivable(o, s))
-        return 1;
+        return SG_UNDRIVABLE;
     if (where < 0 && __atomic_load_n(&sg_conn_active, __ATOMIC_RELAXED))
         return unidentified(o, s);
     if (where <= 0 || t.mode == SG_MODE_OFF) {
@@ -336,12 +336,14 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client)
         return refused_earlier(o);
     if (o->SSL_is_init_finished(s)) {
         int r = judge_late(o, s, st);
-        return r == 1 ? run_real(s, real) : r;
+        return r == 1 ? run_real(s, real) : r == SG_UNDRIVABLE ? real(s) : r;
     }
     if (st & ST_SEEN && !(st & (ST_SMTP | ST_PASSED | ST_UNBOUND)))
         return st & ST_OFF ? run_off(o, s, real) : run_real(s, real);
     if (!(st & ST_SEEN) || (st & ST_PASSED)) { /* new, or a new handshake on it */
         int r = first_contact(o, s, &t, client);
+        if (r == SG_UNDRIVABLE)
+            return real(s);
         if (r != 1)
             return r;
         if (sg_ossl_state(o, s) & ST_OFF)
