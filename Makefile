@@ -22,7 +22,7 @@ all: $(LIB) $(CHECKER) $(INDEXER)
 
 $(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -include shim/libc_compat.h -c $< -o $@
 
 # Without the C start files (shim/startfiles.c says why), but with crtendS.o's
 # end-of-unwind-table marker; -z nodelete: never unmapped (fork handlers stay valid).

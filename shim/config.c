@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 
+#include "auxv.h"
 #include "config.h"
 #include "ident.h"
 #include "log.h"
@@ -63,7 +64,8 @@ static void apply_program(struct sg_policy *p)
 
 static void load(void)
 {
-    int privileged = getauxval(AT_SECURE) != 0;
+    unsigned long secure;
+    int privileged = !sg_auxval(AT_SECURE, &secure) || secure != 0; /* unknown: privileged */
     const char *path = secure_getenv("SMTPGUARD_POLICY");
     if (!path || !*path)
         path = DEFAULT_POLICY;

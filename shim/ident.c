@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auxv.h"
 #include "ident.h"
 #include "policy.h"
 #include "rawsys.h"
@@ -107,38 +108,23 @@ static int is_interpreter(const char *path)
     return 0;
 }
 
-/* AT_EXECFN, read from the auxiliary vector the ELF ABI places after the
- * environment's terminating NULL on the initial stack: getauxval's first call
- * would cost a lazy binding (~800 instructions) at every exec. Only when envp
- * is still that initial array (it is when the library is preloaded; a dlopen
- * later may pass a copied environ), and only a well-formed vector (small types,
- * an AT_NULL end) is trusted; anything else asks getauxval. */
-static const char *exec_file(int argc, char **argv, char **envp)
+/* AT_EXECFN: from the vector auxv.c found (getauxval's first call would cost
+ * a lazy binding, ~800 instructions, at every exec). */
+static const char *exec_file(void)
 {
-    if (argc >= 0 && argv && envp == argv + argc + 1) {
-        char **e = envp;
-        while (*e)
-            e++;
-        const unsigned long *a = (const unsigned long *)(e + 1), *found = NULL;
-        for (int i = 0; i < 64 && a[0] < 64; i++, a += 2) {
-            if (a[0] == AT_NULL)
-                return found ? (const char *)found[1] : NULL;
-            if (a[0] == AT_EXECFN)
-                found = a;
-        }
-    }
-    return (const char *)getauxval(AT_EXECFN);
+    unsigned long v;
+    return sg_auxval(AT_EXECFN, &v) ? (const char *)v : NULL;
 }
 
 /* glibc passes argc, argv and envp to a library's constructors. */
-__attribute__((constructor)) static void ident_capture(int argc, char **argv, char **envp)
+__attribute__((constructor)) static void ident_capture(int argc, char **argv)
 {
     if (sg_raw_get_name(comm) != 0) /* raw: no lazy binding at every exec */
         comm[0] = '\0';
     /* AT_EXECFN lies above the environment strings, beyond what a process title
      * rewrite (argv and environ) touches: keep the pointer; only a relative one
      * needs the working directory of now. */
-    execfn = exec_file(argc, argv, envp);
+    execfn = exec_file();
     if (execfn && execfn[0] != '/' && !getcwd(execfn_cwd, sizeof execfn_cwd))
         execfn = NULL;
     /* Only an interpreter's operand can be its script (and only then a relative

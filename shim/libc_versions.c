@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auxv.h"
+
 #define HIDDEN __attribute__((visibility("hidden")))
 
 HIDDEN int fstat(int fd, struct stat *st)
@@ -45,10 +47,12 @@ HIDDEN void *memcpy(void *dst, const void *src, size_t n)
 }
 
 /* glibc's secure_getenv is this very test: __libc_enable_secure is the
- * kernel's AT_SECURE (set for setuid, setgid and file-capability programs). */
+ * kernel's AT_SECURE (set for setuid, setgid and file-capability programs).
+ * A vector that cannot be read counts as privileged. */
 HIDDEN char *secure_getenv(const char *name)
 {
-    return getauxval(AT_SECURE) ? NULL : getenv(name);
+    unsigned long secure;
+    return !sg_auxval(AT_SECURE, &secure) || secure ? NULL : getenv(name);
 }
 
 HIDDEN char *realpath(const char *restrict path, char *restrict resolved)

@@ -115,12 +115,27 @@ static const struct link_map *loaded_as(const struct link_map *from, const char 
     return NULL;
 }
 
+/* dlinfo by name at its first use: linked, it alone would make every process
+ * check one more glibc version at exec (its only one, GLIBC_2.3.3; see
+ * libc_compat.h). */
+static int link_map_of(void *h, struct link_map **m)
+{
+    typedef int (*dlinfo_fn)(void *, int, void *);
+    static dlinfo_fn info;
+    dlinfo_fn f = __atomic_load_n(&info, __ATOMIC_ACQUIRE);
+    if (!f) {
+        f = (dlinfo_fn)dlsym(RTLD_DEFAULT, "dlinfo");
+        __atomic_store_n(&info, f, __ATOMIC_RELEASE);
+    }
+    return f && f(h, RTLD_DI_LINKMAP, m) == 0 && *m;
+}
+
 void sg_scope_search_init(struct sg_search *s, void *h)
 {
     struct link_map *m = NULL;
     s->h = h;
     s->n = 0;
-    if (!h || dlinfo(h, RTLD_DI_LINKMAP, &m) != 0 || !m || !table_of(m, &s->t[0]))
+    if (!h || !link_map_of(h, &m) || !table_of(m, &s->t[0]))
         return;
     int n = 1;
     for (const ElfW(Dyn) *d = m->l_ld; d->d_tag != DT_NULL; d++) {
