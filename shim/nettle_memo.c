@@ -20,6 +20,10 @@
  * Inputs larger than an entry go to nettle and are not kept. Entries hold
  * only public data: keys, digests, signatures.
  *
+ * Only after the process has had an SMTP connection (smtp_seen.h): before,
+ * every check goes straight to nettle, with no encoding, lock or memo, and a
+ * process that never speaks SMTP has its checks untouched.
+ *
  * Not memoised: RSA-PSS (TLS 1.3's CertificateVerify, which only the program
  * checks) and EdDSA (no public CA issues it: its chains are rare enough to be
  * checked twice).
@@ -38,6 +42,7 @@
 
 #include "locks.h"
 #include "real.h"
+#include "smtp_seen.h"
 
 #define SLOTS 8
 /* An RSA-4096 check: 4 numbers' sizes, modulus and signature of 512 bytes,
@@ -171,16 +176,25 @@ static int ecdsa_input(struct blob *x, const struct ecc_point *pub, size_t lengt
            put(x, digest, length) && put_number(x, sig->r) && put_number(x, sig->s);
 }
 
-SG_EXPORT int nettle_ecdsa_verify(const struct ecc_point *pub, size_t length,
-                                  const uint8_t *digest, const struct dsa_signature *signature)
+__attribute__((noinline)) static int ecdsa_memo(const struct ecc_point *pub, size_t length,
+                                                const uint8_t *digest,
+                                                const struct dsa_signature *signature)
 {
-    if (!bind_real())
-        return 0; /* no nettle to ask: nothing is verified */
     struct blob x;
     int fits = ecdsa_input(&x, pub, length, digest, signature);
     if (fits && remembered(&x))
         return 1;
     return answered(&x, fits, real.ecdsa(pub, length, digest, signature));
+}
+
+SG_EXPORT int nettle_ecdsa_verify(const struct ecc_point *pub, size_t length,
+                                  const uint8_t *digest, const struct dsa_signature *signature)
+{
+    if (!bind_real())
+        return 0; /* no nettle to ask: nothing is verified */
+    if (SG_LIKELY(!sg_smtp_ever()))
+        return real.ecdsa(pub, length, digest, signature); /* not an SMTP process (yet) */
+    return ecdsa_memo(pub, length, digest, signature);
 }
 
 static int rsa_input(struct blob *x, const struct rsa_public_key *key, size_t length,
@@ -191,14 +205,22 @@ static int rsa_input(struct blob *x, const struct rsa_public_key *key, size_t le
            put_number(x, s);
 }
 
-SG_EXPORT int nettle_rsa_pkcs1_verify(const struct rsa_public_key *key, size_t length,
-                                      const uint8_t *digest_info, const mpz_t signature)
+__attribute__((noinline)) static int rsa_memo(const struct rsa_public_key *key, size_t length,
+                                              const uint8_t *digest_info, const mpz_t signature)
 {
-    if (!bind_real())
-        return 0;
     struct blob x;
     int fits = rsa_input(&x, key, length, digest_info, signature);
     if (fits && remembered(&x))
         return 1;
     return answered(&x, fits, real.rsa(key, length, digest_info, signature));
+}
+
+SG_EXPORT int nettle_rsa_pkcs1_verify(const struct rsa_public_key *key, size_t length,
+                                      const uint8_t *digest_info, const mpz_t signature)
+{
+    if (!bind_real())
+        return 0;
+    if (SG_LIKELY(!sg_smtp_ever()))
+        return real.rsa(key, length, digest_info, signature);
+    return rsa_memo(key, length, digest_info, signature);
 }

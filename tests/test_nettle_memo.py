@@ -7,11 +7,13 @@ with the library preloaded, nettle_ecdsa_verify and nettle_rsa_pkcs1_verify as
 libgnutls calls them (the C client tests/clients/nettle_memo.c) give exactly the
 answers they give without it, for a valid check, its repetition (then answered by
 the memo: many times faster) and every near miss of a remembered check; a refusal
-is never remembered. Through libgnutls, in one process, a corrupted and a forged
+is never remembered; before the process has had an SMTP connection the memo is not
+used at all. Through libgnutls, in one process, a corrupted and a forged
 leaf after the good one; end to end, GnuTLS clients meet a chain signed by the
 wrong key and a leaf whose signature is corrupted.
 """
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -38,10 +40,11 @@ EXPECTED = {**{f"{curve} {name}": result for curve in ("P-256", "P-384", "P-521"
             "threads wrong": 0}   # 4 threads checking at once
 
 
-def answers(run, env):
+def answers(run, env, gate=None):
     """{"CURVE NAME": result} and {"speedup"|"rsa_speedup": how much faster a
-    repeated check ran than a first one}."""
-    res = run([str(MEMO)], env, timeout=60)
+    repeated check ran than a first one}; with gate, after an SMTP connection to
+    that port (the memo's gate: shim/smtp_seen.h)."""
+    res = run([str(MEMO), *(("--smtp", str(gate)) if gate else ())], env, timeout=60)
     assert res.returncode == 0, res.stderr
     got, speedup = {}, {}
     for line in res.stdout.splitlines():
@@ -57,31 +60,49 @@ def answers(run, env):
 
 
 @pytest.fixture
-def memo_env(shim, build):
+def gate():
+    """A listening TCP port on loopback: the client's SMTP connection, when the
+    policy lists it (nothing is ever said on it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)
+        yield s.getsockname()[1]
+
+
+@pytest.fixture
+def memo_env(shim, build, gate):
     if not MEMO.exists():
         pytest.fail(f"{MEMO} is not built: {build.stderr[-2000:]}", pytrace=False)
-    return shim([25])
+    return shim([gate])
 
 
-def test_nettle_answers_without_the_library(run, baseline, memo_env):
+def test_nettle_answers_without_the_library(run, baseline, memo_env, gate):
     """The client's expectations are nettle's own: no memo, no speedup."""
-    got, speedup = answers(run, baseline())
+    got, speedup = answers(run, baseline(), gate)
     assert got == EXPECTED
     assert speedup.keys() == {"speedup", "rsa_speedup"}, speedup
     assert all(v < 3 for v in speedup.values()), speedup
 
 
-def test_memo_answers_as_nettle_does(run, memo_env):
-    """ECDSA (3 curves) and RSA PKCS#1: (1) valid, and valid again from the memo;
-    (2) every near miss of a remembered check refused; (3) an invalid signature
-    refused twice; larger than an entry: nettle's own answer; a forked child keeps
-    the entries and the refusals."""
-    got, speedup = answers(run, memo_env)
+def test_memo_answers_as_nettle_does(run, memo_env, gate):
+    """After an SMTP connection, ECDSA (3 curves) and RSA PKCS#1: (1) valid, and
+    valid again from the memo; (2) every near miss of a remembered check refused;
+    (3) an invalid signature refused twice; larger than an entry: nettle's own
+    answer; a forked child keeps the entries and the refusals."""
+    got, speedup = answers(run, memo_env, gate)
     wrong = {k: (v, EXPECTED.get(k)) for k, v in got.items() if EXPECTED.get(k) != v}
     assert not wrong and got.keys() == EXPECTED.keys(), wrong
     # a hit costs a comparison: ECDSA ~200x, RSA-2048 ~40x faster than nettle
     assert speedup["speedup"] > 10 and speedup["rsa_speedup"] > 4, \
         f"a repeated check was not answered by the memo: {speedup}"
+
+
+def test_memo_unused_before_any_smtp_connection(run, memo_env):
+    """The same process without its SMTP connection: nettle's answers, and every
+    repetition computed again (no speedup): the memo is not reached."""
+    got, speedup = answers(run, memo_env)
+    assert got == EXPECTED
+    assert all(v < 3 for v in speedup.values()), speedup
 
 
 # ---- end to end: GnuTLS clients, the shim's own verdict ---------------------------
@@ -162,7 +183,7 @@ BAD = {"forged": _forged, "corrupted": _corrupted}
 @pytest.mark.parametrize("side", ["baseline", "shim"])
 @pytest.mark.parametrize("algo", ["EC", "RSA"])
 def test_gnutls_refuses_a_near_miss_of_a_remembered_check(algo, side, tmp_path, certs, run,
-                                                          baseline, memo_env):
+                                                          baseline, memo_env, gate):
     """In one process, through libgnutls: a good leaf verified (its CA's signature,
     ECDSA or RSA PKCS#1, remembered under the shim), then the same leaf with a
     corrupted signature (the same digest and CA key), one signed by another key
@@ -174,7 +195,8 @@ def test_gnutls_refuses_a_near_miss_of_a_remembered_check(algo, side, tmp_path, 
         ca, good = ca_pair[0], _leaf(tmp_path, "rsa-good", ca_pair)
     order = [good.cert, _corrupted_copy(tmp_path, good).cert,
              _forged_by(tmp_path, ca, algo).cert, good.cert]
-    res = run([str(MEMO), "x509", ca, *order], memo_env if side == "shim" else baseline(),
+    res = run([str(MEMO), "--smtp", str(gate), "x509", ca, *order],
+              memo_env if side == "shim" else baseline(),
               timeout=60)
     assert res.returncode == 0, res.stderr
     status = [int(line.rsplit(" ", 1)[1]) for line in res.stdout.splitlines()]
