@@ -4,7 +4,8 @@ The shim's verdict verifies an OpenSSL peer's chain again, in the same process, 
 the same bytes as a program that verifies the server itself; the memo answers the
 second X509_verify with what X509_verify itself answered for exactly the same
 certificate bytes and key. Shown here with the C client tests/clients/ossl_memo.c
-(X509_verify called by the program, and by libcrypto inside X509_verify_cert):
+(X509_verify called by the program, and by libcrypto inside X509_verify_cert),
+built against OpenSSL 3 and against Debian 11's OpenSSL 1.1 (`make legacy`):
 with the library preloaded the answers are exactly OpenSSL's own, for a valid
 check, its repetition (answered by the memo once the process has had an SMTP
 connection: many times faster), a changed signature byte, a leaf signed by an
@@ -19,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from lib.runner import CLIENTS
+from test_legacy import legacy  # noqa: F401 (a fixture: `make legacy` once)
 from test_nettle_memo import _ca, _corrupted_copy, _forged_by, _leaf
 
-MEMO = CLIENTS / "ossl_memo"
+MEMO = {"3": CLIENTS / "ossl_memo", "1.1": None}   # 1.1: build/legacy/ossl_memo11
 CARELESS = CLIENTS / "careless"
 EXPECTED = {
     "valid": 1, "valid_again": 1, "sig_byte": 0, "sig_byte_again": 0, "forged": 0,
@@ -41,6 +43,14 @@ def gate():
         yield s.getsockname()[1]
 
 
+@pytest.fixture(params=["3", "1.1"], ids=["openssl3", "openssl1.1"])
+def client(request):
+    """The client built against OpenSSL 3, or against Debian 11's 1.1."""
+    if request.param == "1.1":
+        return request.getfixturevalue("legacy") / "ossl_memo11"
+    return MEMO["3"]
+
+
 @pytest.fixture(params=["EC", "RSA"])
 def chain(request, tmp_path):
     """The client's files: CA, good leaf, the leaf with a signature byte changed,
@@ -53,41 +63,41 @@ def chain(request, tmp_path):
             _forged_by(tmp_path, ca[0], algo).cert, other[0]]
 
 
-def answers(run, env, port, files):
-    if not MEMO.exists():
-        pytest.fail(f"{MEMO} is not built: run `make clients`", pytrace=False)
-    res = run([str(MEMO), str(port), *files], env, timeout=60)
+def answers(run, env, port, files, client):
+    if not client.exists():
+        pytest.fail(f"{client} is not built: run `make clients legacy`", pytrace=False)
+    res = run([str(client), str(port), *files], env, timeout=60)
     assert res.returncode == 0, res.stderr
     got = dict(line.split() for line in res.stdout.splitlines())
     speedup = float(got.pop("speedup"))
     return {k: int(v) for k, v in got.items()}, speedup
 
 
-def test_openssl_answers_without_the_library(run, baseline, gate, chain):
+def test_openssl_answers_without_the_library(run, baseline, gate, chain, client):
     """The client's expectations are OpenSSL's own: no memo, no speedup."""
-    got, speedup = answers(run, baseline(), gate, chain)
+    got, speedup = answers(run, baseline(), gate, chain, client)
     assert got == EXPECTED
     assert speedup < 3, speedup
 
 
-def test_memo_answers_as_openssl_does(run, shim, gate, chain):
+def test_memo_answers_as_openssl_does(run, shim, gate, chain, client):
     """After an SMTP connection: valid, and valid again from the memo; every near
     miss of the remembered check (signature byte, TBS signed by an impostor under
     the same issuer name, another key) refused, twice; through X509_verify_cert
     too; a forked child keeps the entry and the refusals."""
     env = shim([gate])
-    got, speedup = answers(run, env, gate, chain)
+    got, speedup = answers(run, env, gate, chain, client)
     wrong = {k: (v, EXPECTED.get(k)) for k, v in got.items() if EXPECTED.get(k) != v}
     assert not wrong and got.keys() == EXPECTED.keys(), wrong
-    # a hit costs two encodings and a comparison: P-256 ~10x, RSA-2048 ~5x faster
+    # a hit costs two encodings and a comparison: ~10x faster (P-256, RSA-2048)
     assert speedup > 3, f"a repeated check was not answered by the memo: {speedup}"
 
 
-def test_memo_unused_before_any_smtp_connection(run, shim, gate, chain):
+def test_memo_unused_before_any_smtp_connection(run, shim, gate, chain, client):
     """The same process without its SMTP connection: OpenSSL's answers, and every
     repetition computed again (no speedup): the memo is not reached."""
     env = shim([gate])
-    got, speedup = answers(run, env, 0, chain)
+    got, speedup = answers(run, env, 0, chain, client)
     assert got == EXPECTED
     assert speedup < 3, speedup
 
