@@ -40,8 +40,8 @@
 #include <nettle/ecdsa.h>
 #include <nettle/rsa.h>
 
-#include "locks.h"
 #include "real.h"
+#include "sig_memo.h"
 #include "smtp_seen.h"
 
 #define SLOTS 8
@@ -58,7 +58,7 @@ struct blob {
 enum kind { ECDSA = 1, RSA_PKCS1 };
 
 static struct blob memo[SLOTS]; /* under sg_lock_memo */
-static unsigned memo_count, memo_next;
+static struct sg_memo table;
 
 /* ---- the real functions, found once ------------------------------------ */
 
@@ -107,11 +107,7 @@ static int bind_real(void)
 
 static int put(struct blob *x, const void *p, size_t n)
 {
-    if (n > BLOB_MAX - x->len)
-        return 0;
-    memmove(x->b + x->len, p, n);
-    x->len += n;
-    return 1;
+    return sg_blob_put((struct sg_blob *)x, BLOB_MAX, p, n);
 }
 
 static int put_size(struct blob *x, uint64_t n)
@@ -137,23 +133,12 @@ static int start(struct blob *x, enum kind kind)
 
 static int remembered(const struct blob *x)
 {
-    int found = 0;
-    pthread_mutex_lock(&sg_lock_memo);
-    for (unsigned i = 0; i < memo_count && !found; i++)
-        found = memo[i].len == x->len && memcmp(memo[i].b, x->b, x->len) == 0;
-    pthread_mutex_unlock(&sg_lock_memo);
-    return found;
+    return sg_memo_has(&table, memo, sizeof memo[0], (const struct sg_blob *)x);
 }
 
 static void remember(const struct blob *x)
 {
-    pthread_mutex_lock(&sg_lock_memo);
-    memo[memo_next].len = x->len;
-    memmove(memo[memo_next].b, x->b, x->len);
-    memo_next = (memo_next + 1) % SLOTS;
-    if (memo_count < SLOTS)
-        memo_count++;
-    pthread_mutex_unlock(&sg_lock_memo);
+    sg_memo_add(&table, memo, sizeof memo[0], SLOTS, (const struct sg_blob *)x);
 }
 
 /* nettle's answer ok for the input x, kept when it is an acceptance. */

@@ -97,14 +97,18 @@ int main(int argc, char **argv)
         return 2;
     if (port)
         smtp_gate(port);
-    printf("valid %d\n", X509_verify(good, key));
-    printf("valid_again %d\n", X509_verify(good, key));
-    printf("sig_byte %d\n", X509_verify(sig_byte, key));
-    printf("sig_byte_again %d\n", X509_verify(sig_byte, key));
-    printf("forged %d\n", X509_verify(forged, key));
-    printf("forged_again %d\n", X509_verify(forged, key));
-    printf("other_key %d\n", X509_verify(good, other_key));
-    printf("valid_last %d\n", X509_verify(good, key));
+    const struct {
+        const char *name;
+        X509 *cert;
+        EVP_PKEY *key;
+    } checks[] = {
+        {"valid", good, key},          {"valid_again", good, key},
+        {"sig_byte", sig_byte, key},   {"sig_byte_again", sig_byte, key},
+        {"forged", forged, key},       {"forged_again", forged, key},
+        {"other_key", good, other_key}, {"valid_last", good, key},
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        printf("%s %d\n", checks[i].name, X509_verify(checks[i].cert, checks[i].key));
     printf("store_good %d\n", store_check(ca, good));
     printf("store_sig_byte %d\n", store_check(ca, sig_byte));
     printf("store_forged %d\n", store_check(ca, forged));
