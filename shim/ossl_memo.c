@@ -44,10 +44,11 @@
  * Only after the process has had an SMTP connection (smtp_seen.h): before,
  * the real function is called at once, with no encoding, lock or memo.
  *
- * The real function is the one the caller would have reached (scope.c): a
- * process holding OpenSSL 1.1 and 3 calls each caller's own, and the encoding
- * functions are looked up in the object that defines it, on the first call
- * from each call site; nothing is looked up at load. */
+ * The real function is the one the caller would have reached (scope.c),
+ * found at the first call from each call site: a process holding OpenSSL 1.1
+ * and 3 calls each caller's own. The encoding functions are looked up in the
+ * object that defines it at its first check after an SMTP connection. Nothing
+ * is looked up at load. */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <string.h>
@@ -77,9 +78,8 @@ typedef int get_params_fn(const EVP_PKEY *, OSSL_PARAM *);
 typedef void *dist_id_fn(const X509 *);
 typedef void free_fn(void *, const char *, int);
 
-/* One libcrypto: its X509_verify and what encodes its objects. */
-struct lib {
-    verify_fn *verify;
+/* What encodes one libcrypto's objects, found at its first memoised check. */
+struct encoders {
     i2d_cert_fn *i2d_x509;
     key_id_fn *key_id;           /* EVP_PKEY_get_id (3), EVP_PKEY_id (1.1) */
     get_params_fn *get_params;   /* OpenSSL 3 */
@@ -87,6 +87,14 @@ struct lib {
     i2d_key_fn *i2d_pubkey;      /* OpenSSL 1.1 */
     free_fn *crypto_free;        /* OpenSSL 1.1: what i2d_PUBKEY allocated */
     int usable;                  /* all it needs was found: the memo may answer */
+};
+
+/* One libcrypto: its X509_verify, and its encoders once described is set
+ * (release; under sg_lock_memo). */
+struct lib {
+    verify_fn *verify;
+    int described;
+    struct encoders enc;
 };
 
 static struct lib libs[LIBS]; /* published by lib_count; written under sg_lock_memo */
@@ -118,28 +126,44 @@ static void *own(void *h, const char *name)
     return fn && !sg_is_own_address(fn) ? fn : NULL;
 }
 
-/* The encoders of the libcrypto that defines fn. The loader is asked without
- * our lock held (backend.c says why). */
-static void describe(struct lib *l, verify_fn *fn)
+/* The encoders of the libcrypto that defines fn. */
+static void find_encoders(verify_fn *fn, struct encoders *e)
 {
-    memset(l, 0, sizeof *l);
-    l->verify = fn;
+    memset(e, 0, sizeof *e);
     struct sg_object obj;
     void *h = sg_scope_owner((const void *)fn, &obj); /* pinned, as scope.c does */
     if (!h)
         return;
-    l->i2d_x509 = (i2d_cert_fn *)own(h, "i2d_X509");
-    l->get_params = (get_params_fn *)own(h, "EVP_PKEY_get_params");
-    if (l->get_params) { /* OpenSSL 3 */
-        l->key_id = (key_id_fn *)own(h, "EVP_PKEY_get_id");
-        l->dist_id = (dist_id_fn *)own(h, "X509_get0_distinguishing_id");
-        l->usable = l->i2d_x509 && l->key_id && l->dist_id;
+    e->i2d_x509 = (i2d_cert_fn *)own(h, "i2d_X509");
+    e->get_params = (get_params_fn *)own(h, "EVP_PKEY_get_params");
+    if (e->get_params) { /* OpenSSL 3 */
+        e->key_id = (key_id_fn *)own(h, "EVP_PKEY_get_id");
+        e->dist_id = (dist_id_fn *)own(h, "X509_get0_distinguishing_id");
+        e->usable = e->i2d_x509 && e->key_id && e->dist_id;
     } else {
-        l->key_id = (key_id_fn *)own(h, "EVP_PKEY_id");
-        l->i2d_pubkey = (i2d_key_fn *)own(h, "i2d_PUBKEY");
-        l->crypto_free = (free_fn *)own(h, "CRYPTO_free");
-        l->usable = l->i2d_x509 && l->key_id && l->i2d_pubkey && l->crypto_free;
+        e->key_id = (key_id_fn *)own(h, "EVP_PKEY_id");
+        e->i2d_pubkey = (i2d_key_fn *)own(h, "i2d_PUBKEY");
+        e->crypto_free = (free_fn *)own(h, "CRYPTO_free");
+        e->usable = e->i2d_x509 && e->key_id && e->i2d_pubkey && e->crypto_free;
     }
+}
+
+/* Found on the first check that may be memoised, not at the first call: a
+ * process that never speaks SMTP never looks them up. The loader is asked
+ * without our lock held (backend.c says why); racing threads find the same. */
+static const struct encoders *encoders_of(struct lib *l)
+{
+    if (SG_LIKELY(__atomic_load_n(&l->described, __ATOMIC_ACQUIRE)))
+        return &l->enc;
+    struct encoders e;
+    find_encoders(l->verify, &e);
+    pthread_mutex_lock(&sg_lock_memo);
+    if (!l->described) {
+        l->enc = e;
+        __atomic_store_n(&l->described, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&sg_lock_memo);
+    return &l->enc;
 }
 
 /* The caller's libcrypto; past LIBS of them, spare (on the caller's stack)
@@ -152,21 +176,22 @@ static struct lib *lib_for(const void *ret, struct lib *spare)
     verify_fn *fn = (verify_fn *)sg_scope_next(ret, "X509_verify", "libcrypto.so");
     if (!fn)
         return NULL;
-    l = bound(fn);
-    if (!l)
-        describe(spare, fn); /* ours or, past LIBS, the caller's */
     pthread_mutex_lock(&sg_lock_memo);
-    if (!l && !(l = bound(fn)) && lib_count < LIBS) {
-        libs[lib_count] = *spare;
+    l = bound(fn);
+    if (!l && lib_count < LIBS) {
         l = &libs[lib_count];
+        l->verify = fn;
         __atomic_store_n(&lib_count, lib_count + 1, __ATOMIC_RELEASE);
     }
     if (l)
         sg_callsite_put(&sites, ret, l);
     pthread_mutex_unlock(&sg_lock_memo);
-    if (!l)
-        spare->usable = 0;
-    return l ? l : spare;
+    if (l)
+        return l;
+    memset(spare, 0, sizeof *spare);
+    spare->verify = fn;
+    spare->described = 1; /* with no encoders: never memoised */
+    return spare;
 }
 
 /* ---- a check's whole input, as bytes ---------------------------------------
@@ -190,7 +215,7 @@ static OSSL_PARAM param(const char *key, unsigned type, void *data, size_t size)
 }
 
 /* OpenSSL 3: the key's type and the parameters its verification uses. */
-static int key3(const struct lib *l, struct blob *x, EVP_PKEY *r)
+static int key3(const struct encoders *l, struct blob *x, EVP_PKEY *r)
 {
     unsigned char a[KEY_PART], b[KEY_PART];
     OSSL_PARAM p[3];
@@ -222,7 +247,7 @@ static int key3(const struct lib *l, struct blob *x, EVP_PKEY *r)
 /* OpenSSL 1.1: the key's type and its SubjectPublicKeyInfo, encoded once
  * into memory the library allocates (measuring first would encode it twice:
  * an EC key's point is made affine each time, ~50 K instructions). */
-static int key11(const struct lib *l, struct blob *x, EVP_PKEY *r)
+static int key11(const struct encoders *l, struct blob *x, EVP_PKEY *r)
 {
     int32_t kind = l->key_id(r); /* an SM2 alias is not EC: not kept */
     if (kind != EVP_PKEY_EC && kind != EVP_PKEY_RSA)
@@ -235,7 +260,7 @@ static int key11(const struct lib *l, struct blob *x, EVP_PKEY *r)
     return ok;
 }
 
-static int cert(const struct lib *l, struct blob *x, X509 *a)
+static int cert(const struct encoders *l, struct blob *x, X509 *a)
 {
     if (l->dist_id && l->dist_id(a))
         return 0;
@@ -250,11 +275,12 @@ static int cert(const struct lib *l, struct blob *x, X509 *a)
     return 1;
 }
 
-static int input(const struct lib *l, struct blob *x, X509 *a, EVP_PKEY *r)
+static int input(struct lib *l, struct blob *x, X509 *a, EVP_PKEY *r)
 {
     x->len = 0;
-    return a && r && l->usable && put(x, &l->verify, sizeof l->verify) &&
-           (l->get_params ? key3(l, x, r) : key11(l, x, r)) && cert(l, x, a);
+    const struct encoders *e = encoders_of(l);
+    return a && r && e->usable && put(x, &l->verify, sizeof l->verify) &&
+           (e->get_params ? key3(e, x, r) : key11(e, x, r)) && cert(e, x, a);
 }
 
 /* ---- the memo -------------------------------------------------------------- */
