@@ -28,7 +28,7 @@ $(LEGACY)/membio11: tests/clients/membio.c tests/clients/smtp_dialogue.h $(LEGAC
 
 # The X509_verify memo's client (tests/test_ossl_memo.py) against 1.1.
 $(LEGACY)/ossl_memo11: tests/clients/ossl_memo.c tests/clients/smtp_gate.h $(LEGACY)/.done
-	$(CC) $(BASE) $(CFLAGS) $(LEGACY_SSL) -o $@ $< -lcrypto
+	$(CC) $(BASE) $(CFLAGS) $(LEGACY_SSL) -o $@ $< -lcrypto -lpthread
 
 $(LEGACY)/mixed11: tests/legacy/mixed.c tests/legacy/session.c tests/clients/careless.c $(LEGACY)/.done
 	$(CC) $(BASE) $(CFLAGS) $(LEGACY_SSL) -o $@ tests/legacy/mixed.c tests/legacy/session.c \
