@@ -9,10 +9,12 @@
 
 #include "fdstate.h"
 #include "locks.h"
+#include "smtp_seen.h"
 
 unsigned short sg_fdtab[SG_FD_CAP];
 struct sg_conn sg_conn_pool[SG_CONN_MAX];
 int sg_conn_active;
+int sg_smtp_seen;
 #define pool sg_conn_pool
 #define lock sg_lock_fd
 
@@ -65,6 +67,7 @@ struct sg_conn *sg_conn_open(int fd, const struct sockaddr *addr, socklen_t len,
         memset(c, 0, sizeof *c);
         c->refs = 1;
         __atomic_add_fetch(&sg_conn_active, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&sg_smtp_seen, 1, __ATOMIC_RELAXED);
         c->dev = st.st_dev;
         c->ino = st.st_ino;
         c->port = port;

@@ -14,7 +14,7 @@ extern pthread_mutex_t sg_locks[6];
 #define sg_lock_fd (sg_locks[2])      /* descriptor table writers */
 #define sg_lock_wire (sg_locks[3])    /* links to wire readers (after sg_lock_fd) */
 #define sg_lock_resolve (sg_locks[4]) /* name memory */
-#define sg_lock_memo (sg_locks[5])    /* signature checks (nettle_memo.c): last, a leaf,
+#define sg_lock_memo (sg_locks[5])    /* signature checks (sig_memo.c, ossl_memo.c): last, a leaf,
                                          taken inside a TLS library's verification */
 
 #endif

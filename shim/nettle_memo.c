@@ -20,6 +20,10 @@
  * Inputs larger than an entry go to nettle and are not kept. Entries hold
  * only public data: keys, digests, signatures.
  *
+ * Only after the process has had an SMTP connection (smtp_seen.h): before,
+ * every check goes straight to nettle, with no encoding, lock or memo, and a
+ * process that never speaks SMTP has its checks untouched.
+ *
  * Not memoised: RSA-PSS (TLS 1.3's CertificateVerify, which only the program
  * checks) and EdDSA (no public CA issues it: its chains are rare enough to be
  * checked twice).
@@ -36,8 +40,9 @@
 #include <nettle/ecdsa.h>
 #include <nettle/rsa.h>
 
-#include "locks.h"
 #include "real.h"
+#include "sig_memo.h"
+#include "smtp_seen.h"
 
 #define SLOTS 8
 /* An RSA-4096 check: 4 numbers' sizes, modulus and signature of 512 bytes,
@@ -53,7 +58,7 @@ struct blob {
 enum kind { ECDSA = 1, RSA_PKCS1 };
 
 static struct blob memo[SLOTS]; /* under sg_lock_memo */
-static unsigned memo_count, memo_next;
+static struct sg_memo table;
 
 /* ---- the real functions, found once ------------------------------------ */
 
@@ -102,11 +107,7 @@ static int bind_real(void)
 
 static int put(struct blob *x, const void *p, size_t n)
 {
-    if (n > BLOB_MAX - x->len)
-        return 0;
-    memmove(x->b + x->len, p, n);
-    x->len += n;
-    return 1;
+    return sg_blob_put((struct sg_blob *)x, BLOB_MAX, p, n);
 }
 
 static int put_size(struct blob *x, uint64_t n)
@@ -132,23 +133,12 @@ static int start(struct blob *x, enum kind kind)
 
 static int remembered(const struct blob *x)
 {
-    int found = 0;
-    pthread_mutex_lock(&sg_lock_memo);
-    for (unsigned i = 0; i < memo_count && !found; i++)
-        found = memo[i].len == x->len && memcmp(memo[i].b, x->b, x->len) == 0;
-    pthread_mutex_unlock(&sg_lock_memo);
-    return found;
+    return sg_memo_has(&table, memo, sizeof memo[0], (const struct sg_blob *)x);
 }
 
 static void remember(const struct blob *x)
 {
-    pthread_mutex_lock(&sg_lock_memo);
-    memo[memo_next].len = x->len;
-    memmove(memo[memo_next].b, x->b, x->len);
-    memo_next = (memo_next + 1) % SLOTS;
-    if (memo_count < SLOTS)
-        memo_count++;
-    pthread_mutex_unlock(&sg_lock_memo);
+    sg_memo_add(&table, memo, sizeof memo[0], SLOTS, (const struct sg_blob *)x);
 }
 
 /* nettle's answer ok for the input x, kept when it is an acceptance. */
@@ -171,16 +161,25 @@ static int ecdsa_input(struct blob *x, const struct ecc_point *pub, size_t lengt
            put(x, digest, length) && put_number(x, sig->r) && put_number(x, sig->s);
 }
 
-SG_EXPORT int nettle_ecdsa_verify(const struct ecc_point *pub, size_t length,
-                                  const uint8_t *digest, const struct dsa_signature *signature)
+__attribute__((noinline)) static int ecdsa_memo(const struct ecc_point *pub, size_t length,
+                                                const uint8_t *digest,
+                                                const struct dsa_signature *signature)
 {
-    if (!bind_real())
-        return 0; /* no nettle to ask: nothing is verified */
     struct blob x;
     int fits = ecdsa_input(&x, pub, length, digest, signature);
     if (fits && remembered(&x))
         return 1;
     return answered(&x, fits, real.ecdsa(pub, length, digest, signature));
+}
+
+SG_EXPORT int nettle_ecdsa_verify(const struct ecc_point *pub, size_t length,
+                                  const uint8_t *digest, const struct dsa_signature *signature)
+{
+    if (!bind_real())
+        return 0; /* no nettle to ask: nothing is verified */
+    if (SG_LIKELY(!sg_smtp_ever()))
+        return real.ecdsa(pub, length, digest, signature); /* not an SMTP process (yet) */
+    return ecdsa_memo(pub, length, digest, signature);
 }
 
 static int rsa_input(struct blob *x, const struct rsa_public_key *key, size_t length,
@@ -191,14 +190,22 @@ static int rsa_input(struct blob *x, const struct rsa_public_key *key, size_t le
            put_number(x, s);
 }
 
-SG_EXPORT int nettle_rsa_pkcs1_verify(const struct rsa_public_key *key, size_t length,
-                                      const uint8_t *digest_info, const mpz_t signature)
+__attribute__((noinline)) static int rsa_memo(const struct rsa_public_key *key, size_t length,
+                                              const uint8_t *digest_info, const mpz_t signature)
 {
-    if (!bind_real())
-        return 0;
     struct blob x;
     int fits = rsa_input(&x, key, length, digest_info, signature);
     if (fits && remembered(&x))
         return 1;
     return answered(&x, fits, real.rsa(key, length, digest_info, signature));
+}
+
+SG_EXPORT int nettle_rsa_pkcs1_verify(const struct rsa_public_key *key, size_t length,
+                                      const uint8_t *digest_info, const mpz_t signature)
+{
+    if (!bind_real())
+        return 0;
+    if (SG_LIKELY(!sg_smtp_ever()))
+        return real.rsa(key, length, digest_info, signature);
+    return rsa_memo(key, length, digest_info, signature);
 }

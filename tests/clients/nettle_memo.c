@@ -2,8 +2,11 @@
  * calls them, to test the shim's memo of accepted checks (shim/nettle_memo.c,
  * tests/test_nettle_memo.py).
  *
- *   nettle_memo
- *   nettle_memo x509 CA_FILE CERT_FILE...
+ *   nettle_memo [--smtp PORT]
+ *   nettle_memo [--smtp PORT] x509 CA_FILE CERT_FILE...
+ *
+ * --smtp PORT: first a connection to 127.0.0.1:PORT, closed at once
+ * (smtp_gate.h): the shim's memo is used only after an SMTP connection.
  *
  * For P-256, P-384 and P-521, with keys and signatures made here (a fixed
  * seed: the same every run), prints one line per check, "CURVE NAME RESULT",
@@ -46,6 +49,8 @@
 #include <nettle/ecdsa.h>
 #include <nettle/knuth-lfib.h>
 #include <nettle/rsa.h>
+
+#include "smtp_gate.h"
 
 #define DIGEST_MAX 66
 #define LONG_DIGEST 1000 /* more than an entry of the memo holds */
@@ -367,6 +372,11 @@ static int x509(int n, char **files)
 int main(int argc, char **argv)
 {
     alarm(30);
+    if (argc >= 3 && !strcmp(argv[1], "--smtp")) {
+        smtp_gate(atoi(argv[2]));
+        argc -= 2;
+        argv += 2;
+    }
     if (argc >= 4 && !strcmp(argv[1], "x509"))
         return x509(argc - 2, argv + 2);
     knuth_lfib_init(&rng, 4711);
