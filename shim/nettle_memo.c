@@ -29,10 +29,13 @@
  * checked twice).
  *
  * The names are exported unversioned (smtpguard.map): libgnutls's references
- * (nettle_ecdsa_verify@HOGWEED_6) bind here as gnutls_handshake@GNUTLS_3_4 does.
- * The real functions are looked up in libhogweed.so.6 under HOGWEED_6 on the
- * first call, never at load: the library neither links nettle nor looks
- * anything up at exec. */
+ * (nettle_ecdsa_verify@HOGWEED_6) bind here as gnutls_handshake@GNUTLS_3_4 does,
+ * and so do those of an older nettle (HOGWEED_4, _5) another library of the
+ * process may use. So each call goes to the function its caller's scope
+ * reaches (scope.c), found once per call site; only a call that reaches
+ * libhogweed.so.6's own, under HOGWEED_6 (the structures this file reads), is
+ * memoised. Everything is looked up on the first call, never at load: the
+ * library neither links nettle nor looks anything up at exec. */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <string.h>
@@ -40,7 +43,9 @@
 #include <nettle/ecdsa.h>
 #include <nettle/rsa.h>
 
+#include "locks.h"
 #include "real.h"
+#include "scope.h"
 #include "sig_memo.h"
 #include "smtp_seen.h"
 
@@ -101,6 +106,24 @@ static int bind_real(void)
     __atomic_store_n(&real.bound, 1, __ATOMIC_RELEASE);
     return 1;
 }
+
+/* The function the caller at ret reaches: libhogweed.so.6's (then
+ * memoised) or another nettle's (called as it is). NULL: none at all. */
+static void *reached(struct sg_callsites *sites, const void *ret, const char *name)
+{
+    void *fn = sg_callsite_get(sites, ret);
+    if (SG_LIKELY(fn != NULL))
+        return fn;
+    fn = sg_scope_next(ret, name, "libhogweed.so");
+    if (fn) {
+        pthread_mutex_lock(&sg_lock_memo);
+        sg_callsite_put(sites, ret, fn);
+        pthread_mutex_unlock(&sg_lock_memo);
+    }
+    return fn;
+}
+
+static struct sg_callsites ecdsa_sites, rsa_sites;
 
 /* ---- a check's whole input, as bytes --------------------------------------
  * Every variable part is preceded by its length: equal blobs, equal inputs. */
@@ -175,10 +198,12 @@ __attribute__((noinline)) static int ecdsa_memo(const struct ecc_point *pub, siz
 SG_EXPORT int nettle_ecdsa_verify(const struct ecc_point *pub, size_t length,
                                   const uint8_t *digest, const struct dsa_signature *signature)
 {
-    if (!bind_real())
+    ecdsa_fn *fn = (ecdsa_fn *)reached(&ecdsa_sites, __builtin_return_address(0),
+                                       "nettle_ecdsa_verify");
+    if (SG_UNLIKELY(!fn))
         return 0; /* no nettle to ask: nothing is verified */
-    if (SG_LIKELY(!sg_smtp_ever()))
-        return real.ecdsa(pub, length, digest, signature); /* not an SMTP process (yet) */
+    if (SG_LIKELY(!sg_smtp_ever()) || !bind_real() || fn != real.ecdsa)
+        return fn(pub, length, digest, signature); /* untouched */
     return ecdsa_memo(pub, length, digest, signature);
 }
 
@@ -203,9 +228,11 @@ __attribute__((noinline)) static int rsa_memo(const struct rsa_public_key *key, 
 SG_EXPORT int nettle_rsa_pkcs1_verify(const struct rsa_public_key *key, size_t length,
                                       const uint8_t *digest_info, const mpz_t signature)
 {
-    if (!bind_real())
+    rsa_fn *fn = (rsa_fn *)reached(&rsa_sites, __builtin_return_address(0),
+                                   "nettle_rsa_pkcs1_verify");
+    if (SG_UNLIKELY(!fn))
         return 0;
-    if (SG_LIKELY(!sg_smtp_ever()))
-        return real.rsa(key, length, digest_info, signature);
+    if (SG_LIKELY(!sg_smtp_ever()) || !bind_real() || fn != real.rsa)
+        return fn(key, length, digest_info, signature);
     return rsa_memo(key, length, digest_info, signature);
 }

@@ -12,6 +12,8 @@ used at all. Through libgnutls, in one process, a corrupted and a forged
 leaf after the good one; end to end, GnuTLS clients meet a chain signed by the
 wrong key and a leaf whose signature is corrupted.
 """
+import subprocess
+
 import pytest
 
 from lib.forgery import BAD, check_delivered, check_refused, corrupted_copy, forged_by
@@ -143,3 +145,64 @@ def test_good_server_delivers(style, certs, smtp_server, run, message_file, shim
     cmd = careless(style).build(server.port, "starttls", message_file)
     res = run(cmd.argv, env, timeout=60)
     check_delivered(res, server, env, message_file)
+
+
+# ---- another nettle in the process ----------------------------------------------
+
+OLD_NETTLE = """
+int nettle_ecdsa_verify(const void *a, unsigned long b, const void *c, const void *d)
+{ return 42; }
+int nettle_rsa_pkcs1_verify(const void *a, unsigned long b, const void *c, const void *d)
+{ return 43; }
+"""
+OLD_CALLER = """
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int nettle_ecdsa_verify(const void *a, unsigned long b, const void *c, const void *d);
+int nettle_rsa_pkcs1_verify(const void *a, unsigned long b, const void *c, const void *d);
+int main(int argc, char **argv)
+{
+    /* an SMTP connection first: the shim's memos are open from then on */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        return 2;
+    if (argc > 2) /* another library of the process uses nettle 3.6+ */
+        dlopen("libhogweed.so.6", RTLD_NOW | RTLD_LOCAL);
+    static const long curve[64];
+    unsigned long limbs[8] = {0};
+    const void *point[2] = {curve, limbs}; /* an old nettle's objects */
+    printf("ecdsa=%d rsa=%d\\n", nettle_ecdsa_verify(point, 0, 0, 0),
+           nettle_rsa_pkcs1_verify(0, 0, 0, 0));
+    close(fd);
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("with_hogweed6", [False, True], ids=["alone", "beside-hogweed6"])
+def test_an_older_nettle_is_called_as_it_is(with_hogweed6, tmp_path, run, baseline, shim,
+                                            gate):
+    """The names are exported unversioned, so an older nettle's references
+    (HOGWEED_4) bind to the shim too: each must reach its caller's own nettle,
+    never libhogweed.so.6 (another layout) and never a refusal, SMTP or not."""
+    (tmp_path / "old.c").write_text(OLD_NETTLE)
+    (tmp_path / "old.map").write_text(
+        "HOGWEED_4 { global: nettle_ecdsa_verify; nettle_rsa_pkcs1_verify; local: *; };\n")
+    (tmp_path / "caller.c").write_text(OLD_CALLER)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", tmp_path / "libhogweed.so.4",
+                    "-Wl,-soname,libhogweed.so.4", f"-Wl,--version-script={tmp_path}/old.map",
+                    tmp_path / "old.c"], check=True, timeout=60)
+    subprocess.run(["cc", "-o", tmp_path / "caller", tmp_path / "caller.c",
+                    tmp_path / "libhogweed.so.4", "-ldl"], check=True, timeout=60)
+    argv = [str(tmp_path / "caller"), str(gate)] + (["6"] if with_hogweed6 else [])
+    for env in (baseline(), shim([gate])):
+        env["LD_LIBRARY_PATH"] = str(tmp_path)
+        res = run(argv, env, timeout=20)
+        assert res.returncode == 0 and res.stdout.strip() == "ecdsa=42 rsa=43", (
+            res.returncode, res.stdout, res.stderr)
