@@ -15,10 +15,7 @@
 
 struct id {
     int found;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
+    struct stat st;
 };
 
 static struct path { /* under sg_lock_tls */
@@ -33,18 +30,13 @@ static int frozen;
 
 static void id_of(const char *path, struct id *id)
 {
-    struct stat st;
     memset(id, 0, sizeof *id);
-    if (stat(path, &st) == 0) {
-        id->found = 1, id->dev = st.st_dev, id->ino = st.st_ino, id->size = st.st_size;
-        id->mtime = st.st_mtim;
-    }
+    id->found = stat(path, &id->st) == 0;
 }
 
 static int same(const struct id *a, const struct id *b)
 {
-    return a->found == b->found && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+    return a->found == b->found && (!a->found || sg_same_file(&a->st, &b->st));
 }
 
 /* The record of path, made on first sight with id (or a stat when id is

@@ -310,8 +310,7 @@ static char *read_file(const char *path, size_t *len, struct stat *st)
         /* Changed while we read: what we hold may be neither version. */
         struct stat after;
         if (r < 0 || got != (size_t)st->st_size || fstat(fd, &after) != 0 ||
-            after.st_mtim.tv_sec != st->st_mtim.tv_sec ||
-            after.st_mtim.tv_nsec != st->st_mtim.tv_nsec) {
+            !sg_same_file(&after, st)) {
             free(buf);
             buf = NULL;
         }
@@ -442,7 +441,7 @@ int sg_trust_index_find(const struct sg_trust_index *x, const unsigned char *nam
     return sg_name_key(name, len, &key) ? -1 : sg_trust_index_find_key(x, key, from);
 }
 
-static int same_file(const struct stat *a, const struct stat *b)
+int sg_same_file(const struct stat *a, const struct stat *b)
 {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
@@ -467,9 +466,9 @@ static int read_entry(const struct sg_trust_index *x, const struct sg_trust_entr
     int fd = open(x->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return -1;
-    int ok = fstat(fd, &before) == 0 && same_file(&before, &x->st) &&
+    int ok = fstat(fd, &before) == 0 && sg_same_file(&before, &x->st) &&
              full_pread(fd, buf, e->end - e->body + MARKED, e->body - 1) == 0 &&
-             fstat(fd, &after) == 0 && same_file(&after, &x->st); /* not rewritten meanwhile */
+             fstat(fd, &after) == 0 && sg_same_file(&after, &x->st); /* not rewritten meanwhile */
     close(fd);
     return ok ? 0 : -1;
 }

@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 struct sg_trust_index;
 
@@ -69,5 +70,9 @@ int sg_trust_index_select(const struct sg_trust_index *x, const unsigned char *c
 
 /* The number of certificates in the bundle. */
 int sg_trust_index_count(const struct sg_trust_index *x);
+
+/* Is a the same file as b, unchanged (device, inode, size, modification
+ * time)? The one test of "the trust store changed" (trust_follow.c too). */
+int sg_same_file(const struct stat *a, const struct stat *b);
 
 #endif
