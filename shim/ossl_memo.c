@@ -51,6 +51,7 @@
  * is looked up at load. */
 #include <dlfcn.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core.h>
@@ -297,15 +298,19 @@ static void remember(const struct blob *x)
 
 /* ---- the interposed check ------------------------------------------------- */
 
+/* The input is on the heap: 10 KiB more of stack inside OpenSSL's own
+ * verification could overflow a program's small thread or coroutine stack.
+ * No memory: the real function alone. */
 __attribute__((noinline)) static int verify_memo(struct lib *l, X509 *a, EVP_PKEY *r)
 {
-    struct blob x;
-    int fits = input(l, &x, a, r);
-    if (fits && remembered(&x))
-        return 1;
-    int ok = l->verify(a, r);
-    if (ok == 1 && fits)
-        remember(&x);
+    struct blob *x = malloc(sizeof *x);
+    int fits = x && input(l, x, a, r), ok = 1;
+    if (!fits || !remembered(x)) {
+        ok = l->verify(a, r);
+        if (ok == 1 && fits)
+            remember(x);
+    }
+    free(x);
     return ok;
 }
 
