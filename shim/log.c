@@ -11,6 +11,7 @@
 #include "ident.h"
 #include "log.h"
 #include "logsink.h"
+#include "utc.h"
 
 
 #define VALUE_MAX 384
@@ -69,12 +70,11 @@ static const char *verify_result(const struct sg_event *e)
 static void timestamp(char *out, size_t cap)
 {
     struct timespec ts;
-    struct tm tm;
+    struct sg_utc u;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             ts.tv_nsec / 1000000);
+    sg_utc(ts.tv_sec, &u);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", u.year, u.mon, u.mday, u.hour,
+             u.min, u.sec, ts.tv_nsec / 1000000);
 }
 
 /* The fields of an event in the order a reader wants them; NULL values are left out. */

@@ -23,6 +23,7 @@
 #include "ident.h"
 #include "logsink.h"
 #include "real.h"
+#include "utc.h"
 
 #define LOG_MAIL_FACILITY 2
 #define SEV_WARNING 4
@@ -136,12 +137,11 @@ static int to_devlog(const char *msg, size_t len, const struct sg_line *l)
     static const char mon[][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     char h[96];
-    struct tm tm;
-    time_t now = time(NULL);
-    gmtime_r(&now, &tm);
+    struct sg_utc u;
+    sg_utc(time(NULL), &u);
     int n = snprintf(h, sizeof h, "<%d>%s %2d %02d:%02d:%02d smtpguard[%d]: ",
-                     LOG_MAIL_FACILITY * 8 + severity(l), mon[tm.tm_mon], tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, l->pid);
+                     LOG_MAIL_FACILITY * 8 + severity(l), mon[u.mon - 1], u.mday, u.hour,
+                     u.min, u.sec, l->pid);
     struct iovec iov[] = {{h, (size_t)n}, {(void *)msg, len}};
     return send_dgram(SG_SYSLOG_SOCKET, iov, 2);
 }
