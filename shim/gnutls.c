@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "fdstate.h"
+#include "gnutls_keep.h"
 #include "gnutls_sni.h"
 #include "gnutls_verdict.h"
 #include "guard.h"
@@ -264,13 +265,39 @@ static int judge(struct sg_gnutls *g, gnutls_session_t s, const struct sg_target
     return conclude(g, s, t, reason, detail, 1);
 }
 
+/* The step ended: the session's SMTP socket is the one its ClientHello left
+ * by, if that differs from what was known before (where as in handshake). */
+static int after_step(struct sg_gnutls *g, gnutls_session_t s, struct sg_target *t, int where,
+                      int r)
+{
+    struct sg_target now;
+    int bound = sg_bind_session_socket(s);
+    if ((where < 0 || (bound >= 0 && sg_conn_peek(bound) != sg_conn_peek(t->fd))) &&
+        target_of(g, s, &now) > 0 && (where < 0 || sg_conn_peek(now.fd) != sg_conn_peek(t->fd))) {
+        *t = now; /* its ClientHello left by this socket */
+        where = 1;
+        if (t->mode == SG_MODE_OFF)
+            return leave_alone(s), r;
+    }
+    if (where < 0) {
+        if (r == 0)
+            return unidentified(g, s);
+        if (g->gnutls_error_is_fatal(r))
+            leave_alone(s);
+        return r;
+    }
+    if (r < 0)
+        return explain_failure(g, s, t, r);
+    return judge(g, s, t);
+}
+
 /* where: 1 an SMTP socket known before the step (by descriptor, or by a
  * ClientHello already seen), -1 none yet (push/pull functions): then the
  * session claims its random and the step's ClientHello names its socket,
  * whichever thread moves the bytes. */
 static int handshake(struct sg_gnutls *g, gnutls_session_t s)
 {
-    struct sg_target t, now;
+    struct sg_target t;
     char detail[512];
     /* where < 0 even when the process has no SMTP connection yet: a program
      * may make its ClientHello first (push/pull over buffers) and connect after. */
@@ -288,26 +315,13 @@ static int handshake(struct sg_gnutls *g, gnutls_session_t s)
     int slot = sg_bind_enter(s, g, client_random, where < 0);
     if (slot < 0)
         return claims_full(g, s, &t, where);
+    sg_gnutls_keep_open(g);
     int r = run_real(g, s);
+    sg_gnutls_keep_close();
     sg_bind_leave(slot, s);
-    int bound = sg_bind_session_socket(s);
-    if ((where < 0 || (bound >= 0 && sg_conn_peek(bound) != sg_conn_peek(t.fd))) &&
-        target_of(g, s, &now) > 0 && (where < 0 || sg_conn_peek(now.fd) != sg_conn_peek(t.fd))) {
-        t = now; /* its ClientHello left by this socket */
-        where = 1;
-        if (t.mode == SG_MODE_OFF)
-            return leave_alone(s), r;
-    }
-    if (where < 0) {
-        if (r == 0)
-            return unidentified(g, s);
-        if (g->gnutls_error_is_fatal(r))
-            leave_alone(s);
-        return r;
-    }
-    if (r < 0)
-        return explain_failure(g, s, &t, r);
-    return judge(g, s, &t);
+    r = after_step(g, s, &t, where, r);
+    sg_gnutls_keep_release();
+    return r;
 }
 
 SG_EXPORT int gnutls_handshake(gnutls_session_t s)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gnutls_keep.h"
 #include "gnutls_verdict.h"
 
 #define SESSION struct sg_gnutls_session *x = session
@@ -51,6 +52,10 @@ static int import_peers(struct sg_gnutls *g, gnutls_session_t s, gnutls_x509_crt
     const gnutls_datum_t *der = g->gnutls_certificate_get_peers(s, &n);
     int count = 0;
     for (unsigned i = 0; der && i < n && count < SG_MAX_CHAIN; i++) {
+        if (sg_gnutls_kept_take(g, &der[i], &crts[count])) {
+            count++;
+            continue;
+        }
         if (g->gnutls_x509_crt_init(&crts[count]) < 0)
             break;
         if (g->gnutls_x509_crt_import(crts[count], &der[i], GNUTLS_X509_FMT_DER) < 0) {

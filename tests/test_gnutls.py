@@ -62,11 +62,13 @@ def require(mailer, debs):
 @pytest.fixture
 def prepare(certs, tmp_path, debs):
     """prepare(mailer, env) -> env: the program checked to run here, HOME in the test's
-    folder (dead.letter and the like), the test CA for the `good` style."""
+    folder (dead.letter and the like), the test CA for the `good` style, the good
+    server's certificate for the `decoy` style."""
     def go(mailer, env):
         require(mailer, debs)
         env["HOME"] = str(tmp_path)
         env["SG_CA_FILE"] = str(certs.ca)
+        env["SG_DECOY"] = str(certs.get("good").cert)   # the decoy style's
         return env
     return go
 

@@ -23,7 +23,12 @@
  *                   address whose low 32 bits are a positive number, as they are
  *                   for half of all heap addresses (fixed: the same every run)
  *   good            a correct client: trusts the CA file named by env
- *                   SG_CA_FILE, gnutls_session_set_verify_cert(HOST), SNI */
+ *                   SG_CA_FILE, gnutls_session_set_verify_cert(HOST), SNI
+ *   decoy           as accept_all, but its verify function first parses the
+ *                   PEM certificate named by env SG_DECOY (the good server's)
+ *                   a few times and frees each copy: certificates a program
+ *                   parses and frees during the handshake must not be taken
+ *                   for the ones the server presented */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -39,6 +44,7 @@
 #include <arpa/inet.h>
 
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 
 #define USER "sguser"
 #define PASSWORD "Sg-S3cret-Pa55"
@@ -110,6 +116,31 @@ static int accept_everything(gnutls_session_t s)
 {
     (void)s;
     return 0; /* 0: go on with the handshake */
+}
+
+#define DECOYS 9 /* more than the shim keeps */
+
+static int parse_decoys(gnutls_session_t s)
+{
+    gnutls_datum_t pem = {NULL, 0};
+    const char *path = getenv("SG_DECOY");
+    if (!path || gnutls_load_file(path, &pem) < 0)
+        die(1, "decoy: cannot read SG_DECOY");
+    for (int i = 0; i < DECOYS; i++) {
+        gnutls_x509_crt_t crt;
+        if (gnutls_x509_crt_init(&crt) < 0)
+            die(1, "decoy: gnutls_x509_crt_init");
+        if (gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM) < 0)
+            die(1, "decoy: cannot parse SG_DECOY");
+        gnutls_x509_crt_deinit(crt);
+    }
+    gnutls_free(pem.data);
+    return accept_everything(s);
+}
+
+static void cred_decoy(gnutls_certificate_credentials_t cred)
+{
+    gnutls_certificate_set_verify_function(cred, parse_decoys);
 }
 
 static void cred_none(gnutls_certificate_credentials_t cred)
@@ -196,6 +227,7 @@ static const struct style styles[] = {
     {.name = "nonblocking", .credentials = cred_none, .session = sess_default, .nonblocking = 1},
     {.name = "callbacks", .credentials = cred_none, .session = sess_default, .callbacks = 1},
     {.name = "good", .credentials = cred_good, .session = sess_good},
+    {.name = "decoy", .credentials = cred_decoy, .session = sess_default},
 };
 
 /* ------------------------------------------------------------------------ */

@@ -19,7 +19,7 @@ SSMTP = DEBS_ROOT / "usr/sbin/ssmtp"
 EXIM = DEBS_ROOT / "usr/sbin/exim4"
 CARELESS = CLIENTS / "careless_gnutls"
 STYLES = ("accept_all", "tls10_priority", "no_verify", "no_sni", "nonblocking", "callbacks",
-          "good")
+          "good", "decoy")
 # The scenarios a certificate check alone catches (old and weak pass GnuTLS's defaults).
 BAD_CERTS = frozenset({"selfsigned", "wronghost", "expired", "unknownca"})
 

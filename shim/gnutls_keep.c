@@ -1,0 +1,68 @@
+/* During a guarded handshake GnuTLS parses the server's certificates (to
+ * learn its key, and again for the program's own verification) and frees
+ * them with gnutls_x509_crt_deinit before the handshake returns. Parsing
+ * them once more for the shim's verdict cost about 235,000 instructions a
+ * certificate. So while the shim's real handshake call runs, this thread
+ * keeps what its GnuTLS frees, and the verdict takes a kept certificate only
+ * if its DER is byte for byte one the server presented: the same bytes
+ * parsed by the same library. Whatever is kept is freed when the shim's
+ * handshake call ends, so nothing outlives it. */
+#include "gnutls_keep.h"
+#include "real.h"
+
+#define CALLER __builtin_return_address(0)
+#define KEEP 8 /* a chain, and its copy for the program's check; more: freed */
+
+static __thread struct {
+    struct sg_gnutls *g; /* the library whose frees are kept; NULL: none */
+    int open;            /* inside the real handshake call */
+    int n;
+    gnutls_x509_crt_t crt[KEEP];
+} kept __attribute__((tls_model("initial-exec")));
+
+void sg_gnutls_keep_open(struct sg_gnutls *g)
+{
+    if (g->gnutls_x509_crt_equals2 && !kept.g) {
+        kept.g = g;
+        kept.open = 1;
+    }
+}
+
+void sg_gnutls_keep_close(void)
+{
+    kept.open = 0;
+}
+
+void sg_gnutls_keep_release(void)
+{
+    for (int i = 0; i < kept.n; i++)
+        kept.g->gnutls_x509_crt_deinit(kept.crt[i]);
+    kept.n = 0;
+    kept.g = NULL;
+    kept.open = 0;
+}
+
+int sg_gnutls_kept_take(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x509_crt_t *out)
+{
+    if (kept.g != g)
+        return 0;
+    for (int i = 0; i < kept.n; i++)
+        if (g->gnutls_x509_crt_equals2(kept.crt[i], der)) {
+            *out = kept.crt[i];
+            kept.crt[i] = kept.crt[--kept.n];
+            return 1;
+        }
+    return 0;
+}
+
+SG_EXPORT void gnutls_x509_crt_deinit(gnutls_x509_crt_t crt)
+{
+    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_x509_crt_deinit");
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_deinit))
+        return;
+    if (kept.open && kept.g == g && crt && kept.n < KEEP) {
+        kept.crt[kept.n++] = crt;
+        return;
+    }
+    g->gnutls_x509_crt_deinit(crt);
+}

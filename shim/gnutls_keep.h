@@ -1,0 +1,19 @@
+/* The server's certificates GnuTLS parsed and freed during the shim's
+ * handshake call, kept for the verdict instead of parsed again. */
+#ifndef SG_GNUTLS_KEEP_H
+#define SG_GNUTLS_KEEP_H
+
+#include "gnutls_api.h"
+
+/* Around the real handshake call: from open to close this thread keeps the
+ * certificates g frees; release frees them (every path out of the shim's
+ * handshake call goes through it). */
+void sg_gnutls_keep_open(struct sg_gnutls *g);
+void sg_gnutls_keep_close(void);
+void sg_gnutls_keep_release(void);
+
+/* 1 and *out: a kept certificate of g whose DER is der, now the caller's
+ * (it deinits it); 0: none. */
+int sg_gnutls_kept_take(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x509_crt_t *out);
+
+#endif
