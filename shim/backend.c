@@ -84,12 +84,15 @@ struct sg_lib *sg_backend_for_caller(struct sg_backend *b, const void *ret, cons
         return rec;
     /* A bound library calling an entry point it exports (libssl's
      * SSL_connect calls SSL_do_handshake through its PLT): the lookup in its
-     * own scope, which starts with itself, finds its own function. */
+     * own scope, which starts with itself, finds its own function. Not
+     * cached, so no lock: such a call may come while this thread holds
+     * sg_lock_tls (GnuTLS freeing certificates as sg_backend_store loads a
+     * bundle, gnutls_keep.c). */
     rec = bound_at(b, ret);
-    if (!rec) {
-        void *fn = sg_scope_next(ret, sym, b->prefix);
-        rec = fn ? library_of(b, fn) : NULL;
-    }
+    if (rec)
+        return rec;
+    void *fn = sg_scope_next(ret, sym, b->prefix);
+    rec = fn ? library_of(b, fn) : NULL;
     if (rec) {
         pthread_mutex_lock(&sg_lock_tls);
         sg_callsite_put(&b->sites, ret, rec);
