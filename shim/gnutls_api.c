@@ -20,8 +20,11 @@ static int bind_library(struct sg_lib *rec, void *h, const char *path)
     SG_GNUTLS_FUNCS(SG_BIND)
 #undef SG_BIND
     g->free_fn = dlsym(h, "gnutls_free");
-    g->gnutls_x509_crt_equals2 = (__typeof__(g->gnutls_x509_crt_equals2))dlsym(
-        h, "gnutls_x509_crt_equals2");
+#define SG_OPTIONAL(f) g->f = (__typeof__(g->f))dlsym(h, #f);
+    SG_OPTIONAL(gnutls_x509_crt_equals2)
+    SG_OPTIONAL(gnutls_x509_crt_equals)
+    SG_OPTIONAL(gnutls_x509_crt_export2)
+#undef SG_OPTIONAL
     g->lib.complete = ok && g->free_fn;
     return 1;
 }

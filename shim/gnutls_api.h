@@ -24,8 +24,11 @@
 struct sg_gnutls {
     struct sg_lib lib;     /* first: the record backend.c keeps */
     void (**free_fn)(void *); /* gnutls_free is a variable holding a function */
-    /* Optional (GnuTLS 3.5.0): without it nothing is kept (gnutls_keep.c). */
+    /* Optional (GnuTLS 3.5.0): without them nothing is kept (gnutls_keep.c)
+     * and certificates are compared by GnuTLS (gnutls_equals.c). */
     __typeof__(gnutls_x509_crt_equals2) *gnutls_x509_crt_equals2;
+    __typeof__(gnutls_x509_crt_equals) *gnutls_x509_crt_equals;
+    __typeof__(gnutls_x509_crt_export2) *gnutls_x509_crt_export2;
 #define SG_MEMBER(f) __typeof__(f) *f;
     SG_GNUTLS_FUNCS(SG_MEMBER)
 #undef SG_MEMBER

@@ -28,6 +28,7 @@ EXPORTED = {
     "nettle_ecdsa_verify", "nettle_rsa_pkcs1_verify",   # checks nettle accepted (nettle_memo.c)
     "X509_verify",   # certificate signatures OpenSSL accepted (ossl_memo.c)
     "gnutls_x509_crt_deinit",   # certificates GnuTLS parsed in the handshake (gnutls_keep.c)
+    "gnutls_x509_crt_equals",   # a byte comparison (gnutls_equals.c)
 }
 # A SANITIZE=1 build also needs the sanitizer runtimes.
 ALLOWED_NEEDED = re.compile(r"^(libc|libdl|libpthread|libasan|libubsan)\.so\.\d+$"
