@@ -114,9 +114,9 @@ void *sg_callsite_get(struct sg_callsites *c, const void *ret)
 {
     for (unsigned i = 0, h = slot_of(ret); i < 16; i++) {
         unsigned s = (h + i) % SG_CALLSITES;
-        const void *r = __atomic_load_n(&c->ret[s], __ATOMIC_ACQUIRE);
+        const void *r = __atomic_load_n(&c->slot[s].ret, __ATOMIC_ACQUIRE);
         if (r == ret)
-            return c->val[s];
+            return c->slot[s].val;
         if (!r)
             return NULL;
     }
@@ -127,9 +127,9 @@ void sg_callsite_put(struct sg_callsites *c, const void *ret, void *val)
 {
     for (unsigned i = 0, h = slot_of(ret); i < 16; i++) {
         unsigned s = (h + i) % SG_CALLSITES;
-        if (!c->ret[s]) {
-            c->val[s] = val;
-            __atomic_store_n(&c->ret[s], ret, __ATOMIC_RELEASE);
+        if (!c->slot[s].ret) {
+            c->slot[s].val = val;
+            __atomic_store_n(&c->slot[s].ret, ret, __ATOMIC_RELEASE);
             return;
         }
     }

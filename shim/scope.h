@@ -38,14 +38,19 @@ struct sg_search {
 void sg_scope_search_init(struct sg_search *s, void *h);
 void *sg_scope_sym(struct sg_search *s, const char *name);
 
-#define SG_CALLSITES 512
+#define SG_CALLSITES 256
 
 /* Call site -> value, read without a lock; sg_callsite_put under the
- * caller's own lock. A full neighbourhood just means no caching. */
+ * caller's own lock. A full neighbourhood just means no caching. A table is
+ * one page, and a call site and its value share a slot: a first touch of a
+ * page costs a page fault (about 1.6 us here), the table's first lookups
+ * one, not two. */
 struct sg_callsites {
-    const void *ret[SG_CALLSITES];
-    void *val[SG_CALLSITES];
-};
+    struct {
+        const void *ret;
+        void *val;
+    } slot[SG_CALLSITES];
+} __attribute__((aligned(4096)));
 void *sg_callsite_get(struct sg_callsites *c, const void *ret);
 void sg_callsite_put(struct sg_callsites *c, const void *ret, void *val);
 
