@@ -74,7 +74,9 @@ static gnutls_x509_trust_list_t list_of(struct sg_gnutls *g, const struct sg_tru
     gnutls_x509_trust_list_t list;
     gnutls_x509_crt_t *crts = malloc((size_t)(m ? m : 1) * sizeof *crts);
     int k = 0;
-    if (!crts || g->gnutls_x509_trust_list_init(&list, 0) < 0) {
+    /* A few anchors share one bucket: GnuTLS's default table (127 buckets, 7 KiB
+     * of calloc) is for bundles; with many, the default. */
+    if (!crts || g->gnutls_x509_trust_list_init(&list, m <= 4 ? 1 : 0) < 0) {
         free(crts);
         return NULL;
     }
