@@ -89,7 +89,14 @@ int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *
     int keyed = !pins && c->fingerprint && c->fingerprint(session, SG_VERDICT_TTL, fp);
     /* The trust store as the files are now: a changed file gets a new store
      * (built by c->chain's backend) and no verdict of the old one. */
-    unsigned gen = sg_trust_follow(ca_file, ca_path);
+    int lost;
+    unsigned gen = sg_trust_follow(ca_file, ca_path, &lost);
+    if (lost) {
+        snprintf(detail, len, "ca_file '%s' / ca_path '%s' changed more than %d times while "
+                 "this process ran; it no longer follows them: restart the program",
+                 ca_file, ca_path, SG_TRUST_CHANGES);
+        return SG_R_STORE;
+    }
     if (keyed && sg_verdict_cached(fp, t, ca_file, ca_path, gen))
         return 0;
     int r = c->chain(session, t, ca_file, ca_path, spki, &n, detail, len);

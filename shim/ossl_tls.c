@@ -88,7 +88,10 @@ static int apply_verification(struct sg_ossl *o, SSL *s, const struct sg_target 
         return 1;
     const struct sg_policy *p = sg_config();
     const char *ca_file = sg_policy_ca_file(p, t->dest), *ca_path = sg_policy_ca_path(p, t->dest);
-    sg_trust_follow(ca_file, ca_path); /* OpenSSL verifies with it before the verdict does */
+    /* OpenSSL verifies with the store before the verdict does (which refuses
+     * a store it can no longer follow). */
+    int lost;
+    sg_trust_follow(ca_file, ca_path, &lost);
     X509_STORE *store = sg_ossl_store(o, ca_file, ca_path);
     if (!store)
         return 0;

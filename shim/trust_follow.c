@@ -11,7 +11,6 @@
 #include "trust_index.h"
 
 #define MAX_PATHS 16   /* paths followed; others keep their first store */
-#define MAX_CHANGES 16 /* changes of one path followed; then its newest is kept */
 
 struct id {
     int found;
@@ -59,17 +58,22 @@ static struct path *record(const char *path, const struct id *id)
     return p;
 }
 
-static unsigned gen_of(const char *path, const struct id *now)
+/* *lost: the file differs from the newest store and no new one may be built. */
+static unsigned gen_of(const char *path, const struct id *now, int *lost)
 {
     struct path *p = path && *path ? record(path, now) : NULL;
     if (!p)
         return 0;
-    if (now && !same(now, &p->id) && !frozen && p->changes < MAX_CHANGES)
-        p->id = *now, p->gen++, p->changes++;
+    if (now && !same(now, &p->id) && !frozen) {
+        if (p->changes < SG_TRUST_CHANGES)
+            p->id = *now, p->gen++, p->changes++;
+        else if (lost)
+            *lost = 1;
+    }
     return p->gen;
 }
 
-unsigned sg_trust_follow(const char *ca_file, const char *ca_path)
+unsigned sg_trust_follow(const char *ca_file, const char *ca_path, int *lost)
 {
     struct id f = {0}, d = {0};
     int now = !__atomic_load_n(&frozen, __ATOMIC_RELAXED);
@@ -77,15 +81,16 @@ unsigned sg_trust_follow(const char *ca_file, const char *ca_path)
         id_of(ca_file, &f); /* outside the lock: a slow file system stalls no one else */
     if (now && ca_path && *ca_path)
         id_of(ca_path, &d);
+    *lost = 0;
     pthread_mutex_lock(&sg_lock_tls);
-    unsigned g = gen_of(ca_file, now ? &f : NULL) + gen_of(ca_path, now ? &d : NULL);
+    unsigned g = gen_of(ca_file, now ? &f : NULL, lost) + gen_of(ca_path, now ? &d : NULL, lost);
     pthread_mutex_unlock(&sg_lock_tls);
     return g;
 }
 
 unsigned sg_trust_generation(const char *ca_file, const char *ca_path)
 {
-    return gen_of(ca_file, NULL) + gen_of(ca_path, NULL);
+    return gen_of(ca_file, NULL, NULL) + gen_of(ca_path, NULL, NULL);
 }
 
 void sg_trust_freeze(void)
@@ -110,7 +115,7 @@ const struct sg_trust_index *sg_trust_index_get(const char *ca_file)
         /* In memory when the path will not be followed any more: a
          * file-backed index of a file that changes again would lose every
          * anchor, where the newest store is to be kept. */
-        p->x = sg_trust_index_open(ca_file, frozen || p->changes >= MAX_CHANGES);
+        p->x = sg_trust_index_open(ca_file, frozen || p->changes >= SG_TRUST_CHANGES);
         p->x_gen = p->gen, p->x_built = 1; /* NULL is remembered too */
     }
     return p->x;

@@ -7,16 +7,22 @@
  * forgets verdicts of older generations. So an update of the trust store
  * takes effect at the next handshake of a running mailer.
  *
- * Bounds: 16 paths are followed, each through 16 changes; after that a path
- * keeps its newest store (old stores are never freed: another thread may be
- * verifying with one). After sg_trust_freeze (chroot: paths now name other
- * files) nothing is followed and new indexes are read into memory. */
+ * Bounds: 16 paths are followed, each through 16 changes (old stores are
+ * never freed: another thread may be verifying with one); a path that
+ * changes again is lost: its handshakes are refused while it differs from
+ * the newest store (a certificate removed from the file must not count), and
+ * the log says to restart the program. After sg_trust_freeze (chroot: paths
+ * now name other files) nothing is followed and new indexes are read into
+ * memory. */
 #ifndef SG_TRUST_FOLLOW_H
 #define SG_TRUST_FOLLOW_H
 
+#define SG_TRUST_CHANGES 16 /* changes of one path followed in a process */
+
 /* Compare the paths with the files now; the generation of the pair, which
- * grows whenever either path changed. Takes sg_lock_tls: call it without. */
-unsigned sg_trust_follow(const char *ca_file, const char *ca_path);
+ * grows whenever either path changed; *lost set when one changed past the
+ * bound. Takes sg_lock_tls: call it without. */
+unsigned sg_trust_follow(const char *ca_file, const char *ca_path, int *lost);
 
 /* The generation of the pair as last followed, without looking at the
  * files (a path seen for the first time is recorded). Caller holds

@@ -293,9 +293,12 @@ def test_ca_path_updated_under_a_running_process(pki, certs, smtp_server, shim, 
     assert len(other.credentials()) == 1 and len(good.credentials()) == 2
 
 
-def test_following_stops_after_sixteen_changes(pki, certs, smtp_server, shim, tmp_path):
-    """Documented bound: a process follows 16 changes of a file, then keeps
-    the newest store it built (read into memory, so it stays usable)."""
+def test_past_sixteen_changes_a_changed_file_refuses(pki, certs, smtp_server, shim, tmp_path):
+    """Documented bound: a process follows 16 changes of a file; a 17th is not
+    followed, so while the file differs from the newest store every handshake
+    is refused with words that say to restart (here the change removed the
+    test CA: keeping the old store would have let its server pass). A new
+    process follows the file as it is."""
     good = smtp_server("good")
     bundle = tmp_path / "bundle.pem"
     with_ca = pki.bundle("bound", "ca", system=False).read_text()
@@ -310,14 +313,16 @@ def test_following_stops_after_sixteen_changes(pki, certs, smtp_server, shim, tm
 
     with Running(env) as p:
         assert p.session(good) == "ok"
-        for n in range(1, 16):  # each seen at the next handshake
+        for n in range(1, 17):  # each seen at the next handshake
             replace(with_ca, n)
             assert p.session(good) == "ok", n
-        replace(pki.text("ca2"), 16)   # the 16th change, followed: the test CA gone
+        replace(pki.text("ca2"), 17)   # the 17th change: the test CA gone
         assert p.session(good).startswith("fail")
-        replace(with_ca, 17)           # back, but no longer followed
         assert p.session(good).startswith("fail")
-    assert len(good.credentials()) == 16
+    assert len(good.credentials()) == 17
+    assert "changed more than 16 times while this process ran" in env.log()
+    assert "restart the program" in env.log()
+    replace(with_ca, 18)
     new = subprocess.run(["/usr/bin/python3", "-c", LONG_RUNNING], env=env, text=True,
                          input=f"localhost {good.port}\n", capture_output=True, timeout=60)
     assert new.stdout.startswith("ok"), new.stdout + new.stderr
