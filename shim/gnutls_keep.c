@@ -11,7 +11,7 @@
 #include "real.h"
 
 #define CALLER __builtin_return_address(0)
-#define KEEP 8 /* a chain, and its copy for the program's check; more: freed */
+#define KEEP 8 /* a chain and an anchor; more: freed */
 
 static __thread struct {
     struct sg_gnutls *g; /* the library whose frees are kept; NULL: none */
@@ -55,12 +55,27 @@ int sg_gnutls_kept_take(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x
     return 0;
 }
 
+/* Worth keeping: not a copy of one kept already (GnuTLS parses the server's
+ * certificate twice when the program verifies; a parse holds ~16 KiB). */
+static int worth_keeping(struct sg_gnutls *g, gnutls_x509_crt_t crt)
+{
+    gnutls_datum_t der = {NULL, 0};
+    if (kept.n == KEEP || !g->gnutls_x509_crt_export2 || !g->free_fn ||
+        g->gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der) < 0)
+        return 0;
+    int fresh = 1;
+    for (int i = 0; fresh && i < kept.n; i++)
+        fresh = !g->gnutls_x509_crt_equals2(kept.crt[i], &der);
+    (*g->free_fn)(der.data);
+    return fresh;
+}
+
 SG_EXPORT void gnutls_x509_crt_deinit(gnutls_x509_crt_t crt)
 {
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_x509_crt_deinit");
     if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_deinit))
         return;
-    if (kept.open && kept.g == g && crt && kept.n < KEEP) {
+    if (kept.open && kept.g == g && crt && worth_keeping(g, crt)) {
         kept.crt[kept.n++] = crt;
         return;
     }
