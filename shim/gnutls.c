@@ -18,6 +18,7 @@
 #include "guard.h"
 #include "locks.h"
 #include "real.h"
+#include "smtp_seen.h"
 #include "tlsbind.h"
 
 #define CALLER __builtin_return_address(0)
@@ -315,7 +316,8 @@ static int handshake(struct sg_gnutls *g, gnutls_session_t s)
     int slot = sg_bind_enter(s, g, client_random, where < 0);
     if (slot < 0)
         return claims_full(g, s, &t, where);
-    sg_gnutls_keep_open(g);
+    if (where > 0 || sg_smtp_ever()) /* push/pull TLS in a process with no SMTP yet: not */
+        sg_gnutls_keep_open(g);
     int r = run_real(g, s);
     sg_gnutls_keep_close();
     sg_bind_leave(slot, s);

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include "gnutls_api.h"
+#include "scope.h"
 
 #define MAX_LIBS 2
 
@@ -25,6 +26,10 @@ static int bind_library(struct sg_lib *rec, void *h, const char *path)
     SG_OPTIONAL(gnutls_x509_crt_equals)
     SG_OPTIONAL(gnutls_x509_crt_export2)
 #undef SG_OPTIONAL
+    const char *(*check_version)(const char *) = dlsym(h, "gnutls_check_version");
+    g->exports_as_parsed = g->gnutls_x509_crt_equals && g->gnutls_x509_crt_equals2 &&
+                           g->gnutls_x509_crt_export2 && g->free_fn &&
+                           check_version && check_version("3.6.3");
     g->lib.complete = ok && g->free_fn;
     return 1;
 }
@@ -42,6 +47,11 @@ static struct sg_backend gnutls = {
 struct sg_gnutls *sg_gnutls_for_caller(const void *ret, const char *sym)
 {
     return (struct sg_gnutls *)sg_backend_for_caller(&gnutls, ret, sym);
+}
+
+void *sg_gnutls_next(const void *ret, const char *sym)
+{
+    return sg_scope_next(ret, sym, gnutls.prefix);
 }
 
 struct sg_gnutls_store *sg_gnutls_trust(struct sg_gnutls *g, const char *ca_file,

@@ -29,6 +29,7 @@ struct sg_gnutls {
     __typeof__(gnutls_x509_crt_equals2) *gnutls_x509_crt_equals2;
     __typeof__(gnutls_x509_crt_equals) *gnutls_x509_crt_equals;
     __typeof__(gnutls_x509_crt_export2) *gnutls_x509_crt_export2;
+    int exports_as_parsed; /* 3.6.3 on: export2 of a parsed certificate is its DER */
 #define SG_MEMBER(f) __typeof__(f) *f;
     SG_GNUTLS_FUNCS(SG_MEMBER)
 #undef SG_MEMBER
@@ -37,6 +38,9 @@ struct sg_gnutls {
 /* The GnuTLS that the caller at ret would have reached for sym; NULL when
  * none is loaded. */
 struct sg_gnutls *sg_gnutls_for_caller(const void *ret, const char *sym);
+/* sym as the caller at ret would have reached it without the shim, for a
+ * library that could not be bound (a third GnuTLS): NULL if none. */
+void *sg_gnutls_next(const void *ret, const char *sym);
 /* The policy's trust store for GnuTLS (gnutls_store.c): a ca_file bundle
  * alone is indexed and lazy is set, the anchors a chain names are handed to
  * GnuTLS per verification (sg_gnutls_trust_for); otherwise the files are

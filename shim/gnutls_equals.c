@@ -12,7 +12,10 @@
  * subject comparison can only answer 0 earlier, for certificates whose DER
  * differs anyway. Here: the DER of the second (gnutls_x509_crt_export2, a
  * copy of what was parsed, or the re-encoding) compared with the first's by
- * gnutls_x509_crt_equals2. A failed export answers 0, as GnuTLS does.
+ * gnutls_x509_crt_equals2. Where that could differ, GnuTLS answers: a failed
+ * export (memory), a NULL, and GnuTLS before 3.6.3, whose export2 re-encodes
+ * what it parsed (a certificate not in canonical DER then differs from its
+ * own copy).
  *
  * Only after the process has had an SMTP connection (smtp_seen.h): before,
  * GnuTLS's own function answers. */
@@ -22,17 +25,19 @@
 
 #define CALLER __builtin_return_address(0)
 
+typedef unsigned equals_fn(gnutls_x509_crt_t, gnutls_x509_crt_t);
+
 SG_EXPORT unsigned gnutls_x509_crt_equals(gnutls_x509_crt_t a, gnutls_x509_crt_t b)
 {
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_x509_crt_equals");
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_equals))
-        return 0;
-    if (!sg_smtp_ever() || !g->gnutls_x509_crt_equals2 || !g->gnutls_x509_crt_export2 ||
-        !g->free_fn)
-        return g->gnutls_x509_crt_equals(a, b);
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_equals)) {
+        equals_fn *next = (equals_fn *)sg_gnutls_next(CALLER, "gnutls_x509_crt_equals");
+        return next ? next(a, b) : 0;
+    }
     gnutls_datum_t der = {NULL, 0};
-    if (g->gnutls_x509_crt_export2(b, GNUTLS_X509_FMT_DER, &der) < 0)
-        return 0;
+    if (!sg_smtp_ever() || !g->exports_as_parsed || !a || !b ||
+        g->gnutls_x509_crt_export2(b, GNUTLS_X509_FMT_DER, &der) < 0)
+        return g->gnutls_x509_crt_equals(a, b);
     unsigned same = g->gnutls_x509_crt_equals2(a, &der);
     (*g->free_fn)(der.data);
     return same;

@@ -22,7 +22,7 @@ static __thread struct {
 
 void sg_gnutls_keep_open(struct sg_gnutls *g)
 {
-    if (g->gnutls_x509_crt_equals2 && !kept.g) {
+    if (g->gnutls_x509_crt_equals2 && g->gnutls_x509_crt_export2 && !kept.g) {
         kept.g = g;
         kept.open = 1;
     }
@@ -60,7 +60,7 @@ int sg_gnutls_kept_take(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x
 static int worth_keeping(struct sg_gnutls *g, gnutls_x509_crt_t crt)
 {
     gnutls_datum_t der = {NULL, 0};
-    if (kept.n == KEEP || !g->gnutls_x509_crt_export2 || !g->free_fn ||
+    if (kept.n == KEEP || !g->free_fn ||
         g->gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der) < 0)
         return 0;
     int fresh = 1;
@@ -70,12 +70,24 @@ static int worth_keeping(struct sg_gnutls *g, gnutls_x509_crt_t crt)
     return fresh;
 }
 
+/* Only GnuTLS's own frees: a certificate the program made may carry its
+ * flags (GNUTLS_X509_CRT_FLAG_IGNORE_SANITY). */
+static int by_gnutls(const struct sg_gnutls *g, const void *ret)
+{
+    return (const char *)ret >= (const char *)g->lib.base &&
+           (const char *)ret < (const char *)g->lib.end;
+}
+
 SG_EXPORT void gnutls_x509_crt_deinit(gnutls_x509_crt_t crt)
 {
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_x509_crt_deinit");
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_deinit))
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_deinit)) {
+        void (*next)(gnutls_x509_crt_t) = sg_gnutls_next(CALLER, "gnutls_x509_crt_deinit");
+        if (next)
+            next(crt);
         return;
-    if (kept.open && kept.g == g && crt && worth_keeping(g, crt)) {
+    }
+    if (kept.open && kept.g == g && crt && by_gnutls(g, CALLER) && worth_keeping(g, crt)) {
         kept.crt[kept.n++] = crt;
         return;
     }

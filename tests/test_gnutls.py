@@ -17,8 +17,9 @@ import pytest
 
 from lib import results
 from lib.constants import BODY, FROM, MESSAGE, PASSWORD, SCENARIOS, TO, USER
-from lib.gnutls_mailers import (CLIENT_MAILERS, DEBS, DEBS_ROOT, MAILERS, accepted_certs,
-                                careless)
+from lib.forgery import check_refused, forged_by
+from lib.gnutls_mailers import (CARELESS, CLIENT_MAILERS, DEBS, DEBS_ROOT, MAILERS,
+                                accepted_certs, careless)
 from lib.mitm import Proxy, revealed
 from lib.runner import REPO, describe
 
@@ -62,13 +63,12 @@ def require(mailer, debs):
 @pytest.fixture
 def prepare(certs, tmp_path, debs):
     """prepare(mailer, env) -> env: the program checked to run here, HOME in the test's
-    folder (dead.letter and the like), the test CA for the `good` style, the good
-    server's certificate for the `decoy` style."""
+    folder (dead.letter and the like), the test CA for the `good` and `decoy` styles."""
     def go(mailer, env):
         require(mailer, debs)
         env["HOME"] = str(tmp_path)
         env["SG_CA_FILE"] = str(certs.ca)
-        env["SG_DECOY"] = str(certs.get("good").cert)   # the decoy style's
+        env["SG_DECOY"] = str(certs.ca)   # the decoy style's own trust
         return env
     return go
 
@@ -180,3 +180,21 @@ def test_man_in_the_middle(mailer, route, side, leaks, smtp_server, message_file
         assert res.returncode != 0 and "refused" in env.log(), why
     if side == "shim" and route == "inject_same":   # refused before any TLS
         assert not any(s.tls for s in server.sessions), why
+
+
+# ---- certificates GnuTLS parsed in the handshake (shim/gnutls_keep.c) -----------
+
+@pytest.mark.parametrize("side", SIDES)
+def test_a_kept_impostor_ca_is_not_the_policys_anchor(side, tmp_path, certs, smtp_server, run,
+                                                       baseline, shim, message_file):
+    """The server's chain ends at an impostor CA with the test CA's name and key
+    identifier; the program trusts that impostor and verifies (GnuTLS parses and
+    frees a copy of it during the handshake), then ignores its own result. The
+    policy's anchor of that name is the real test CA: the copy GnuTLS freed must
+    not stand in for it, so the shim refuses and nothing reaches the server."""
+    server = smtp_server(forged_by(tmp_path, certs.ca), "starttls")
+    env = baseline() if side == "baseline" else shim([server.port])
+    env["SG_DECOY"] = str(tmp_path / "impostor.pem")
+    res = run([str(CARELESS), "decoy", "localhost", str(server.port), "starttls",
+               str(message_file)], env, timeout=60)
+    check_refused(res, server, env, side, leaks=True)
