@@ -73,18 +73,40 @@ static unsigned gen_of(const char *path, const struct id *now, int *lost)
     return p->gen;
 }
 
+/* Past the bound, a ca_file replaced by the very bytes its newest store was
+ * built from (update-ca-certificates moves a new file into place at every
+ * run, changed or not) is no change: its identity is taken, nothing lost.
+ * The newest store's index holds those bytes (read into memory past the
+ * bound, sg_trust_index_get). Compared outside the lock. */
+static int same_content(const char *ca_file)
+{
+    pthread_mutex_lock(&sg_lock_tls);
+    struct path *p = record(ca_file, NULL);
+    const struct sg_trust_index *x = p && p->x_built && p->x_gen == p->gen ? p->x : NULL;
+    pthread_mutex_unlock(&sg_lock_tls);
+    struct id now = {1, {0}};
+    if (!sg_trust_index_same_text(x, ca_file, &now.st))
+        return 0;
+    pthread_mutex_lock(&sg_lock_tls);
+    if (p->x == x)
+        p->id = now;
+    pthread_mutex_unlock(&sg_lock_tls);
+    return 1;
+}
+
 unsigned sg_trust_follow(const char *ca_file, const char *ca_path, int *lost)
 {
     struct id f = {0}, d = {0};
-    int now = !__atomic_load_n(&frozen, __ATOMIC_RELAXED);
+    int now = !__atomic_load_n(&frozen, __ATOMIC_RELAXED), lost_file = 0, lost_dir = 0;
     if (now && ca_file && *ca_file)
         id_of(ca_file, &f); /* outside the lock: a slow file system stalls no one else */
     if (now && ca_path && *ca_path)
         id_of(ca_path, &d);
-    *lost = 0;
     pthread_mutex_lock(&sg_lock_tls);
-    unsigned g = gen_of(ca_file, now ? &f : NULL, lost) + gen_of(ca_path, now ? &d : NULL, lost);
+    unsigned g = gen_of(ca_file, now ? &f : NULL, &lost_file) +
+                 gen_of(ca_path, now ? &d : NULL, &lost_dir);
     pthread_mutex_unlock(&sg_lock_tls);
+    *lost = lost_dir || (lost_file && !same_content(ca_file));
     return g;
 }
 

@@ -11,7 +11,8 @@
  * never freed: another thread may be verifying with one); a path that
  * changes again is lost: its handshakes are refused while it differs from
  * the newest store (a certificate removed from the file must not count), and
- * the log says to restart the program. After sg_trust_freeze (chroot: paths
+ * the log says to restart the program. A ca_file replaced by the same bytes
+ * (update-ca-certificates replaces it at every run) is not lost. After sg_trust_freeze (chroot: paths
  * now name other files) nothing is followed and new indexes are read into
  * memory. */
 #ifndef SG_TRUST_FOLLOW_H

@@ -411,6 +411,15 @@ struct sg_trust_index *sg_trust_index_open(const char *ca_file, int in_memory)
     return x;
 }
 
+int sg_trust_index_same_text(const struct sg_trust_index *x, const char *path, struct stat *st)
+{
+    size_t len = 0;
+    char *text = x && x->pem ? read_file(path, &len, st) : NULL;
+    int same = text && len == x->len && memcmp(text, x->pem, len) == 0;
+    free(text);
+    return same;
+}
+
 int sg_trust_index_entries(const char *ca_file, struct sg_trust_entry **out, struct stat *st)
 {
     struct sg_trust_index x = {0};

@@ -46,6 +46,10 @@ struct sg_trust_index *sg_trust_index_open(const char *ca_file, int in_memory);
 struct sg_trust_index *sg_trust_index_from_text(char *pem, size_t len);
 void sg_trust_index_free(struct sg_trust_index *x);
 
+/* 1 when x holds its text in memory and path's bytes are that text, with
+ * *st then path's identity: the file was replaced by the same content. */
+int sg_trust_index_same_text(const struct sg_trust_index *x, const char *path, struct stat *st);
+
 /* The next certificate after index from (start with -1) whose subject may
  * be the Name whose DER is name[0..len); -1 when none is left. */
 int sg_trust_index_find(const struct sg_trust_index *x, const unsigned char *name, size_t len,
