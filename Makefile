@@ -20,20 +20,53 @@ CLIENTS  := $(patsubst tests/clients/%.c,$(BUILD)/clients/%,$(wildcard tests/cli
 TEST_ARGS ?=
 all: $(LIB) $(CHECKER) $(INDEXER)
 
-$(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h)
+# Makefile: its flags decide where the code lies (below), so a change rebuilds.
+$(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -include shim/libc_compat.h -c $< -o $@
+	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -ffunction-sections \
+	    -include shim/libc_compat.h -c $< -o $@
+
+# Where the code lies (issue 15, memory): the kernel maps a library's cached
+# file pages 64 KiB at a time around each fault (fault-around; with every
+# large page-cache folio the block touches), so a process pays for every such
+# block of text it touches. The code every process runs is a mapping of its
+# own, at most 64 KiB, that starts with the PLT (lazy binding runs it anyway):
+# constructors, the objects of start-up, policy load, the descriptor table and
+# connect/read/write, and every interposer (its fast path), named from the
+# version script. The SMTP and TLS code (COLD_OBJ: objects that define no
+# interposer, or they would take it along) lies before it, a page apart, which
+# makes the linker start a new segment there: a process that never speaks
+# SMTP faults in none of it. tests/test_build.py checks the layout.
+HOT_OBJ := shim/auxv shim/config shim/fdstate shim/guard_io shim/ident shim/inherit \
+           shim/libc_versions shim/locks shim/net shim/real shim/resolve shim/startfiles \
+           shim/std_streams policy/policy
+COLD_OBJ := backend classify decision gnutls_api gnutls_store gnutls_verdict guard \
+            guard_hello hello log logsink name_key ossl ossl_bind ossl_err ossl_store \
+            ossl_tls ossl_verdict proxy reasons scope scope_sym sig_memo smtp target \
+            tlsbind trust_cache trust_follow trust_index verdict_cache wire wire_io \
+            wire_msg wire_names wire_resume wire_verdict
+$(BUILD)/hot.ld: shim/smtpguard.map Makefile
+	@mkdir -p $(dir $@)
+	@{ echo 'SECTIONS { .text.sg_cold : {'; \
+	  $(foreach o,$(COLD_OBJ),echo '  */shim/$(o).o(.text .text.*)';) \
+	  echo '} . = ALIGN(CONSTANT(MAXPAGESIZE)) + CONSTANT(MAXPAGESIZE); } INSERT BEFORE .plt;'; \
+	  echo 'SECTIONS { .text.sg_hot : {'; echo '  *(.text.startup .text.startup.*)'; \
+	  $(foreach o,$(HOT_OBJ),echo '  */$(o).o(.text .text.*)';) \
+	  sed -e 's,/\*.*\*/,,' -e '/global:/,/local:/!d' -e 's/global:\|local:.*//' $< | \
+	      tr ' ;\t' '\n\n\n' | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)$$/  *(.text.\1)/p'; \
+	  echo '} } INSERT BEFORE .text;'; } > $@
 
 # Without the C start files (shim/startfiles.c says why), but with crtendS.o's
-# end-of-unwind-table marker; -z nodelete: never unmapped (fork handlers stay valid).
+# end-of-unwind-table marker; -z nodelete: never unmapped (fork handlers stay valid);
+# --gc-sections: code nothing calls is left out (with hot.ld above, issue 15).
 # -z lazy after LDFLAGS: the package's hardening flags ask for -z now, which makes
 # every process on the machine bind all ~70 imports at exec (+49,000 instructions
 # for /bin/true, issue 15); relro stays. The programs (checker, indexer) keep -z now.
 CRTEND   := $(shell $(CC) -print-file-name=crtendS.o)
-$(LIB): $(SHIM_OBJ) shim/smtpguard.map
+$(LIB): $(SHIM_OBJ) shim/smtpguard.map $(BUILD)/hot.ld
 	$(CC) $(LDFLAGS) -shared -nostartfiles -o $@ $(SHIM_OBJ) $(filter /%,$(CRTEND)) \
-	    -Wl,--version-script=shim/smtpguard.map \
-	    -Wl,-z,defs -Wl,-z,relro -Wl,-z,lazy -Wl,-z,nodelete -ldl -lpthread
+	    -Wl,--version-script=shim/smtpguard.map -Wl,-T,$(BUILD)/hot.ld \
+	    -Wl,-z,defs -Wl,-z,relro -Wl,-z,lazy -Wl,-z,nodelete -Wl,--gc-sections -ldl -lpthread
 
 $(CHECKER): policy/policy.c policy/policy_check.c policy/policy.h
 	@mkdir -p $(BUILD)
