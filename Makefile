@@ -23,7 +23,7 @@ all: $(LIB) $(CHECKER) $(INDEXER)
 # Makefile: its flags decide where the code lies (below), so a change rebuilds.
 $(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -ffunction-sections \
+	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -ffunction-sections -fdata-sections \
 	    -include shim/libc_compat.h -c $< -o $@
 
 # Where the code lies (issue 15, memory): the kernel maps a library's cached
@@ -37,9 +37,13 @@ $(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h) Makefile
 # interposer, or they would take it along) lies before it, a page apart, which
 # makes the linker start a new segment there: a process that never speaks
 # SMTP faults in none of it. tests/test_build.py checks the layout.
-HOT_OBJ := shim/auxv shim/config shim/fdstate shim/guard_io shim/ident shim/inherit \
-           shim/libc_versions shim/locks shim/net shim/real shim/resolve shim/startfiles \
-           shim/std_streams policy/policy
+# They are also linked first, in this order, for their data (bss): the small
+# variables every process writes share a page or two (ident's last), policy.o's
+# flag lies on the page of config.o's, and the tables follow.
+HOT_OBJ := shim/ident shim/startfiles shim/auxv shim/locks shim/real shim/inherit \
+           shim/libc_versions shim/std_streams policy/policy shim/config shim/fdstate \
+           shim/net shim/guard_io shim/resolve
+LINK_OBJ := $(HOT_OBJ:%=$(BUILD)/obj/%.o) $(filter-out $(HOT_OBJ:%=$(BUILD)/obj/%.o),$(SHIM_OBJ))
 COLD_OBJ := backend classify decision gnutls_api gnutls_store gnutls_verdict guard \
             guard_hello hello log logsink name_key ossl ossl_bind ossl_err ossl_store \
             ossl_tls ossl_verdict proxy reasons scope scope_sym sig_memo smtp target \
@@ -64,7 +68,7 @@ $(BUILD)/hot.ld: shim/smtpguard.map Makefile
 # for /bin/true, issue 15); relro stays. The programs (checker, indexer) keep -z now.
 CRTEND   := $(shell $(CC) -print-file-name=crtendS.o)
 $(LIB): $(SHIM_OBJ) shim/smtpguard.map $(BUILD)/hot.ld
-	$(CC) $(LDFLAGS) -shared -nostartfiles -o $@ $(SHIM_OBJ) $(filter /%,$(CRTEND)) \
+	$(CC) $(LDFLAGS) -shared -nostartfiles -o $@ $(LINK_OBJ) $(filter /%,$(CRTEND)) \
 	    -Wl,--version-script=shim/smtpguard.map -Wl,-T,$(BUILD)/hot.ld \
 	    -Wl,-z,defs -Wl,-z,relro -Wl,-z,lazy -Wl,-z,nodelete -Wl,--gc-sections -ldl -lpthread
 

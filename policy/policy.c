@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,6 +56,40 @@ static char *trim(char *s)
 }
 
 static void set_port(unsigned char *bitmap, int port) { bitmap[port >> 3] |= 1 << (port & 7); }
+
+/* The shim's policy is a static, all zero until loaded: a page it never
+ * writes stays the kernel's shared zero page (issue 15, memory). So large
+ * areas are cleared and merged in blocks, writing only blocks that change. */
+#define BLOCK 256
+
+static int all_zero(const unsigned char *a, size_t n)
+{
+    unsigned char any = 0;
+    for (size_t i = 0; i < n; i++)
+        any |= a[i];
+    return !any;
+}
+
+static void clear(void *area, size_t n)
+{
+    unsigned char *a = area;
+    for (size_t i = 0; i < n; i += BLOCK) {
+        size_t k = n - i < BLOCK ? n - i : BLOCK;
+        if (!all_zero(a + i, k))
+            memset(a + i, 0, k);
+    }
+}
+
+/* dst |= src, bitmaps of n bytes */
+static void merge(unsigned char *dst, const unsigned char *src, size_t n)
+{
+    for (size_t i = 0; i < n; i += BLOCK) {
+        size_t k = n - i < BLOCK ? n - i : BLOCK;
+        if (!all_zero(src + i, k))
+            for (size_t j = i; j < i + k; j++)
+                dst[j] |= src[j];
+    }
+}
 
 /* Digits only, 1..65535; no sign, no overflow. Returns the port or -1. */
 static int parse_port(const char *s)
@@ -148,16 +183,21 @@ void sg_policy_defaults(struct sg_policy *p)
 
 /* Defaults on a policy known to be all zero (a static one): writing zeros
  * would make its ~195 KiB resident in every process. */
-void sg_policy_init_zeroed(struct sg_policy *p, int zeroed)
+void sg_policy_default_ports(struct sg_policy *p)
 {
     static const int smtp[] = { 25, 465, 587, 2525 };
 
-    if (!zeroed)
-        memset(p, 0, sizeof *p);
-    p->mode = SG_MODE_ENFORCE;
     for (size_t i = 0; i < sizeof smtp / sizeof smtp[0]; i++)
         set_port(p->smtp_ports, smtp[i]);
     set_port(p->implicit_ports, 465);
+}
+
+void sg_policy_init_zeroed(struct sg_policy *p, int zeroed)
+{
+    if (!zeroed)
+        memset(p, 0, sizeof *p);
+    p->mode = SG_MODE_ENFORCE;
+    sg_policy_default_ports(p);
     p->min_protocol = SG_TLS12;
     copy(p->ciphers, sizeof p->ciphers, DEFAULT_CIPHERS);
     copy(p->ciphersuites, sizeof p->ciphersuites, DEFAULT_SUITES);
@@ -287,7 +327,7 @@ static int set_ports(struct ctx *c, const struct key *k, char *v)
 
     if (c->prog)
         c->prog->has_ports = 1;
-    memset(bitmap, 0, sizeof c->p->smtp_ports); /* the list replaces the default set */
+    clear(bitmap, sizeof c->p->smtp_ports); /* the list replaces the default set */
     if (ieq(v, "none"))
         return 0;
     for (char *tok = strtok_r(v, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
@@ -555,7 +595,7 @@ static int program_section(struct ctx *c, const char *path)
     for (int i = 0; i < c->p->nprog; i++)
         if (strcmp(c->p->prog[i].path, path) == 0)
             return fail(c, "duplicate section: the same program as line %d", c->p->prog[i].line);
-    memset(pr, 0, sizeof *pr);
+    clear(pr, sizeof *pr);
     copy(pr->path, sizeof pr->path, path);
     pr->line = c->line;
     pr->mode = SG_MODE_INHERIT;
@@ -586,7 +626,7 @@ static int section(struct ctx *c, char *s)
         return fail(c, "[destination] needs a host: [destination HOST] or [destination HOST:PORT]");
     if (c->p->ndest == SG_MAX_DEST)
         return fail(c, "too many destinations (max %d)", SG_MAX_DEST);
-    memset(d, 0, sizeof *d);
+    clear(d, sizeof *d);
     d->mode = SG_MODE_INHERIT;
     d->unverified_tls = SG_UNVERIFIED_INHERIT;
     d->line = c->line;
@@ -676,8 +716,8 @@ int sg_policy_parse(struct sg_policy *p, const char *name, const char *text, siz
      * named before the error must fail closed like the others. */
     /* A proxy port is watched like an SMTP port until its request names the
      * real destination (shim/proxy.c). */
-    for (size_t i = 0; i < sizeof p->smtp_ports; i++)
-        p->smtp_ports[i] |= p->implicit_ports[i] | p->proxy_ports[i];
+    merge(p->smtp_ports, p->implicit_ports, sizeof p->smtp_ports);
+    merge(p->smtp_ports, p->proxy_ports, sizeof p->smtp_ports);
     return r;
 }
 
@@ -757,7 +797,8 @@ int sg_policy_load(struct sg_policy *p, const char *path, int privileged)
     /* Static: no heap here, and 256 KiB is too much for a host thread's stack. The shim
      * loads once under pthread_once; the flag turns any concurrent misuse into a
      * fail-closed error instead of a torn buffer. One byte more detects "too large". */
-    static char buf[SG_FILE_MAX + 1];
+    static char buf[SG_FILE_MAX + 1] __attribute__((aligned(4096)));
+    _Static_assert(SG_FILE_MAX % (64 * 1024) == 0, "madvise below clears only buf's pages");
     static int busy;
     struct ctx c = { .p = p, .name = path };
     int r;
@@ -765,6 +806,11 @@ int sg_policy_load(struct sg_policy *p, const char *path, int privileged)
     if (__atomic_exchange_n(&busy, 1, __ATOMIC_ACQUIRE))
         return fail(&c, "policy loaded concurrently (internal error)"), SG_LOAD_ERROR;
     r = load_file(&c, path, privileged, buf, sizeof buf);
+    /* The text is parsed: its pages go back to the kernel, or every process
+     * would keep them (issue 15, memory). Only whole pages of buf: it starts
+     * on a page and SG_FILE_MAX (256 KiB) is a multiple of any page size, so
+     * no neighbour's page is cleared with them. */
+    madvise(buf, SG_FILE_MAX, MADV_DONTNEED);
     __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
     return r;
 }
