@@ -36,7 +36,10 @@ $(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h) Makefile
 # version script. The SMTP and TLS code (COLD_OBJ: objects that define no
 # interposer, or they would take it along) lies before it, a page apart, which
 # makes the linker start a new segment there: a process that never speaks
-# SMTP faults in none of it. tests/test_build.py checks the layout.
+# SMTP faults in none of it. The unwind tables (read only when a thread is
+# cancelled or an exception unwinds) are a mapping of their own the same way,
+# apart from the read-only data every process reads. tests/test_build.py
+# checks the layout.
 # They are also linked first, in this order, for their data (bss): the small
 # variables every process writes share a page or two (ident's last), policy.o's
 # flag lies on the page of config.o's, and the tables follow.
@@ -58,7 +61,9 @@ $(BUILD)/hot.ld: shim/smtpguard.map Makefile
 	  $(foreach o,$(HOT_OBJ),echo '  */$(o).o(.text .text.*)';) \
 	  sed -e 's,/\*.*\*/,,' -e '/global:/,/local:/!d' -e 's/global:\|local:.*//' $< | \
 	      tr ' ;\t' '\n\n\n' | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)$$/  *(.text.\1)/p'; \
-	  echo '} } INSERT BEFORE .text;'; } > $@
+	  echo '} } INSERT BEFORE .text;'; \
+	  echo 'SECTIONS { . = ALIGN(CONSTANT(MAXPAGESIZE)) + CONSTANT(MAXPAGESIZE); }'; \
+	  echo 'INSERT BEFORE .eh_frame_hdr;'; } > $@
 
 # Without the C start files (shim/startfiles.c says why), but with crtendS.o's
 # end-of-unwind-table marker; -z nodelete: never unmapped (fork handlers stay valid);

@@ -89,7 +89,8 @@ def test_own_memcpy_does_not_call_itself(build):
 # runs lies in the executable segment that holds the PLT (the Makefile's hot.ld):
 # every interposer (its fast path), the constructors, policy load and the
 # descriptor table; that segment is a mapping of its own of at most 64 KiB, and
-# the SMTP and TLS code lies in another.
+# the SMTP and TLS code lies in another, as the unwind tables lie apart from
+# the read-only data.
 HOT_INTERNAL = {"sg_config", "sg_policy_load", "sg_policy_parse", "sg_real_bind",
                 "sg_auxval", "sg_guard_std_streams"}
 
@@ -118,3 +119,7 @@ def test_code_every_process_runs_is_one_small_mapping(build):
     away = {name: hex(symbols[name][0]) for name in want if name in symbols and
             not start <= symbols[name][0] <= sum(symbols[name]) <= start + size}
     assert not away, f"outside the segment of the PLT ({start:#x}+{size:#x}): {away}"
+    # The unwind tables, read only when a thread unwinds, apart from .rodata.
+    mapping = re.findall(r"^\s+\d\d\s+(.*)$", _out("readelf", "-l", "-W", LIB), re.M)
+    rodata = [m.split() for m in mapping if ".rodata" in m.split()]
+    assert rodata and ".eh_frame" not in rodata[0], mapping
