@@ -2,10 +2,11 @@
 library, so loading it costs nothing in processes that never send mail."""
 import platform
 import re
+import socket
 import subprocess
 
 from lib import sanitize
-from lib.runner import LIB
+from lib.runner import CLIENTS, LIB, describe
 
 EXPORTED = {
     "connect", "close", "close_range", "closefrom", "dup", "dup2", "dup3", "fcntl", "fcntl64", "chroot", "fdopen",
@@ -123,3 +124,14 @@ def test_code_every_process_runs_is_one_small_mapping(build):
     mapping = re.findall(r"^\s+\d\d\s+(.*)$", _out("readelf", "-l", "-W", LIB), re.M)
     rodata = [m.split() for m in mapping if ".rodata" in m.split()]
     assert rodata and ".eh_frame" not in rodata[0], mapping
+
+
+def test_thread_cancelled_in_interposed_read_unwinds(shim, run):
+    """pthread_cancel of a thread blocked in read() on an SMTP socket unwinds
+    through the shim's guard: its unwind tables, a mapping apart from .rodata
+    (above), are still found."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = run([CLIENTS / "cancel_read", port], shim([port]))
+    assert res.returncode == 0 and res.stdout.split() == ["cancelled", "cleaned"], describe(res)
