@@ -47,7 +47,7 @@ HOT_OBJ := shim/ident shim/startfiles shim/auxv shim/locks shim/real shim/inheri
            shim/libc_versions shim/std_streams policy/policy shim/config shim/fdstate \
            shim/net shim/guard_io shim/resolve
 LINK_OBJ := $(HOT_OBJ:%=$(BUILD)/obj/%.o) $(filter-out $(HOT_OBJ:%=$(BUILD)/obj/%.o),$(SHIM_OBJ))
-COLD_OBJ := backend classify decision gnutls_api gnutls_store gnutls_verdict guard \
+COLD_OBJ := backend classify decision dns dns_sock gnutls_api gnutls_store gnutls_verdict guard \
             guard_hello hello log logsink name_key ossl ossl_bind ossl_err ossl_store \
             ossl_tls ossl_verdict proxy reasons scope scope_sym sig_memo smtp target \
             tlsbind trust_cache trust_follow trust_index verdict_cache wire wire_io \

@@ -797,7 +797,7 @@ int sg_policy_load(struct sg_policy *p, const char *path, int privileged)
     /* Static: no heap here, and 256 KiB is too much for a host thread's stack. The shim
      * loads once under pthread_once; the flag turns any concurrent misuse into a
      * fail-closed error instead of a torn buffer. One byte more detects "too large". */
-    static char buf[SG_FILE_MAX + 1] __attribute__((aligned(4096)));
+    static char buf[SG_FILE_MAX + 1] SG_TABLE __attribute__((aligned(4096)));
     _Static_assert(SG_FILE_MAX % (64 * 1024) == 0, "madvise below clears only buf's pages");
     static int busy;
     struct ctx c = { .p = p, .name = path };
@@ -858,7 +858,7 @@ const struct sg_prog *sg_policy_program(const struct sg_policy *p, const char *e
                                         const char *script,
                                         const char *(*canon)(const char *path, char *buf))
 {
-    static char buf[4096]; /* PATH_MAX; the policy loads once, under the caller's once-lock */
+    static char buf[4096] SG_TABLE; /* PATH_MAX; loaded once, under the caller's once-lock */
     const struct sg_prog *by_exe = NULL;
 
     for (int i = 0; i < p->nprog; i++) {

@@ -16,6 +16,16 @@
 #define SG_FILE_MAX (256 * 1024) /* a policy file larger than this is an error */
 #define SG_LINE_MAX 4096         /* a longer line is an error */
 
+/* A large zero-initialised table of the shim (this header is the one every
+ * part includes). On x86-64 it goes to .lbss, which the linker places after
+ * every .bss section: the small variables a process writes at start then
+ * share a page instead of lying between the tables (issue 15, memory). */
+#if defined(__x86_64__)
+#define SG_TABLE __attribute__((section(".lbss")))
+#else
+#define SG_TABLE
+#endif
+
 enum sg_mode { SG_MODE_INHERIT = -1, SG_MODE_ENFORCE = 0, SG_MODE_AUDIT, SG_MODE_OFF };
 #define SG_UNVERIFIED_INHERIT -1
 enum sg_log_kind { SG_LOG_SYSLOG = 0, SG_LOG_STDERR, SG_LOG_FILE };

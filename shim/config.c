@@ -19,7 +19,7 @@
 
 /* Page-aligned: what a load writes (policy.h puts it first) then fills as few
  * pages as it can; the rest stays the kernel's zero page (issue 15, memory). */
-static struct sg_policy policy __attribute__((aligned(4096)));
+static struct sg_policy policy SG_TABLE __attribute__((aligned(4096)));
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void mode_override(struct sg_policy *p)
