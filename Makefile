@@ -33,37 +33,28 @@ $(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h) Makefile
 # own, at most 64 KiB, that starts with the PLT (lazy binding runs it anyway):
 # constructors, the objects of start-up, policy load, the descriptor table and
 # connect/read/write, and every interposer (its fast path), named from the
-# version script. The SMTP and TLS code (COLD_OBJ: objects that define no
-# interposer, or they would take it along) lies before it, a page apart, which
+# version script. The rest (the SMTP and TLS work) follows a page apart, which
 # makes the linker start a new segment there: a process that never speaks
 # SMTP faults in none of it. The unwind tables (read only when a thread is
 # cancelled or an exception unwinds) are a mapping of their own the same way,
 # apart from the read-only data every process reads. tests/test_build.py
 # checks the layout.
 # They are also linked first, in this order, for their data (bss): the small
-# variables every process writes share a page or two (ident's last), policy.o's
-# flag lies on the page of config.o's, and the tables follow.
+# variables every process writes share a page (SG_TABLE in policy.h puts
+# the large tables after them).
 HOT_OBJ := shim/ident shim/startfiles shim/auxv shim/locks shim/real shim/inherit \
            shim/libc_versions shim/std_streams policy/policy shim/config shim/fdstate \
            shim/net shim/guard_io shim/resolve
 LINK_OBJ := $(HOT_OBJ:%=$(BUILD)/obj/%.o) $(filter-out $(HOT_OBJ:%=$(BUILD)/obj/%.o),$(SHIM_OBJ))
-COLD_OBJ := backend classify decision dns dns_sock gnutls_api gnutls_store gnutls_verdict guard \
-            guard_hello hello log logsink name_key ossl ossl_bind ossl_err ossl_store \
-            ossl_tls ossl_verdict proxy reasons scope scope_sym sig_memo smtp target \
-            tlsbind trust_cache trust_follow trust_index verdict_cache wire wire_io \
-            wire_msg wire_names wire_resume wire_verdict
+PAGE_GAP := . = ALIGN(CONSTANT(MAXPAGESIZE)) + CONSTANT(MAXPAGESIZE);
 $(BUILD)/hot.ld: shim/smtpguard.map Makefile
 	@mkdir -p $(dir $@)
-	@{ echo 'SECTIONS { .text.sg_cold : {'; \
-	  $(foreach o,$(COLD_OBJ),echo '  */shim/$(o).o(.text .text.*)';) \
-	  echo '} . = ALIGN(CONSTANT(MAXPAGESIZE)) + CONSTANT(MAXPAGESIZE); } INSERT BEFORE .plt;'; \
-	  echo 'SECTIONS { .text.sg_hot : {'; echo '  *(.text.startup .text.startup.*)'; \
+	@{ echo 'SECTIONS { .text.sg_hot : {'; echo '  *(.text.startup .text.startup.*)'; \
 	  $(foreach o,$(HOT_OBJ),echo '  */$(o).o(.text .text.*)';) \
 	  sed -e 's,/\*.*\*/,,' -e '/global:/,/local:/!d' -e 's/global:\|local:.*//' $< | \
 	      tr ' ;\t' '\n\n\n' | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)$$/  *(.text.\1)/p'; \
-	  echo '} } INSERT BEFORE .text;'; \
-	  echo 'SECTIONS { . = ALIGN(CONSTANT(MAXPAGESIZE)) + CONSTANT(MAXPAGESIZE); }'; \
-	  echo 'INSERT BEFORE .eh_frame_hdr;'; } > $@
+	  echo '} $(PAGE_GAP) } INSERT BEFORE .text;'; \
+	  echo 'SECTIONS { $(PAGE_GAP) } INSERT BEFORE .eh_frame_hdr;'; } > $@
 
 # Without the C start files (shim/startfiles.c says why), but with crtendS.o's
 # end-of-unwind-table marker; -z nodelete: never unmapped (fork handlers stay valid);
