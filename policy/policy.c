@@ -45,6 +45,44 @@ static int pick(const char *v, const char *words)
     return -1;
 }
 
+/* strtok_r, strspn and strncmp would each make a process that never calls
+ * them map another 64 KiB of libc's text (the kernel maps file pages around
+ * each fault, issue 15): the parse does with these few loops. */
+static int starts_with(const char *s, const char *prefix)
+{
+    while (*prefix)
+        if (*s++ != *prefix++)
+            return 0;
+    return 1;
+}
+
+static int in_set(int ch, const char *set)
+{
+    for (; *set; set++)
+        if (*set == ch)
+            return 1;
+    return 0;
+}
+
+/* The next token of *rest between separators, NUL-terminated in place, or
+ * NULL when there is none; *rest moves past it. */
+static char *next_token(char **rest, const char *sep)
+{
+    char *t = *rest, *e;
+    while (*t && in_set(*t, sep))
+        t++;
+    if (!*t) {
+        *rest = t;
+        return NULL;
+    }
+    for (e = t; *e && !in_set(*e, sep); e++)
+        ;
+    if (*e)
+        *e++ = '\0';
+    *rest = e;
+    return t;
+}
+
 static char *trim(char *s)
 {
     char *e = s + strlen(s);
@@ -323,14 +361,14 @@ static int set_mode(struct ctx *c, const struct key *k, char *v)
 static int set_ports(struct ctx *c, const struct key *k, char *v)
 {
     unsigned char *bitmap = c->prog ? c->prog->smtp_ports : (unsigned char *)c->p + k->goff;
-    char *save;
+    char *rest = v;
 
     if (c->prog)
         c->prog->has_ports = 1;
     clear(bitmap, sizeof c->p->smtp_ports); /* the list replaces the default set */
     if (ieq(v, "none"))
         return 0;
-    for (char *tok = strtok_r(v, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+    for (char *tok = next_token(&rest, " \t,"); tok; tok = next_token(&rest, " \t,")) {
         int port = parse_port(tok);
         if (port < 0)
             return fail(c, "bad port %q in %s: expected numbers 1..65535 separated by spaces or commas, or none",
@@ -354,7 +392,9 @@ static int set_protocol(struct ctx *c, const struct key *k, char *v)
 
 static int set_ciphers(struct ctx *c, const struct key *k, char *v)
 {
-    size_t bad = strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+:!@=.-");
+    size_t bad = 0;
+    while (v[bad] && (is_alnum(v[bad]) || in_set(v[bad], "_+:!@=.-")))
+        bad++;
     char ch[2] = { v[bad], '\0' };
     if (v[bad])
         return fail(c, "bad character %q in %s: use letters, digits and _+:!@=.- (separate entries with ':')",
@@ -398,7 +438,7 @@ static int set_log(struct ctx *c, const struct key *k, char *v)
         c->p->log_kind = i;
         return 0;
     }
-    if (strncmp(v, "file:", 5) != 0)
+    if (!starts_with(v, "file:"))
         return fail(c, "bad value %q for log: expected syslog, stderr or file:/absolute/path", v);
     if (v[5] != '/')
         return fail(c, "log file must be an absolute path, got %q", v + 5);
@@ -618,9 +658,9 @@ static int section(struct ctx *c, char *s)
         return fail(c, "section header %q does not end with ']'", s);
     s[n - 1] = '\0';
     t = trim(s + 1);
-    if (strncmp(t, "program", 7) == 0 && (!t[7] || is_blank(t[7])))
+    if (starts_with(t, "program") && (!t[7] || is_blank(t[7])))
         return program_section(c, trim(t + 7));
-    if (strncmp(t, "destination", 11) != 0 || (t[11] && !is_blank(t[11])))
+    if (!starts_with(t, "destination") || (t[11] && !is_blank(t[11])))
         return fail(c, "unknown section '[%s]': expected [destination HOST], [destination HOST:PORT] or [program PATH]", t);
     if (!*(t = trim(t + 11)))
         return fail(c, "[destination] needs a host: [destination HOST] or [destination HOST:PORT]");
