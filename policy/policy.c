@@ -219,8 +219,6 @@ void sg_policy_defaults(struct sg_policy *p)
     sg_policy_init_zeroed(p, 0);
 }
 
-/* Defaults on a policy known to be all zero (a static one): writing zeros
- * would make its ~195 KiB resident in every process. */
 void sg_policy_default_ports(struct sg_policy *p)
 {
     static const int smtp[] = { 25, 465, 587, 2525 };
@@ -230,6 +228,8 @@ void sg_policy_default_ports(struct sg_policy *p)
     set_port(p->implicit_ports, 465);
 }
 
+/* Defaults on a policy known to be all zero (a static one): writing zeros
+ * would make its ~195 KiB resident in every process. */
 void sg_policy_init_zeroed(struct sg_policy *p, int zeroed)
 {
     if (!zeroed)
@@ -846,10 +846,11 @@ int sg_policy_load(struct sg_policy *p, const char *path, int privileged)
     if (__atomic_exchange_n(&busy, 1, __ATOMIC_ACQUIRE))
         return fail(&c, "policy loaded concurrently (internal error)"), SG_LOAD_ERROR;
     r = load_file(&c, path, privileged, buf, sizeof buf);
-    /* The text is parsed: its pages go back to the kernel, or every process
-     * would keep them (issue 15, memory). Only whole pages of buf: it starts
-     * on a page and SG_FILE_MAX (256 KiB) is a multiple of any page size, so
-     * no neighbour's page is cleared with them. */
+    /* The text is parsed (nothing points into it): its pages go back to the
+     * kernel, or every process would keep them (issue 15, memory). Only whole
+     * pages of buf: it starts on a page (where pages are larger than 4 KiB,
+     * madvise refuses and nothing happens) and SG_FILE_MAX is a multiple of
+     * them, so no neighbour's page is cleared with them. */
     madvise(buf, SG_FILE_MAX, MADV_DONTNEED);
     __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
     return r;
