@@ -20,20 +20,53 @@ CLIENTS  := $(patsubst tests/clients/%.c,$(BUILD)/clients/%,$(wildcard tests/cli
 TEST_ARGS ?=
 all: $(LIB) $(CHECKER) $(INDEXER)
 
-$(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h)
+# Makefile: its flags decide where the code lies (below), so a change rebuilds.
+$(BUILD)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -include shim/libc_compat.h -c $< -o $@
+	$(CC) $(BASE) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -ffunction-sections -fdata-sections \
+	    -include shim/libc_compat.h -c $< -o $@
+
+# Where the code lies (issue 15, memory): the kernel maps a library's cached
+# file pages 64 KiB at a time around each fault (fault-around; with every
+# large page-cache folio the block touches), so a process pays for every such
+# block of text it touches. The code every process runs is a mapping of its
+# own, at most 64 KiB, that starts with the PLT (lazy binding runs it anyway):
+# constructors, the objects of start-up, policy load, the descriptor table and
+# connect/read/write, and every interposer (its fast path), named from the
+# version script. The rest (the SMTP and TLS work) follows a page apart, which
+# makes the linker start a new segment there: a process that never speaks
+# SMTP faults in none of it. The unwind tables (read only when a thread is
+# cancelled or an exception unwinds) are a mapping of their own the same way,
+# apart from the read-only data every process reads. tests/test_build.py
+# checks the layout.
+# They are also linked first, in this order, for their data (bss): the small
+# variables every process writes share a page (SG_TABLE in policy.h puts
+# the large tables after them).
+HOT_OBJ := shim/ident shim/startfiles shim/auxv shim/locks shim/real shim/inherit \
+           shim/libc_versions shim/std_streams policy/policy shim/config shim/fdstate \
+           shim/net shim/guard_io shim/resolve
+LINK_OBJ := $(HOT_OBJ:%=$(BUILD)/obj/%.o) $(filter-out $(HOT_OBJ:%=$(BUILD)/obj/%.o),$(SHIM_OBJ))
+PAGE_GAP := . = ALIGN(CONSTANT(MAXPAGESIZE)) + CONSTANT(MAXPAGESIZE);
+$(BUILD)/hot.ld: shim/smtpguard.map Makefile
+	@mkdir -p $(dir $@)
+	@{ echo 'SECTIONS { .text.sg_hot : {'; echo '  *(.text.startup .text.startup.*)'; \
+	  $(foreach o,$(HOT_OBJ),echo '  */$(o).o(.text .text.*)';) \
+	  sed -e 's,/\*.*\*/,,' -e '/global:/,/local:/!d' -e 's/global:\|local:.*//' $< | \
+	      tr ' ;\t' '\n\n\n' | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)$$/  *(.text.\1)/p'; \
+	  echo '} $(PAGE_GAP) } INSERT BEFORE .text;'; \
+	  echo 'SECTIONS { $(PAGE_GAP) } INSERT BEFORE .eh_frame_hdr;'; } > $@
 
 # Without the C start files (shim/startfiles.c says why), but with crtendS.o's
-# end-of-unwind-table marker; -z nodelete: never unmapped (fork handlers stay valid).
+# end-of-unwind-table marker; -z nodelete: never unmapped (fork handlers stay valid);
+# --gc-sections: code nothing calls is left out (with hot.ld above, issue 15).
 # -z lazy after LDFLAGS: the package's hardening flags ask for -z now, which makes
 # every process on the machine bind all ~70 imports at exec (+49,000 instructions
 # for /bin/true, issue 15); relro stays. The programs (checker, indexer) keep -z now.
 CRTEND   := $(shell $(CC) -print-file-name=crtendS.o)
-$(LIB): $(SHIM_OBJ) shim/smtpguard.map
-	$(CC) $(LDFLAGS) -shared -nostartfiles -o $@ $(SHIM_OBJ) $(filter /%,$(CRTEND)) \
-	    -Wl,--version-script=shim/smtpguard.map \
-	    -Wl,-z,defs -Wl,-z,relro -Wl,-z,lazy -Wl,-z,nodelete -ldl -lpthread
+$(LIB): $(SHIM_OBJ) shim/smtpguard.map $(BUILD)/hot.ld
+	$(CC) $(LDFLAGS) -shared -nostartfiles -o $@ $(LINK_OBJ) $(filter /%,$(CRTEND)) \
+	    -Wl,--version-script=shim/smtpguard.map -Wl,-T,$(BUILD)/hot.ld \
+	    -Wl,-z,defs -Wl,-z,relro -Wl,-z,lazy -Wl,-z,nodelete -Wl,--gc-sections -ldl -lpthread
 
 $(CHECKER): policy/policy.c policy/policy_check.c policy/policy.h
 	@mkdir -p $(BUILD)

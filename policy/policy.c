@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +45,44 @@ static int pick(const char *v, const char *words)
     return -1;
 }
 
+/* strtok_r, strspn and strncmp would each make a process that never calls
+ * them map another 64 KiB of libc's text (the kernel maps file pages around
+ * each fault, issue 15): the parse does with these few loops. */
+static int starts_with(const char *s, const char *prefix)
+{
+    while (*prefix)
+        if (*s++ != *prefix++)
+            return 0;
+    return 1;
+}
+
+static int in_set(int ch, const char *set)
+{
+    for (; *set; set++)
+        if (*set == ch)
+            return 1;
+    return 0;
+}
+
+/* The next token of *rest between separators, NUL-terminated in place, or
+ * NULL when there is none; *rest moves past it. */
+static char *next_token(char **rest, const char *sep)
+{
+    char *t = *rest, *e;
+    while (*t && in_set(*t, sep))
+        t++;
+    if (!*t) {
+        *rest = t;
+        return NULL;
+    }
+    for (e = t; *e && !in_set(*e, sep); e++)
+        ;
+    if (*e)
+        *e++ = '\0';
+    *rest = e;
+    return t;
+}
+
 static char *trim(char *s)
 {
     char *e = s + strlen(s);
@@ -55,6 +94,40 @@ static char *trim(char *s)
 }
 
 static void set_port(unsigned char *bitmap, int port) { bitmap[port >> 3] |= 1 << (port & 7); }
+
+/* The shim's policy is a static, all zero until loaded: a page it never
+ * writes stays the kernel's shared zero page (issue 15, memory). So large
+ * areas are cleared and merged in blocks, writing only blocks that change. */
+#define BLOCK 256
+
+static int all_zero(const unsigned char *a, size_t n)
+{
+    unsigned char any = 0;
+    for (size_t i = 0; i < n; i++)
+        any |= a[i];
+    return !any;
+}
+
+static void clear(void *area, size_t n)
+{
+    unsigned char *a = area;
+    for (size_t i = 0; i < n; i += BLOCK) {
+        size_t k = n - i < BLOCK ? n - i : BLOCK;
+        if (!all_zero(a + i, k))
+            memset(a + i, 0, k);
+    }
+}
+
+/* dst |= src, bitmaps of n bytes */
+static void merge(unsigned char *dst, const unsigned char *src, size_t n)
+{
+    for (size_t i = 0; i < n; i += BLOCK) {
+        size_t k = n - i < BLOCK ? n - i : BLOCK;
+        if (!all_zero(src + i, k))
+            for (size_t j = i; j < i + k; j++)
+                dst[j] |= src[j];
+    }
+}
 
 /* Digits only, 1..65535; no sign, no overflow. Returns the port or -1. */
 static int parse_port(const char *s)
@@ -146,18 +219,23 @@ void sg_policy_defaults(struct sg_policy *p)
     sg_policy_init_zeroed(p, 0);
 }
 
+void sg_policy_default_ports(struct sg_policy *p)
+{
+    static const int smtp[] = { 25, 465, 587, 2525 };
+
+    for (size_t i = 0; i < sizeof smtp / sizeof smtp[0]; i++)
+        set_port(p->smtp_ports, smtp[i]);
+    set_port(p->implicit_ports, 465);
+}
+
 /* Defaults on a policy known to be all zero (a static one): writing zeros
  * would make its ~195 KiB resident in every process. */
 void sg_policy_init_zeroed(struct sg_policy *p, int zeroed)
 {
-    static const int smtp[] = { 25, 465, 587, 2525 };
-
     if (!zeroed)
         memset(p, 0, sizeof *p);
     p->mode = SG_MODE_ENFORCE;
-    for (size_t i = 0; i < sizeof smtp / sizeof smtp[0]; i++)
-        set_port(p->smtp_ports, smtp[i]);
-    set_port(p->implicit_ports, 465);
+    sg_policy_default_ports(p);
     p->min_protocol = SG_TLS12;
     copy(p->ciphers, sizeof p->ciphers, DEFAULT_CIPHERS);
     copy(p->ciphersuites, sizeof p->ciphersuites, DEFAULT_SUITES);
@@ -283,14 +361,14 @@ static int set_mode(struct ctx *c, const struct key *k, char *v)
 static int set_ports(struct ctx *c, const struct key *k, char *v)
 {
     unsigned char *bitmap = c->prog ? c->prog->smtp_ports : (unsigned char *)c->p + k->goff;
-    char *save;
+    char *rest = v;
 
     if (c->prog)
         c->prog->has_ports = 1;
-    memset(bitmap, 0, sizeof c->p->smtp_ports); /* the list replaces the default set */
+    clear(bitmap, sizeof c->p->smtp_ports); /* the list replaces the default set */
     if (ieq(v, "none"))
         return 0;
-    for (char *tok = strtok_r(v, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+    for (char *tok = next_token(&rest, " \t,"); tok; tok = next_token(&rest, " \t,")) {
         int port = parse_port(tok);
         if (port < 0)
             return fail(c, "bad port %q in %s: expected numbers 1..65535 separated by spaces or commas, or none",
@@ -314,7 +392,9 @@ static int set_protocol(struct ctx *c, const struct key *k, char *v)
 
 static int set_ciphers(struct ctx *c, const struct key *k, char *v)
 {
-    size_t bad = strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+:!@=.-");
+    size_t bad = 0;
+    while (v[bad] && (is_alnum(v[bad]) || in_set(v[bad], "_+:!@=.-")))
+        bad++;
     char ch[2] = { v[bad], '\0' };
     if (v[bad])
         return fail(c, "bad character %q in %s: use letters, digits and _+:!@=.- (separate entries with ':')",
@@ -358,7 +438,7 @@ static int set_log(struct ctx *c, const struct key *k, char *v)
         c->p->log_kind = i;
         return 0;
     }
-    if (strncmp(v, "file:", 5) != 0)
+    if (!starts_with(v, "file:"))
         return fail(c, "bad value %q for log: expected syslog, stderr or file:/absolute/path", v);
     if (v[5] != '/')
         return fail(c, "log file must be an absolute path, got %q", v + 5);
@@ -555,7 +635,7 @@ static int program_section(struct ctx *c, const char *path)
     for (int i = 0; i < c->p->nprog; i++)
         if (strcmp(c->p->prog[i].path, path) == 0)
             return fail(c, "duplicate section: the same program as line %d", c->p->prog[i].line);
-    memset(pr, 0, sizeof *pr);
+    clear(pr, sizeof *pr);
     copy(pr->path, sizeof pr->path, path);
     pr->line = c->line;
     pr->mode = SG_MODE_INHERIT;
@@ -578,15 +658,15 @@ static int section(struct ctx *c, char *s)
         return fail(c, "section header %q does not end with ']'", s);
     s[n - 1] = '\0';
     t = trim(s + 1);
-    if (strncmp(t, "program", 7) == 0 && (!t[7] || is_blank(t[7])))
+    if (starts_with(t, "program") && (!t[7] || is_blank(t[7])))
         return program_section(c, trim(t + 7));
-    if (strncmp(t, "destination", 11) != 0 || (t[11] && !is_blank(t[11])))
+    if (!starts_with(t, "destination") || (t[11] && !is_blank(t[11])))
         return fail(c, "unknown section '[%s]': expected [destination HOST], [destination HOST:PORT] or [program PATH]", t);
     if (!*(t = trim(t + 11)))
         return fail(c, "[destination] needs a host: [destination HOST] or [destination HOST:PORT]");
     if (c->p->ndest == SG_MAX_DEST)
         return fail(c, "too many destinations (max %d)", SG_MAX_DEST);
-    memset(d, 0, sizeof *d);
+    clear(d, sizeof *d);
     d->mode = SG_MODE_INHERIT;
     d->unverified_tls = SG_UNVERIFIED_INHERIT;
     d->line = c->line;
@@ -676,8 +756,8 @@ int sg_policy_parse(struct sg_policy *p, const char *name, const char *text, siz
      * named before the error must fail closed like the others. */
     /* A proxy port is watched like an SMTP port until its request names the
      * real destination (shim/proxy.c). */
-    for (size_t i = 0; i < sizeof p->smtp_ports; i++)
-        p->smtp_ports[i] |= p->implicit_ports[i] | p->proxy_ports[i];
+    merge(p->smtp_ports, p->implicit_ports, sizeof p->smtp_ports);
+    merge(p->smtp_ports, p->proxy_ports, sizeof p->smtp_ports);
     return r;
 }
 
@@ -757,7 +837,8 @@ int sg_policy_load(struct sg_policy *p, const char *path, int privileged)
     /* Static: no heap here, and 256 KiB is too much for a host thread's stack. The shim
      * loads once under pthread_once; the flag turns any concurrent misuse into a
      * fail-closed error instead of a torn buffer. One byte more detects "too large". */
-    static char buf[SG_FILE_MAX + 1];
+    static char buf[SG_FILE_MAX + 1] SG_TABLE __attribute__((aligned(4096)));
+    _Static_assert(SG_FILE_MAX % (64 * 1024) == 0, "madvise below clears only buf's pages");
     static int busy;
     struct ctx c = { .p = p, .name = path };
     int r;
@@ -765,6 +846,12 @@ int sg_policy_load(struct sg_policy *p, const char *path, int privileged)
     if (__atomic_exchange_n(&busy, 1, __ATOMIC_ACQUIRE))
         return fail(&c, "policy loaded concurrently (internal error)"), SG_LOAD_ERROR;
     r = load_file(&c, path, privileged, buf, sizeof buf);
+    /* The text is parsed (nothing points into it): its pages go back to the
+     * kernel, or every process would keep them (issue 15, memory). Only whole
+     * pages of buf: it starts on a page (where pages are larger than 4 KiB,
+     * madvise refuses and nothing happens) and SG_FILE_MAX is a multiple of
+     * them, so no neighbour's page is cleared with them. */
+    madvise(buf, SG_FILE_MAX, MADV_DONTNEED);
     __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
     return r;
 }
@@ -812,7 +899,7 @@ const struct sg_prog *sg_policy_program(const struct sg_policy *p, const char *e
                                         const char *script,
                                         const char *(*canon)(const char *path, char *buf))
 {
-    static char buf[4096]; /* PATH_MAX; the policy loads once, under the caller's once-lock */
+    static char buf[4096] SG_TABLE; /* PATH_MAX; loaded once, under the caller's once-lock */
     const struct sg_prog *by_exe = NULL;
 
     for (int i = 0; i < p->nprog; i++) {

@@ -16,6 +16,16 @@
 #define SG_FILE_MAX (256 * 1024) /* a policy file larger than this is an error */
 #define SG_LINE_MAX 4096         /* a longer line is an error */
 
+/* A large zero-initialised table of the shim (this header is the one every
+ * part includes). On x86-64 it goes to .lbss, which the linker places after
+ * every .bss section: the small variables a process writes at start then
+ * share a page instead of lying between the tables (issue 15, memory). */
+#if defined(__x86_64__)
+#define SG_TABLE __attribute__((section(".lbss")))
+#else
+#define SG_TABLE
+#endif
+
 enum sg_mode { SG_MODE_INHERIT = -1, SG_MODE_ENFORCE = 0, SG_MODE_AUDIT, SG_MODE_OFF };
 #define SG_UNVERIFIED_INHERIT -1
 enum sg_log_kind { SG_LOG_SYSLOG = 0, SG_LOG_STDERR, SG_LOG_FILE };
@@ -49,30 +59,34 @@ struct sg_prog {
     int unverified_tls;      /* SG_UNVERIFIED_INHERIT, else allow (1) / refuse (0) */
 };
 
+/* The fields a load writes come first, the large tables after them: the shim's
+ * policy is a static, all zero until loaded, and a page nobody writes stays the
+ * kernel's shared zero page, so a process pays only for the pages its policy
+ * uses (issue 15, memory). */
 struct sg_policy {
     int mode;                              /* enum sg_mode, never INHERIT */
-    unsigned char smtp_ports[65536 / 8];   /* bitmap */
-    unsigned char implicit_ports[65536 / 8];
-    unsigned char proxy_ports[65536 / 8];  /* SOCKS/HTTP CONNECT proxies, followed to their destination */
     int min_protocol;                      /* SG_TLS12 or SG_TLS13 */
-    char ciphers[SG_CIPHERS_MAX];          /* OpenSSL TLS 1.2 cipher list */
-    char ciphersuites[SG_CIPHERS_MAX];     /* OpenSSL TLS 1.3 ciphersuites */
-    char ca_file[SG_PATH_MAX];
-    char ca_path[SG_PATH_MAX];
     int require_tls;                       /* 1 = yes */
     int unverified_tls;                    /* 1 = allow TLS whose certificate cannot be seen */
     int log_kind;                          /* enum sg_log_kind */
-    char log_path[SG_PATH_MAX];            /* for SG_LOG_FILE */
     int log_json;                          /* log_format = json */
     int ndest;
-    struct sg_dest dest[SG_MAX_DEST];
     int nprog;
-    struct sg_prog prog[SG_MAX_PROG];
     const struct sg_prog *program; /* the [program] section applied, or NULL */
-    /* Where it came from and what went wrong. */
-    char source[SG_PATH_MAX];  /* the file read, or "built-in defaults" */
     int broken;                /* 1: the file had an error; SMTP must fail closed */
     char error[SG_ERROR_MAX];  /* first error: "FILE:LINE: problem" or "FILE: problem" */
+    char source[SG_PATH_MAX];  /* the file read, or "built-in defaults" */
+    char ciphers[SG_CIPHERS_MAX];          /* OpenSSL TLS 1.2 cipher list */
+    char ciphersuites[SG_CIPHERS_MAX];     /* OpenSSL TLS 1.3 ciphersuites */
+    char ca_file[SG_PATH_MAX];
+    char log_path[SG_PATH_MAX];            /* for SG_LOG_FILE */
+    char ca_path[SG_PATH_MAX];
+    /* Bitmaps: the low ports (25, 465, 587) lie on the page of the strings above. */
+    unsigned char smtp_ports[65536 / 8];
+    unsigned char implicit_ports[65536 / 8];
+    unsigned char proxy_ports[65536 / 8];  /* SOCKS/HTTP CONNECT proxies, followed to their destination */
+    struct sg_dest dest[SG_MAX_DEST];
+    struct sg_prog prog[SG_MAX_PROG];
 };
 
 /* Results of sg_policy_load. */
@@ -86,6 +100,8 @@ void sg_policy_defaults(struct sg_policy *p);
 /* The same on a policy that is all zero already (zeroed = 1): no page is written
  * but the ones the defaults live in. */
 void sg_policy_init_zeroed(struct sg_policy *p, int zeroed);
+/* Add the default SMTP and implicit-TLS ports (a broken file keeps them). */
+void sg_policy_default_ports(struct sg_policy *p);
 /* Parse text into p (which holds defaults already). 0 ok, -1 error (p->broken, p->error). */
 int sg_policy_parse(struct sg_policy *p, const char *name, const char *text, size_t len);
 /* Open, check and parse a file. Never blocks (FIFO), never follows into a directory.

@@ -9,14 +9,14 @@
 #include "real.h"
 #include "trust_follow.h"
 
-static struct sg_lib *record(struct sg_backend *b, int i)
+static struct sg_lib *record(const struct sg_backend *b, int i)
 {
     return (struct sg_lib *)((char *)b->records + (size_t)i * b->size);
 }
 
-static struct sg_lib *find(struct sg_backend *b, const void *base)
+static struct sg_lib *find(const struct sg_backend *b, const void *base)
 {
-    for (int i = 0; i < b->n; i++)
+    for (int i = 0; i < b->state->n; i++)
         if (record(b, i)->base == base)
             return record(b, i);
     return NULL;
@@ -25,9 +25,9 @@ static struct sg_lib *find(struct sg_backend *b, const void *base)
 /* The bound library whose mapped range holds addr, without a lock or a
  * loader call: records are published by n (release) and never move, and
  * each pins its library (sg_scope_owner's dlopen), so the range stays its. */
-static struct sg_lib *bound_at(struct sg_backend *b, const void *addr)
+static struct sg_lib *bound_at(const struct sg_backend *b, const void *addr)
 {
-    int n = __atomic_load_n(&b->n, __ATOMIC_ACQUIRE);
+    int n = __atomic_load_n(&b->state->n, __ATOMIC_ACQUIRE);
     for (int i = 0; i < n; i++) {
         struct sg_lib *rec = record(b, i);
         if ((const char *)addr >= (const char *)rec->base &&
@@ -41,7 +41,7 @@ static struct sg_lib *bound_at(struct sg_backend *b, const void *addr)
  * loader is asked (dlopen, dlsym) only while our lock is NOT held: a library
  * constructor running inside another thread's dlopen holds the loader's lock
  * and may call into us, so taking them in the other order could deadlock. */
-static struct sg_lib *library_of(struct sg_backend *b, const void *fn)
+static struct sg_lib *library_of(const struct sg_backend *b, const void *fn)
 {
     struct sg_lib *rec = bound_at(b, fn);
     if (rec)
@@ -66,20 +66,20 @@ static struct sg_lib *library_of(struct sg_backend *b, const void *fn)
         return NULL;
     pthread_mutex_lock(&sg_lock_tls);
     rec = find(b, obj.base); /* another thread may have bound it meanwhile */
-    if (!rec && b->n < b->max) {
-        rec = record(b, b->n);
+    if (!rec && b->state->n < b->max) {
+        rec = record(b, b->state->n);
         memcpy(rec, &fresh, b->size);
         if (b->init)
             b->init(rec);
-        __atomic_store_n(&b->n, b->n + 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&b->state->n, b->state->n + 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&sg_lock_tls);
     return rec;
 }
 
-struct sg_lib *sg_backend_for_caller(struct sg_backend *b, const void *ret, const char *sym)
+struct sg_lib *sg_backend_for_caller(const struct sg_backend *b, const void *ret, const char *sym)
 {
-    struct sg_lib *rec = sg_callsite_get(&b->sites, ret);
+    struct sg_lib *rec = sg_callsite_get(&b->state->sites, ret);
     if (SG_LIKELY(rec != NULL))
         return rec;
     /* A bound library calling an entry point it exports (libssl's
@@ -95,13 +95,13 @@ struct sg_lib *sg_backend_for_caller(struct sg_backend *b, const void *ret, cons
     rec = fn ? library_of(b, fn) : NULL;
     if (rec) {
         pthread_mutex_lock(&sg_lock_tls);
-        sg_callsite_put(&b->sites, ret, rec);
+        sg_callsite_put(&b->state->sites, ret, rec);
         pthread_mutex_unlock(&sg_lock_tls);
     }
     return rec;
 }
 
-void *sg_backend_store(struct sg_backend *b, struct sg_lib *rec, const char *ca_file,
+void *sg_backend_store(const struct sg_backend *b, struct sg_lib *rec, const char *ca_file,
                        const char *ca_path)
 {
     pthread_mutex_lock(&sg_lock_tls);
@@ -130,7 +130,7 @@ void *sg_backend_store(struct sg_backend *b, struct sg_lib *rec, const char *ca_
 
 static int bind_loaded(struct dl_phdr_info *info, size_t size, void *arg)
 {
-    struct sg_backend *b = arg;
+    const struct sg_backend *b = arg;
     (void)size;
     const char *name = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
     if (!name || strncmp(name + 1, b->prefix, strlen(b->prefix)) != 0)
@@ -143,7 +143,7 @@ static int bind_loaded(struct dl_phdr_info *info, size_t size, void *arg)
 }
 
 struct prepare {
-    struct sg_backend *b;
+    const struct sg_backend *b;
     struct sg_lib *rec;
 };
 
@@ -153,10 +153,10 @@ static void build_for(const char *ca_file, const char *ca_path, void *arg)
     sg_backend_store(p->b, p->rec, ca_file, ca_path);
 }
 
-void sg_backend_prepare(struct sg_backend *b)
+void sg_backend_prepare(const struct sg_backend *b)
 {
-    dl_iterate_phdr(bind_loaded, b);
-    for (int i = 0; i < __atomic_load_n(&b->n, __ATOMIC_ACQUIRE); i++) {
+    dl_iterate_phdr(bind_loaded, (void *)b);
+    for (int i = 0; i < __atomic_load_n(&b->state->n, __ATOMIC_ACQUIRE); i++) {
         struct prepare p = {b, record(b, i)};
         if (p.rec->complete)
             sg_config_each_store(build_for, &p);

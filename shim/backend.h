@@ -23,13 +23,21 @@ struct sg_lib {
     } stores[SG_STORES];
 };
 
+/* What changes as libraries are bound: apart from the description below, so
+ * that it can be const (relro) and a process that never binds a TLS library
+ * writes no page of either (issue 15, memory). */
+struct sg_backend_state {
+    int n;                 /* records bound, published with release */
+    struct sg_callsites sites;
+};
+
 struct sg_backend {
     const char *prefix;    /* file name of the library: "libssl.so" */
     const char *probe;     /* a function each such library has: "SSL_connect" */
     void *records;         /* array of max records of size bytes, each starting with sg_lib */
     size_t size;
     int max;
-    int n;
+    struct sg_backend_state *state;
     /* Fill a new record for the library behind handle h; 0 refuses it.
      * Runs without our lock held: it asks the loader (dlsym). */
     int (*bind)(struct sg_lib *rec, void *h, const char *path);
@@ -38,17 +46,16 @@ struct sg_backend {
     void (*init)(struct sg_lib *rec);
     /* A trust store for the policy paths, or NULL when they cannot be read. */
     void *(*build_store)(struct sg_lib *rec, const char *ca_file, const char *ca_path);
-    struct sg_callsites sites;
 };
 
 /* The record of the library the caller at ret would reach for sym. */
-struct sg_lib *sg_backend_for_caller(struct sg_backend *b, const void *ret, const char *sym);
+struct sg_lib *sg_backend_for_caller(const struct sg_backend *b, const void *ret, const char *sym);
 /* The trust store for these policy paths, built again when the files
  * changed (trust_follow.h); NULL if unreadable. */
-void *sg_backend_store(struct sg_backend *b, struct sg_lib *rec, const char *ca_file,
+void *sg_backend_store(const struct sg_backend *b, struct sg_lib *rec, const char *ca_file,
                        const char *ca_path);
 /* Bind every loaded library of this kind and build the stores the policy
  * names, before a chroot hides them. */
-void sg_backend_prepare(struct sg_backend *b);
+void sg_backend_prepare(const struct sg_backend *b);
 
 #endif

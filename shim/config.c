@@ -17,7 +17,9 @@
 
 #define DEFAULT_POLICY "/etc/smtpguard/policy.conf"
 
-static struct sg_policy policy;
+/* Page-aligned: what a load writes (policy.h puts it first) then fills as few
+ * pages as it can; the rest stays the kernel's zero page (issue 15, memory). */
+static struct sg_policy policy SG_TABLE __attribute__((aligned(4096)));
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void mode_override(struct sg_policy *p)
@@ -33,18 +35,6 @@ static void mode_override(struct sg_policy *p)
     p->broken = 1;
     snprintf(p->error, sizeof p->error,
              "SMTPGUARD_MODE: bad value '%.40s': expected enforce, audit or off", m);
-}
-
-/* A broken file may have replaced the port lists halfway: keep guarding the
- * standard ports whatever it said. */
-static void keep_default_ports(struct sg_policy *p)
-{
-    static struct sg_policy d; /* static: too large for a thread's stack */
-    sg_policy_init_zeroed(&d, 1);
-    for (size_t i = 0; i < sizeof p->smtp_ports; i++) {
-        p->smtp_ports[i] |= d.smtp_ports[i];
-        p->implicit_ports[i] |= d.implicit_ports[i];
-    }
 }
 
 static const char *canonical(const char *path, char *buf)
@@ -75,8 +65,10 @@ static void load(void)
     mode_override(&policy); /* one command's SMTPGUARD_MODE beats the policy file */
     if (r == SG_LOAD_UNTRUSTED)
         sg_log_note(&policy, "%s; built-in defaults apply", policy.error);
+    /* A broken file may have replaced the port lists halfway: keep guarding
+     * the standard ports whatever it said. */
     if (policy.broken)
-        keep_default_ports(&policy);
+        sg_policy_default_ports(&policy);
 }
 
 const struct sg_policy *sg_config_loaded;

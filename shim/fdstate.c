@@ -11,8 +11,8 @@
 #include "locks.h"
 #include "smtp_seen.h"
 
-unsigned short sg_fdtab[SG_FD_CAP];
-struct sg_conn sg_conn_pool[SG_CONN_MAX];
+unsigned short sg_fdtab[SG_FD_CAP] SG_TABLE;
+struct sg_conn sg_conn_pool[SG_CONN_MAX] SG_TABLE;
 int sg_conn_active;
 int sg_smtp_seen;
 #define pool sg_conn_pool

@@ -39,9 +39,11 @@ static void *build_store(struct sg_lib *rec, const char *ca_file, const char *ca
     return sg_gnutls_policy_store((struct sg_gnutls *)rec, ca_file, ca_path);
 }
 
-static struct sg_backend gnutls = {
+static struct sg_backend_state state;
+static const struct sg_backend gnutls = {
     .prefix = "libgnutls.so", .probe = "gnutls_handshake", .records = libs,
-    .size = sizeof libs[0], .max = MAX_LIBS, .bind = bind_library, .build_store = build_store,
+    .size = sizeof libs[0], .max = MAX_LIBS, .state = &state, .bind = bind_library,
+    .build_store = build_store,
 };
 
 struct sg_gnutls *sg_gnutls_for_caller(const void *ret, const char *sym)

@@ -26,8 +26,8 @@ static char comm[17];
 static const char *execfn;        /* what execve was given (AT_EXECFN, above environ) */
 static char execfn_cwd[SG_PATH_MAX]; /* the working directory, when execfn is relative */
 static char operand[SG_PATH_MAX]; /* argv's first operand, made absolute */
-static char exe[PATH_MAX];
-static char script[PATH_MAX];
+static char exe[PATH_MAX] SG_TABLE;
+static char script[PATH_MAX] SG_TABLE;
 static struct sg_ident ident = {comm, exe, script};
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 

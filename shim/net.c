@@ -80,7 +80,7 @@ int sg_before_connect(int fd, const struct sockaddr *sa, socklen_t len)
  * once loaded). Built by the first connect that takes the slow way, together
  * with the real connect: connect_ready publishes both. Untouched pages stay
  * the kernel's zero page. */
-static unsigned char slow_port[65536];
+static unsigned char slow_port[65536] SG_TABLE;
 static const unsigned char *connect_ready;
 static pthread_once_t slow_port_once = PTHREAD_ONCE_INIT;
 

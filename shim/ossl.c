@@ -130,9 +130,11 @@ static void *build_store(struct sg_lib *rec, const char *ca_file, const char *ca
     return sg_ossl_policy_store(o, ca_file, ca_path);
 }
 
-static struct sg_backend openssl = {
+static struct sg_backend_state state;
+static const struct sg_backend openssl = {
     .prefix = "libssl.so", .probe = "SSL_connect", .records = libs, .size = sizeof libs[0],
-    .max = MAX_LIBS, .bind = bind_library, .init = init_library, .build_store = build_store,
+    .max = MAX_LIBS, .state = &state, .bind = bind_library, .init = init_library,
+    .build_store = build_store,
 };
 
 void sg_ossl_bind_private(struct sg_ossl *o, void *h)
@@ -160,7 +162,7 @@ X509_STORE *sg_ossl_store(struct sg_ossl *o, const char *ca_file, const char *ca
 void sg_ossl_prepare_stores(void)
 {
     sg_backend_prepare(&openssl);
-    for (int i = 0; i < __atomic_load_n(&openssl.n, __ATOMIC_ACQUIRE); i++)
+    for (int i = 0; i < __atomic_load_n(&openssl.state->n, __ATOMIC_ACQUIRE); i++)
         if (libs[i].kind != SG_OSSL_FOREIGN && libs[i].lib.complete)
             sg_ossl_full(&libs[i]);
     sg_backend_prepare(&openssl);

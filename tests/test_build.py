@@ -2,10 +2,11 @@
 library, so loading it costs nothing in processes that never send mail."""
 import platform
 import re
+import socket
 import subprocess
 
 from lib import sanitize
-from lib.runner import LIB
+from lib.runner import CLIENTS, LIB, describe
 
 EXPORTED = {
     "connect", "close", "close_range", "closefrom", "dup", "dup2", "dup3", "fcntl", "fcntl64", "chroot", "fdopen",
@@ -84,3 +85,55 @@ def test_own_memcpy_does_not_call_itself(build):
     assert calls, body
     assert not any("<memcpy>" in line for line in calls), body
     assert any("memmove" in line for line in calls), body
+
+
+# What a process that never speaks SMTP maps of the library's text (issue 15):
+# the kernel maps file pages 64 KiB around each fault. Everything such a process
+# runs lies in the executable segment that holds the PLT (the Makefile's hot.ld):
+# every interposer (its fast path), the constructors, policy load and the
+# descriptor table; that segment is a mapping of its own of at most 64 KiB, and
+# the SMTP and TLS code lies in another, as the unwind tables lie apart from
+# the read-only data.
+HOT_INTERNAL = {"sg_config", "sg_policy_load", "sg_policy_parse", "sg_real_bind",
+                "sg_auxval", "sg_guard_std_streams"}
+
+
+def test_code_every_process_runs_is_one_small_mapping(build):
+    if sanitize.ENABLED:
+        return  # the sanitizers' instrumentation makes every function larger
+    plt = re.search(r"\]\s+\.plt\s+\S+\s+([0-9a-f]+)", _out("readelf", "-S", "-W", LIB))
+    assert plt, "no .plt section"
+    plt = int(plt.group(1), 16)
+    segments = [(int(f[2], 16), int(f[5], 16), f[-2]) for f in
+                (line.split() for line in _out("readelf", "-l", "-W", LIB).splitlines())
+                if f and f[0] == "LOAD"]
+    hot = [(start, size) for start, size, flags in segments if start <= plt < start + size]
+    assert len(hot) == 1 and "E" in [s[2] for s in segments if s[0] == hot[0][0]][0]
+    start, size = hot[0]
+    assert size <= 64 * 1024, f"the segment of the PLT is {size} bytes"
+    assert sum("E" in flags for _, _, flags in segments) == 2, segments
+    symbols = {}
+    for line in _out("nm", "-S", "--defined-only", LIB).splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2] in "tT":
+            symbols[parts[3]] = (int(parts[0], 16), int(parts[1], 16))
+    assert EXPORTED - {"__read", "__write", "__send", "__connect"} <= symbols.keys()
+    want = EXPORTED | (HOT_INTERNAL if HOT_INTERNAL <= symbols.keys() else set())
+    away = {name: hex(symbols[name][0]) for name in want if name in symbols and
+            not start <= symbols[name][0] <= sum(symbols[name]) <= start + size}
+    assert not away, f"outside the segment of the PLT ({start:#x}+{size:#x}): {away}"
+    # The unwind tables, read only when a thread unwinds, apart from .rodata.
+    mapping = re.findall(r"^\s+\d\d\s+(.*)$", _out("readelf", "-l", "-W", LIB), re.M)
+    rodata = [m.split() for m in mapping if ".rodata" in m.split()]
+    assert rodata and ".eh_frame" not in rodata[0], mapping
+
+
+def test_thread_cancelled_in_interposed_read_unwinds(shim, run):
+    """pthread_cancel of a thread blocked in read() on an SMTP socket unwinds
+    through the shim's guard: its unwind tables, a mapping apart from .rodata
+    (above), are still found."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = run([CLIENTS / "cancel_read", port], shim([port]))
+    assert res.returncode == 0 and res.stdout.split() == ["cancelled", "cleaned"], describe(res)
