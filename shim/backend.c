@@ -30,8 +30,7 @@ static struct sg_lib *bound_at(const struct sg_backend *b, const void *addr)
     int n = __atomic_load_n(&b->state->n, __ATOMIC_ACQUIRE);
     for (int i = 0; i < n; i++) {
         struct sg_lib *rec = record(b, i);
-        if ((const char *)addr >= (const char *)rec->base &&
-            (const char *)addr < (const char *)rec->end)
+        if (sg_lib_holds(rec, addr))
             return rec;
     }
     return NULL;

@@ -23,6 +23,13 @@ struct sg_lib {
     } stores[SG_STORES];
 };
 
+/* Whether addr lies in the library of rec (a caller inside it, say). */
+static inline int sg_lib_holds(const struct sg_lib *rec, const void *addr)
+{
+    return (const char *)addr >= (const char *)rec->base &&
+           (const char *)addr < (const char *)rec->end;
+}
+
 /* What changes as libraries are bound: apart from the description below, so
  * that it can be const (relro) and a process that never binds a TLS library
  * writes no page of either (issue 15, memory). */

@@ -42,7 +42,7 @@ void sg_gnutls_keep_release(void)
     kept.open = 0;
 }
 
-int sg_gnutls_kept_take(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x509_crt_t *out)
+static int kept_take(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x509_crt_t *out)
 {
     if (kept.g != g)
         return 0;
@@ -53,6 +53,19 @@ int sg_gnutls_kept_take(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x
             return 1;
         }
     return 0;
+}
+
+int sg_gnutls_crt_of(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x509_crt_t *out)
+{
+    if (kept_take(g, der, out))
+        return 1;
+    if (g->gnutls_x509_crt_init(out) < 0)
+        return 0;
+    if (g->gnutls_x509_crt_import(*out, der, GNUTLS_X509_FMT_DER) < 0) {
+        g->gnutls_x509_crt_deinit(*out);
+        return 0;
+    }
+    return 1;
 }
 
 /* Worth keeping: not a copy of one kept already (GnuTLS parses the server's
@@ -70,14 +83,6 @@ static int worth_keeping(struct sg_gnutls *g, gnutls_x509_crt_t crt)
     return fresh;
 }
 
-/* Only GnuTLS's own frees: a certificate the program made may carry its
- * flags (GNUTLS_X509_CRT_FLAG_IGNORE_SANITY). */
-static int by_gnutls(const struct sg_gnutls *g, const void *ret)
-{
-    return (const char *)ret >= (const char *)g->lib.base &&
-           (const char *)ret < (const char *)g->lib.end;
-}
-
 SG_EXPORT void gnutls_x509_crt_deinit(gnutls_x509_crt_t crt)
 {
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_x509_crt_deinit");
@@ -87,7 +92,10 @@ SG_EXPORT void gnutls_x509_crt_deinit(gnutls_x509_crt_t crt)
             next(crt);
         return;
     }
-    if (kept.open && kept.g == g && crt && by_gnutls(g, CALLER) && worth_keeping(g, crt)) {
+    /* Only GnuTLS's own frees: a certificate the program made may carry its
+     * flags (GNUTLS_X509_CRT_FLAG_IGNORE_SANITY). */
+    if (kept.open && kept.g == g && crt && sg_lib_holds(&g->lib, CALLER) &&
+        worth_keeping(g, crt)) {
         kept.crt[kept.n++] = crt;
         return;
     }

@@ -12,8 +12,9 @@ void sg_gnutls_keep_open(struct sg_gnutls *g);
 void sg_gnutls_keep_close(void);
 void sg_gnutls_keep_release(void);
 
-/* 1 and *out: a kept certificate of g whose DER is der, now the caller's
- * (it deinits it); 0: none. */
-int sg_gnutls_kept_take(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x509_crt_t *out);
+/* 1 and *out: the certificate whose DER is der, now the caller's (it
+ * deinits it): a kept one with exactly these bytes, else parsed from them;
+ * 0 when they do not parse. */
+int sg_gnutls_crt_of(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x509_crt_t *out);
 
 #endif

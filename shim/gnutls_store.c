@@ -54,15 +54,7 @@ static int import(struct sg_gnutls *g, const struct sg_trust_index *x, int i,
     size_t n = 0;
     unsigned char *der = sg_trust_index_der_alloc(x, i, &n);
     gnutls_datum_t d = {der, (unsigned)n};
-    if (der && sg_gnutls_kept_take(g, &d, crt)) { /* GnuTLS's copy of the program's anchor */
-        free(der);
-        return 1;
-    }
-    int ok = der && g->gnutls_x509_crt_init(crt) == 0;
-    if (ok && g->gnutls_x509_crt_import(*crt, &d, GNUTLS_X509_FMT_DER) != 0) {
-        g->gnutls_x509_crt_deinit(*crt);
-        ok = 0;
-    }
+    int ok = der && sg_gnutls_crt_of(g, &d, crt); /* maybe GnuTLS's parse of the program's own */
     free(der);
     return ok;
 }

@@ -51,19 +51,9 @@ static int import_peers(struct sg_gnutls *g, gnutls_session_t s, gnutls_x509_crt
     unsigned n = 0;
     const gnutls_datum_t *der = g->gnutls_certificate_get_peers(s, &n);
     int count = 0;
-    for (unsigned i = 0; der && i < n && count < SG_MAX_CHAIN; i++) {
-        if (sg_gnutls_kept_take(g, &der[i], &crts[count])) {
-            count++;
-            continue;
-        }
-        if (g->gnutls_x509_crt_init(&crts[count]) < 0)
-            break;
-        if (g->gnutls_x509_crt_import(crts[count], &der[i], GNUTLS_X509_FMT_DER) < 0) {
-            g->gnutls_x509_crt_deinit(crts[count]);
-            break;
-        }
+    while (der && (unsigned)count < n && count < SG_MAX_CHAIN &&
+           sg_gnutls_crt_of(g, &der[count], &crts[count]))
         count++;
-    }
     return count;
 }
 
