@@ -88,10 +88,9 @@ static int apply_verification(struct sg_ossl *o, SSL *s, const struct sg_target 
         return 1;
     const struct sg_policy *p = sg_config();
     const char *ca_file = sg_policy_ca_file(p, t->dest), *ca_path = sg_policy_ca_path(p, t->dest);
-    /* OpenSSL verifies with the store before the verdict does (which refuses
-     * a store it can no longer follow). */
-    int lost;
-    sg_trust_follow(ca_file, ca_path, &lost);
+    /* OpenSSL verifies with the store before the verdict does; the verdict
+     * asks whether the store can still be followed (a bundle read then). */
+    sg_trust_follow(ca_file, ca_path, NULL);
     X509_STORE *store = sg_ossl_store(o, ca_file, ca_path);
     if (!store)
         return 0;

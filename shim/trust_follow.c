@@ -106,7 +106,8 @@ unsigned sg_trust_follow(const char *ca_file, const char *ca_path, int *lost)
     unsigned g = gen_of(ca_file, now ? &f : NULL, &lost_file) +
                  gen_of(ca_path, now ? &d : NULL, &lost_dir);
     pthread_mutex_unlock(&sg_lock_tls);
-    *lost = lost_dir || (lost_file && !same_content(ca_file));
+    if (lost)
+        *lost = lost_dir || (lost_file && !same_content(ca_file));
     return g;
 }
 
@@ -136,7 +137,7 @@ const struct sg_trust_index *sg_trust_index_get(const char *ca_file)
          * another thread is verifying with may point to it. */
         /* In memory when the path will not be followed any more: a
          * file-backed index of a file that changes again would lose every
-         * anchor, where the newest store is to be kept. */
+         * anchor, and same_content compares a replaced file with this text. */
         p->x = sg_trust_index_open(ca_file, frozen || p->changes >= SG_TRUST_CHANGES);
         p->x_gen = p->gen, p->x_built = 1; /* NULL is remembered too */
     }

@@ -21,8 +21,8 @@
 #define SG_TRUST_CHANGES 16 /* changes of one path followed in a process */
 
 /* Compare the paths with the files now; the generation of the pair, which
- * grows whenever either path changed; *lost set when one changed past the
- * bound. Takes sg_lock_tls: call it without. */
+ * grows whenever either path changed; *lost (when lost is not NULL) set when
+ * one changed past the bound. Takes sg_lock_tls: call it without. */
 unsigned sg_trust_follow(const char *ca_file, const char *ca_path, int *lost);
 
 /* The generation of the pair as last followed, without looking at the
