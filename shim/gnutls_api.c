@@ -15,7 +15,8 @@ static int bind_library(struct sg_lib *rec, void *h, const char *path)
     struct sg_gnutls *g = (struct sg_gnutls *)rec;
     int ok = 1;
     (void)path;
-    if (!dlsym(h, "gnutls_check_version"))
+    const char *(*check_version)(const char *) = dlsym(h, "gnutls_check_version");
+    if (!check_version)
         return 0;
 #define SG_BIND(f) ok &= (g->f = (__typeof__(g->f))dlsym(h, #f)) != NULL;
     SG_GNUTLS_FUNCS(SG_BIND)
@@ -26,10 +27,9 @@ static int bind_library(struct sg_lib *rec, void *h, const char *path)
     SG_OPTIONAL(gnutls_x509_crt_equals)
     SG_OPTIONAL(gnutls_x509_crt_export2)
 #undef SG_OPTIONAL
-    const char *(*check_version)(const char *) = dlsym(h, "gnutls_check_version");
     g->exports_as_parsed = g->gnutls_x509_crt_equals && g->gnutls_x509_crt_equals2 &&
                            g->gnutls_x509_crt_export2 && g->free_fn &&
-                           check_version && check_version("3.6.3");
+                           check_version("3.6.3");
     g->lib.complete = ok && g->free_fn;
     return 1;
 }
