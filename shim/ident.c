@@ -145,16 +145,19 @@ static void resolve(void)
     exe[n > 0 ? n : 0] = '\0';
     if (!comm[0]) /* loaded without our constructor having run (dlopen from a constructor) */
         prctl(PR_GET_NAME, comm);
+    /* Only an interpreter runs a script: any other program pays no realpath
+     * (a readlink per path component) at its first log line. */
+    if (!is_interpreter(exe))
+        return;
     char real[PATH_MAX], given[PATH_MAX];
     if (execfn && execfn[0] != '/')
         snprintf(given, sizeof given, "%s/%s", execfn_cwd, execfn);
     else
         snprintf(given, sizeof given, "%s", execfn ? execfn : "");
     /* A "#!" script: execve was given the script, the kernel ran the interpreter. */
-    if (given[0] && realpath(given, real) && strcmp(real, exe) != 0 && is_regular(real) &&
-        is_interpreter(exe))
+    if (given[0] && realpath(given, real) && strcmp(real, exe) != 0 && is_regular(real))
         snprintf(script, sizeof script, "%s", real);
-    else if (is_interpreter(exe) && is_regular(operand) && realpath(operand, real))
+    else if (is_regular(operand) && realpath(operand, real))
         snprintf(script, sizeof script, "%s", real);
 }
 
