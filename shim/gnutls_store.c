@@ -48,20 +48,22 @@ struct sg_gnutls_store *sg_gnutls_policy_store(struct sg_gnutls *g, const char *
     return st;
 }
 
+/* Anchor i of x, from its DER in der when the selection read it already. */
 static int import(struct sg_gnutls *g, const struct sg_trust_index *x, int i,
-                  gnutls_x509_crt_t *crt)
+                  const struct sg_der *der, gnutls_x509_crt_t *crt)
 {
-    size_t n = 0;
-    unsigned char *der = sg_trust_index_der_alloc(x, i, &n);
-    gnutls_datum_t d = {der, (unsigned)n};
-    int ok = der && sg_gnutls_crt_of(g, &d, crt); /* maybe GnuTLS's parse of the program's own */
-    free(der);
+    size_t n = der ? der->len : 0;
+    unsigned char *mine = der ? NULL : sg_trust_index_der_alloc(x, i, &n);
+    gnutls_datum_t d = {der ? der->data : mine, (unsigned)n};
+    int ok = d.data && sg_gnutls_crt_of(g, &d, crt); /* maybe GnuTLS's parse of the program's own */
+    free(mine);
     return ok;
 }
 
-/* A fresh list of the anchors idx[0..m) of x (idx NULL: every one). */
+/* A fresh list of the anchors idx[0..m) of x, whose DER is in der (idx and
+ * der NULL: every anchor of x). */
 static gnutls_x509_trust_list_t list_of(struct sg_gnutls *g, const struct sg_trust_index *x,
-                                        const int *idx, int m)
+                                        const int *idx, const struct sg_der *der, int m)
 {
     gnutls_x509_trust_list_t list;
     gnutls_x509_crt_t *crts = malloc((size_t)(m ? m : 1) * sizeof *crts);
@@ -73,7 +75,7 @@ static gnutls_x509_trust_list_t list_of(struct sg_gnutls *g, const struct sg_tru
         return NULL;
     }
     for (int i = 0; i < m; i++)
-        k += import(g, x, idx ? idx[i] : i, &crts[k]);
+        k += import(g, x, idx ? idx[i] : i, der ? &der[i] : NULL, &crts[k]);
     /* The list owns what it took: deinit(list, 1) frees them. */
     if (k && g->gnutls_x509_trust_list_add_cas(list, crts, (unsigned)k, 0) != k) {
         g->gnutls_x509_trust_list_deinit(list, 1);
@@ -92,15 +94,19 @@ gnutls_x509_trust_list_t sg_gnutls_trust_for(struct sg_gnutls *g, struct sg_gnut
     const unsigned char *certs[16];
     size_t lens[16];
     int idx[MAX_ANCHORS];
+    struct sg_der got[MAX_ANCHORS];
     for (int i = 0; i < n && i < 16; i++)
         certs[i] = der[i].data, lens[i] = der[i].size;
-    int m = sg_trust_index_select(store->lazy, certs, lens, n < 16 ? n : 16, idx, MAX_ANCHORS);
+    int m = sg_trust_index_select(store->lazy, certs, lens, n < 16 ? n : 16, idx, got,
+                                  MAX_ANCHORS);
     /* More than MAX_ANCHORS may answer (many anchors of one name): then every
      * anchor of the bundle, so that the verdict is the eager one. */
     gnutls_x509_trust_list_t list = m == MAX_ANCHORS
-                                        ? list_of(g, store->lazy, NULL,
+                                        ? list_of(g, store->lazy, NULL, NULL,
                                                   sg_trust_index_count(store->lazy))
-                                        : list_of(g, store->lazy, idx, m);
+                                        : list_of(g, store->lazy, idx, got, m);
+    for (int k = 0; k < m; k++)
+        free(got[k].data);
     *fresh = list != NULL;
     return list;
 }

@@ -532,22 +532,20 @@ static int member(const uint64_t *set, int n, uint64_t key)
     return 0;
 }
 
-/* The issuer key of certificate i, from its DER: only for the few anchors
- * a chain selects. 0 when unknown (no name has key 0 in practice; if one
- * did, an anchor's issuer would only be looked for in vain). */
-static uint64_t issuer_key(const struct sg_trust_index *x, int i)
+/* The issuer key of a selected anchor, from its DER. 0 when unknown (no name
+ * has key 0 in practice; if one did, an anchor's issuer would only be looked
+ * for in vain). */
+static uint64_t issuer_key(const unsigned char *der, size_t n)
 {
     uint64_t issuer = 0, subject;
-    size_t total, n;
-    unsigned char *der = sg_trust_index_der_alloc(x, i, &n);
+    size_t total;
     if (der && sg_cert_name_keys(der, n, &issuer, &subject, &total) != 0)
         issuer = 0;
-    free(der);
     return issuer;
 }
 
 int sg_trust_index_select(const struct sg_trust_index *x, const unsigned char *const *der,
-                          const size_t *len, int n, int *out, int max)
+                          const size_t *len, int n, int *out, struct sg_der *got, int max)
 {
     enum { NAMES = 64 };
     uint64_t names[NAMES];
@@ -569,8 +567,14 @@ int sg_trust_index_select(const struct sg_trust_index *x, const unsigned char *c
                 dup = out[k] == i;
             if (dup)
                 continue;
+            size_t dn = 0;
+            unsigned char *d = sg_trust_index_der_alloc(x, i, &dn);
+            uint64_t issuer = issuer_key(d, dn);
+            if (got) /* read once: the caller parses these very bytes */
+                got[found] = (struct sg_der){d, d ? dn : 0};
+            else
+                free(d);
             out[found++] = i, took = 1;
-            uint64_t issuer = issuer_key(x, i);
             if (nn < NAMES && issuer && !member(names, nn, issuer))
                 names[nn++] = issuer;
         }

@@ -65,12 +65,19 @@ size_t sg_trust_index_der(const struct sg_trust_index *x, int i, unsigned char *
 /* The same in a buffer of its own (free it); NULL on failure. */
 unsigned char *sg_trust_index_der_alloc(const struct sg_trust_index *x, int i, size_t *len);
 
+/* A certificate's DER in a buffer of its own (data NULL: unreadable). */
+struct sg_der {
+    unsigned char *data;
+    size_t len;
+};
+
 /* Every certificate a chain may lead to, from the issuer and subject keys
  * of the presented certificates (DER, as on the wire): those whose subject
  * is one of those names, then the issuers of those, and so on, up to max
- * indices into out. Returns how many. */
+ * indices into out. Returns how many. With got, got[k] is the DER of out[k]
+ * as read to follow its issuer (the caller frees each data). */
 int sg_trust_index_select(const struct sg_trust_index *x, const unsigned char *const *der,
-                          const size_t *len, int n, int *out, int max);
+                          const size_t *len, int n, int *out, struct sg_der *got, int max);
 
 /* The number of certificates in the bundle. */
 int sg_trust_index_count(const struct sg_trust_index *x);

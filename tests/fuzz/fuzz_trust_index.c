@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!found)
                 abort(); /* an indexed certificate must be found by its subject */
             const unsigned char *certs[1] = {der};
-            sg_trust_index_select(x, certs, &len, 1, picked, 8);
+            sg_trust_index_select(x, certs, &len, 1, picked, NULL, 8);
         }
         free(der);
     }
