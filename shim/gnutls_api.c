@@ -22,10 +22,12 @@ static int bind_library(struct sg_lib *rec, void *h, const char *path)
     SG_GNUTLS_FUNCS(SG_BIND)
 #undef SG_BIND
     g->free_fn = dlsym(h, "gnutls_free");
+    g->malloc_fn = dlsym(h, "gnutls_malloc");
 #define SG_OPTIONAL(f) g->f = (__typeof__(g->f))dlsym(h, #f);
     SG_OPTIONAL(gnutls_x509_crt_equals2)
     SG_OPTIONAL(gnutls_x509_crt_equals)
     SG_OPTIONAL(gnutls_x509_crt_export2)
+    SG_OPTIONAL(gnutls_x509_rdn_get2)
 #undef SG_OPTIONAL
     g->exports_as_parsed = g->gnutls_x509_crt_equals && g->gnutls_x509_crt_equals2 &&
                            g->gnutls_x509_crt_export2 && g->free_fn &&

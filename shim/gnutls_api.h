@@ -19,16 +19,19 @@
     X(gnutls_x509_trust_list_add_trust_file) X(gnutls_x509_trust_list_add_trust_dir)  \
     X(gnutls_x509_trust_list_verify_crt2) X(gnutls_x509_trust_list_add_cas)           \
     X(gnutls_certificate_verification_status_print) X(gnutls_session_get_random)      \
-    X(gnutls_deinit)
+    X(gnutls_deinit) X(gnutls_x509_trust_list_get_issuer)                             \
+    X(gnutls_x509_crt_get_authority_key_id)
 
 struct sg_gnutls {
     struct sg_lib lib;     /* first: the record backend.c keeps */
     void (**free_fn)(void *); /* gnutls_free is a variable holding a function */
+    void *(**malloc_fn)(size_t);
     /* Optional (GnuTLS 3.5.0): without them nothing is kept (gnutls_keep.c)
      * and certificates are compared by GnuTLS (gnutls_equals.c). */
     __typeof__(gnutls_x509_crt_equals2) *gnutls_x509_crt_equals2;
     __typeof__(gnutls_x509_crt_equals) *gnutls_x509_crt_equals;
     __typeof__(gnutls_x509_crt_export2) *gnutls_x509_crt_export2;
+    __typeof__(gnutls_x509_rdn_get2) *gnutls_x509_rdn_get2; /* 3.5.7 */
     int exports_as_parsed; /* 3.6.3 on: export2 of a parsed certificate is its DER */
 #define SG_MEMBER(f) __typeof__(f) *f;
     SG_GNUTLS_FUNCS(SG_MEMBER)

@@ -8,6 +8,7 @@
  * parsed by the same library. Whatever is kept is freed when the shim's
  * handshake call ends, so nothing outlives it. */
 #include "gnutls_keep.h"
+#include "gnutls_lend.h"
 #include "real.h"
 
 #define CALLER __builtin_return_address(0)
@@ -92,6 +93,8 @@ SG_EXPORT void gnutls_x509_crt_deinit(gnutls_x509_crt_t crt)
             next(crt);
         return;
     }
+    if (sg_gnutls_lend_returned(crt))
+        return;
     /* Only GnuTLS's own frees: a certificate the program made may carry its
      * flags (GNUTLS_X509_CRT_FLAG_IGNORE_SANITY). */
     if (kept.open && kept.g == g && crt && sg_lib_holds(&g->lib, CALLER) &&

@@ -1,0 +1,145 @@
+/* gnutls_memo_check: what gnutls_x509_rdn_get2 and
+ * gnutls_x509_crt_get_authority_key_id answer, and how fast a repeated call is.
+ *
+ *   gnutls_memo_check [--smtp PORT] CERT_FILE...
+ *
+ * Each PEM file is parsed twice, and a third copy is modified (its version
+ * set again: GnuTLS encodes it anew). First REPS calls of both functions on
+ * the first object are timed; then --smtp PORT makes an SMTP connection
+ * (smtp_gate.h), after which the shim answers repeated calls from its memo
+ * (shim/gnutls_memo.c). Then, twice over, every object's answers are printed:
+ * the subject and issuer names as strings (flags 0 and COMPAT), the names cut
+ * short by a byte, and the key identifier asked four ways (room enough, no
+ * criticality wanted, one byte of room, no buffer). Last the same calls are
+ * timed again: "speedup" is the first time over the second. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include "smtp_gate.h"
+
+#define MAX 30
+#define REPS 200
+
+static gnutls_x509_crt_t parse(const char *path, int modify)
+{
+    gnutls_datum_t pem;
+    gnutls_x509_crt_t c;
+    if (gnutls_load_file(path, &pem) < 0 || gnutls_x509_crt_init(&c) < 0 ||
+        gnutls_x509_crt_import(c, &pem, GNUTLS_X509_FMT_PEM) < 0) {
+        fprintf(stderr, "gnutls_memo_check: cannot parse %s\n", path);
+        exit(1);
+    }
+    gnutls_free(pem.data);
+    if (modify && gnutls_x509_crt_set_version(c, (unsigned)gnutls_x509_crt_get_version(c)) < 0) {
+        fprintf(stderr, "gnutls_memo_check: cannot modify %s\n", path);
+        exit(1);
+    }
+    return c;
+}
+
+static void print_name(const char *what, gnutls_datum_t dn, unsigned flags)
+{
+    gnutls_datum_t s = {NULL, 0};
+    int r = gnutls_x509_rdn_get2(&dn, &s, flags);
+    printf(" %s/%u=%d:%.*s:%u", what, flags, r, r == 0 ? (int)s.size : 0,
+           r == 0 ? (const char *)s.data : "", r == 0 ? (unsigned)strlen((char *)s.data) : 0);
+    gnutls_free(s.data);
+}
+
+static void print_names(const char *what, gnutls_datum_t dn)
+{
+    print_name(what, dn, 0);
+    print_name(what, dn, GNUTLS_X509_DN_FLAG_COMPAT);
+    if (dn.size > 1) { /* a prefix of a name must not be answered as the name */
+        dn.size--;
+        print_name("short", dn, 0);
+    }
+}
+
+static void print_key_id(gnutls_x509_crt_t c)
+{
+    unsigned char id[64];
+    size_t size = sizeof id;
+    unsigned crit = 7;
+    int r = gnutls_x509_crt_get_authority_key_id(c, id, &size, &crit);
+    printf(" aki=%d/%zu/%u:", r, size, crit);
+    for (size_t i = 0; r == 0 && i < size; i++)
+        printf("%02x", id[i]);
+    size = sizeof id;
+    r = gnutls_x509_crt_get_authority_key_id(c, id, &size, NULL);
+    printf(" aki_nocrit=%d/%zu", r, size);
+    size = 1;
+    r = gnutls_x509_crt_get_authority_key_id(c, id, &size, NULL);
+    printf(" aki_short=%d/%zu", r, size);
+    size = 0;
+    r = gnutls_x509_crt_get_authority_key_id(c, NULL, &size, NULL);
+    printf(" aki_null=%d/%zu", r, size);
+}
+
+static void print_answers(gnutls_x509_crt_t *c, int n, int round)
+{
+    for (int i = 0; i < n; i++) {
+        gnutls_datum_t subject, issuer;
+        printf("%d %d", round, i);
+        if (gnutls_x509_crt_get_raw_dn(c[i], &subject) == 0) {
+            print_names("subject", subject);
+            gnutls_free(subject.data);
+        }
+        if (gnutls_x509_crt_get_raw_issuer_dn(c[i], &issuer) == 0) {
+            print_names("issuer", issuer);
+            gnutls_free(issuer.data);
+        }
+        print_key_id(c[i]);
+        printf("\n");
+    }
+}
+
+static double timed(gnutls_x509_crt_t c)
+{
+    struct timespec a, b;
+    gnutls_datum_t dn, s;
+    unsigned char id[64];
+    if (gnutls_x509_crt_get_raw_issuer_dn(c, &dn) != 0)
+        exit(1);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < REPS; i++) {
+        size_t size = sizeof id;
+        if (gnutls_x509_rdn_get2(&dn, &s, 0) == 0)
+            gnutls_free(s.data);
+        gnutls_x509_crt_get_authority_key_id(c, id, &size, NULL);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    gnutls_free(dn.data);
+    return (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+}
+
+int main(int argc, char **argv)
+{
+    int first = 1, port = 0;
+    if (argc >= 3 && !strcmp(argv[1], "--smtp")) {
+        port = atoi(argv[2]);
+        first = 3;
+    }
+    gnutls_x509_crt_t c[MAX];
+    int n = 0;
+    for (int i = first; i < argc && n + 3 <= MAX; i++)
+        for (int copy = 0; copy < 3; copy++)
+            c[n++] = parse(argv[i], copy == 2);
+    if (n == 0)
+        return 1;
+    double before = timed(c[0]);
+    if (port)
+        smtp_gate(port);
+    print_answers(c, n, 0);
+    print_answers(c, n, 1);
+    double after = timed(c[0]);
+    printf("speedup %.2f\n", before / after);
+    for (int i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(c[i]);
+    return 0;
+}

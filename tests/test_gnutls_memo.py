@@ -1,0 +1,80 @@
+"""gnutls_x509_rdn_get2 and gnutls_x509_crt_get_authority_key_id answered again
+by the shim from what GnuTLS answered for the same bytes (shim/gnutls_memo.c,
+issue 15): both verifications of a chain, the program's and the shim's, ask
+them the same questions. The answers must be GnuTLS's own for every input:
+names and their strings under both flag values, a name cut short by a byte
+(a prefix of a remembered name), the key identifier with room enough, with
+one byte of room, with no buffer, of a certificate without one, of a
+modified (re-encoded) copy, and of certificates sharing a name."""
+import subprocess
+
+import pytest
+
+from lib.forgery import gate  # noqa: F401 (a fixture)
+from lib.forgery import make_ca, make_key, make_leaf
+from lib.runner import CLIENTS
+
+CHECK = CLIENTS / "gnutls_memo_check"
+
+
+def bare_ca(d, ca):
+    """A CA certificate with ca's name as a PrintableString and no extensions:
+    no key identifier to find."""
+    cnf = d / "bare.cnf"
+    cnf.write_text("[req]\ndistinguished_name = dn\nstring_mask = nombstr\n[dn]\n")
+    key, cert = make_key(d, "bare"), d / "bare.pem"
+    subprocess.run(["openssl", "req", "-x509", "-new", "-key", key, "-out", cert, "-days", "30",
+                    "-subj", "/CN=smtpguard memo CA/O=Example, Inc.", "-config", cnf],
+                   check=True, capture_output=True, timeout=30)
+    return str(cert)
+
+
+@pytest.fixture(scope="module")
+def cert_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("memo")
+    ca = make_ca(d, "ca", "/CN=smtpguard memo CA/O=Example, Inc.", "EC")
+    other = make_ca(d, "other", "/CN=smtpguard memo CA/O=Example, Inc.", "EC")
+    return [make_leaf(d, "leaf", ca).cert, ca[0], other[0], make_leaf(d, "leaf2", other).cert,
+            bare_ca(d, ca)]
+
+
+def answers(run, env, files, gate=None):
+    res = run([str(CHECK), *(("--smtp", str(gate)) if gate else ()), *files], env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[-1].startswith("speedup "), res.stdout[-500:]
+    return lines[:-1], float(lines[-1].split()[1])
+
+
+@pytest.fixture(scope="module")
+def expected(cert_files, request):
+    """GnuTLS's own answers, without the library (run as the tests run it)."""
+    res = subprocess.run([str(CHECK), *cert_files], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()[:-1]
+    assert len(lines) == 2 * 3 * len(cert_files)
+    return lines
+
+
+def test_gnutls_answers(run, baseline, cert_files, expected, gate):
+    lines, speedup = answers(run, baseline(), cert_files, gate)
+    assert lines == expected
+    # names differ, keys are found and not, buffers are short: the cases are there
+    text = "\n".join(lines)
+    for case in ("aki=0/20/0:", "aki=-56/", "aki_short=-51/20", "short/0=-", "subject/1="):
+        assert case in text, case
+    assert speedup < 3, speedup
+
+
+def test_shim_answers_as_gnutls_and_from_its_memo(run, shim, cert_files, expected, gate):
+    lines, speedup = answers(run, shim([gate]), cert_files, gate)
+    assert [(a, b) for a, b in zip(lines, expected) if a != b] == []
+    assert lines == expected
+    # a repeated name and key identifier cost a comparison: ~10x faster
+    assert speedup > 3, f"repeated calls were not answered by the memo: {speedup}"
+
+
+def test_gnutls_answers_before_any_smtp_connection(run, shim, cert_files, expected, gate):
+    lines, speedup = answers(run, shim([gate]), cert_files)
+    assert lines == expected
+    assert speedup < 3, speedup
