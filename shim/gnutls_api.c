@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include "gnutls_api.h"
+#include "policy.h"
 #include "scope.h"
 
 #define MAX_LIBS 2
@@ -41,7 +42,7 @@ static void *build_store(struct sg_lib *rec, const char *ca_file, const char *ca
     return sg_gnutls_policy_store((struct sg_gnutls *)rec, ca_file, ca_path);
 }
 
-static struct sg_backend_state state;
+static struct sg_backend_state state SG_TABLE;
 static const struct sg_backend gnutls = {
     .prefix = "libgnutls.so", .probe = "gnutls_handshake", .records = libs,
     .size = sizeof libs[0], .max = MAX_LIBS, .state = &state, .bind = bind_library,

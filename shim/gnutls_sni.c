@@ -18,8 +18,8 @@
  * the names: a scan reads 8 bytes a slot (ring.h). */
 #define SLOTS 1024
 
-static gnutls_session_t session[SLOTS];
-static char names[SLOTS][SG_HOST_MAX];
+static gnutls_session_t session[SLOTS] SG_TABLE;
+static char names[SLOTS][SG_HOST_MAX] SG_TABLE;
 static struct sg_ring ring;
 static unsigned used;
 

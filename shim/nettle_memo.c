@@ -44,6 +44,7 @@
 #include <nettle/rsa.h>
 
 #include "locks.h"
+#include "policy.h"
 #include "real.h"
 #include "scope.h"
 #include "sig_memo.h"
@@ -62,7 +63,7 @@ struct blob {
 
 enum kind { ECDSA = 1, RSA_PKCS1 };
 
-static struct blob memo[SLOTS]; /* under sg_lock_memo */
+static struct blob memo[SLOTS] SG_TABLE; /* under sg_lock_memo */
 static struct sg_memo table;
 
 /* ---- the real functions, found once ------------------------------------ */
@@ -123,7 +124,7 @@ static void *reached(struct sg_callsites *sites, const void *ret, const char *na
     return fn;
 }
 
-static struct sg_callsites ecdsa_sites, rsa_sites;
+static struct sg_callsites ecdsa_sites SG_TABLE, rsa_sites SG_TABLE;
 
 /* ---- a check's whole input, as bytes --------------------------------------
  * Every variable part is preceded by its length: equal blobs, equal inputs. */

@@ -13,7 +13,7 @@
 
 #define MAX_LIBS 4
 
-static struct sg_ossl libs[MAX_LIBS];
+static struct sg_ossl libs[MAX_LIBS] SG_TABLE;
 _Static_assert(sizeof libs[0] <= SG_RECORD_MAX, "backend.c binds a record on the stack");
 
 static int is_libssl(const char *path)
@@ -130,7 +130,7 @@ static void *build_store(struct sg_lib *rec, const char *ca_file, const char *ca
     return sg_ossl_policy_store(o, ca_file, ca_path);
 }
 
-static struct sg_backend_state state;
+static struct sg_backend_state state SG_TABLE;
 static const struct sg_backend openssl = {
     .prefix = "libssl.so", .probe = "SSL_connect", .records = libs, .size = sizeof libs[0],
     .max = MAX_LIBS, .state = &state, .bind = bind_library, .init = init_library,

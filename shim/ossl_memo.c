@@ -60,6 +60,7 @@
 #include <openssl/x509.h>
 
 #include "locks.h"
+#include "policy.h"
 #include "real.h"
 #include "sig_memo.h"
 #include "scope.h"
@@ -100,14 +101,14 @@ struct lib {
 
 static struct lib libs[LIBS]; /* published by lib_count; written under sg_lock_memo */
 static int lib_count;
-static struct sg_callsites sites; /* call site -> struct lib *; put under sg_lock_memo */
+static struct sg_callsites sites SG_TABLE; /* call site -> struct lib *; put under sg_lock_memo */
 
 struct blob {
     size_t len;
     uint8_t b[BLOB_MAX];
 };
 
-static struct blob memo[SLOTS]; /* under sg_lock_memo */
+static struct blob memo[SLOTS] SG_TABLE; /* under sg_lock_memo */
 static struct sg_memo table;
 
 /* ---- the real function, per call site ----------------------------------- */

@@ -23,7 +23,7 @@ static struct entry {
     char name[SG_HOST_MAX];
     int literal;            /* the "name" was an address literal */
     const void *list, *sa;  /* getaddrinfo's, until freeaddrinfo */
-} memory[MEMORY];
+} memory[MEMORY] SG_TABLE;
 static struct sg_ring ring; /* of memory */
 static int lists; /* entries with a list */
 #define lock sg_lock_resolve
@@ -41,7 +41,7 @@ static int lists; /* entries with a list */
 static struct forgotten {
     unsigned char addr[16];
     unsigned long long name; /* 0: free */
-} forgotten[FORGOTTEN];
+} forgotten[FORGOTTEN] SG_TABLE;
 static struct sg_ring forgotten_ring;
 static unsigned char lost[4096 / 8];
 

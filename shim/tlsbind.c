@@ -33,7 +33,7 @@ struct claim {
     unsigned char awaiting[SG_CONN_MAX / 8];
 };
 
-static struct claim claims[CLAIMS];
+static struct claim claims[CLAIMS] SG_TABLE;
 static int used; /* entries in use, for a quick "none" without the lock */
 static int top;  /* entries [top, CLAIMS) have never been used: scans stop there */
 

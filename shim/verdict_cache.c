@@ -15,7 +15,7 @@ static struct entry {
     const char *ca_file, *ca_path; /* policy strings: frozen, compared by address */
     unsigned gen;                  /* of the store's files (trust_follow.h) */
     time_t until;
-} ring[ENTRIES];
+} ring[ENTRIES] SG_TABLE;
 static unsigned next;
 
 static int same(const struct entry *e, const unsigned char chain[32], const struct sg_target *t,

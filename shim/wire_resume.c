@@ -20,7 +20,7 @@ struct entry {
     struct sg_wire_token token;
 };
 
-static struct entry table[ENTRIES];
+static struct entry table[ENTRIES] SG_TABLE;
 static unsigned next;
 
 static int usable(const struct sg_wire_token *t)
