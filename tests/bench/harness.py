@@ -418,11 +418,12 @@ def alternate_pairs(rounds, fn, n, warm):
 
 
 def ratio(result, metric="wall", num="shim", den="base"):
-    """median(num) / median(den), and the range of the per-round ratios."""
+    """The median of the per-round ratios num/den, and their range. The sides
+    alternate within a round, so a round's ratio is free of the machine's
+    drift between rounds, which a ratio of the two medians is not."""
     a, b = result[num][metric]["runs"], result[den][metric]["runs"]
     paired = [x / y for x, y in zip(a, b)]
-    return {"ratio": result[num][metric]["median"] / result[den][metric]["median"],
-            "min": min(paired), "max": max(paired)}
+    return {"ratio": statistics.median(paired), "min": min(paired), "max": max(paired)}
 
 
 def rate(side, units_per_op=1.0, scale=1e9):

@@ -140,7 +140,8 @@ def markdown(res, command):
         for r in rows(res))
     return (f"Measured with `{command}` on {m['cores']} cores ({m['cpu']}, Linux {m['kernel']}, "
             f"{m['openssl'].split(' (')[0]}, {m['stunnel'].split(' on ')[0]}): medians of "
-            f"{cfg['rounds']} alternating rounds (min-max in brackets). Ratios are wall-clock "
-            "time shim/baseline, or throughput where the row says so; the CPU ratio is the "
+            f"{cfg['rounds']} alternating rounds (min-max in brackets). Ratios are the median "
+            "of the rounds' ratios of wall-clock time shim/baseline (the sides alternate "
+            "within a round), or of throughput where the row says so; the CPU ratio is the "
             "measured client's CPU time (with stunnel: client plus stunnel), shim/baseline; "
             "instructions are callgrind counts.\n\n" + head + body)

@@ -3,8 +3,8 @@
 
 Every comparison runs its sides alternately (A B A B ...) for several rounds,
 after one small warm-up run of each side, and reports each side's median,
-min and max and the ratio shim / baseline with the range of the per-round
-ratios, for wall-clock time and for CPU time. Instruction counts from
+min and max and the median of the per-round ratios shim / baseline with
+their range, for wall-clock time and for CPU time. Instruction counts from
 `valgrind --tool=callgrind` back the figures a noisy machine would blur.
 
 The programs are build/bench/bin/* (tests/bench/*.c). The shim is preloaded
@@ -239,7 +239,7 @@ def bench_oneshot_clients(cfg, sides, ca, port, work):
 
         # Each round alternates the two sides process by process: rows whose
         # target is a few percent would otherwise measure the machine's drift.
-        rounds, k = 4 * cfg["rounds"], max(n // 4, 1)
+        rounds, k = 8 * cfg["rounds"], max(n // 4, 1)
         log(f"one-shot, {label}: {rounds} rounds of {k} processes a side, alternating")
         res = alternate_pairs(rounds, pairs, k, warm(n))
         log(f"one-shot, {label}: callgrind")
