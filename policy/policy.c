@@ -94,7 +94,6 @@ static char *trim(char *s)
     return s;
 }
 
-static void set_port(unsigned char *bitmap, int port) { bitmap[port >> 3] |= 1 << (port & 7); }
 
 /* The shim's policy is a static, all zero until loaded: a page it never
  * writes stays the kernel's shared zero page (issue 15, memory). So large
@@ -124,15 +123,31 @@ static void clear(void *area, size_t n)
     }
 }
 
-/* dst |= src, bitmaps of n bytes */
-static void merge(unsigned char *dst, const unsigned char *src, size_t n)
+/* Port bitmaps: only the blocks their mask names are read or written, so a
+ * bitmap that holds no port is never touched (its pages stay unmapped). */
+_Static_assert(65536 / 8 / BLOCK <= 32, "a block mask is an unsigned");
+
+static void set_port(unsigned char *bitmap, unsigned *blocks, int port)
 {
-    for (size_t i = 0; i < n; i += BLOCK) {
-        size_t k = n - i < BLOCK ? n - i : BLOCK;
-        if (!all_zero(src + i, k))
-            for (size_t j = i; j < i + k; j++)
-                dst[j] |= src[j];
-    }
+    bitmap[port >> 3] |= 1 << (port & 7);
+    *blocks |= 1u << ((port >> 3) / BLOCK);
+}
+
+static void clear_ports(unsigned char *bitmap, unsigned *blocks)
+{
+    for (unsigned m = *blocks; m; m &= m - 1)
+        memset(bitmap + (size_t)__builtin_ctz(m) * BLOCK, 0, BLOCK);
+    *blocks = 0;
+}
+
+/* dst |= src */
+static void merge_ports(unsigned char *dst, unsigned *dst_blocks, const unsigned char *src,
+                        unsigned src_blocks)
+{
+    for (unsigned m = src_blocks; m; m &= m - 1)
+        for (size_t j = (size_t)__builtin_ctz(m) * BLOCK, end = j + BLOCK; j < end; j++)
+            dst[j] |= src[j];
+    *dst_blocks |= src_blocks;
 }
 
 /* Digits only, 1..65535; no sign, no overflow. Returns the port or -1. */
@@ -230,8 +245,8 @@ void sg_policy_default_ports(struct sg_policy *p)
     static const int smtp[] = { 25, 465, 587, 2525 };
 
     for (size_t i = 0; i < sizeof smtp / sizeof smtp[0]; i++)
-        set_port(p->smtp_ports, smtp[i]);
-    set_port(p->implicit_ports, 465);
+        set_port(p->smtp_ports, &p->smtp_blocks, smtp[i]);
+    set_port(p->implicit_ports, &p->implicit_blocks, 465);
 }
 
 /* Defaults on a policy known to be all zero (a static one): writing zeros
@@ -364,14 +379,24 @@ static int set_mode(struct ctx *c, const struct key *k, char *v)
     return 0;
 }
 
+/* The block mask of bitmap, one of the current section's. */
+static unsigned *blocks_of(struct ctx *c, const unsigned char *bitmap)
+{
+    struct sg_policy *p = c->p;
+    return c->prog ? &c->prog->smtp_blocks
+           : bitmap == p->smtp_ports ? &p->smtp_blocks
+           : bitmap == p->implicit_ports ? &p->implicit_blocks : &p->proxy_blocks;
+}
+
 static int set_ports(struct ctx *c, const struct key *k, char *v)
 {
     unsigned char *bitmap = c->prog ? c->prog->smtp_ports : (unsigned char *)c->p + k->goff;
+    unsigned *blocks = blocks_of(c, bitmap);
     char *rest = v;
 
     if (c->prog)
         c->prog->has_ports = 1;
-    clear(bitmap, sizeof c->p->smtp_ports); /* the list replaces the default set */
+    clear_ports(bitmap, blocks); /* the list replaces the default set */
     if (ieq(v, "none"))
         return 0;
     for (char *tok = next_token(&rest, " \t,"); tok; tok = next_token(&rest, " \t,")) {
@@ -379,7 +404,7 @@ static int set_ports(struct ctx *c, const struct key *k, char *v)
         if (port < 0)
             return fail(c, "bad port %q in %s: expected numbers 1..65535 separated by spaces or commas, or none",
                         tok, k->name);
-        set_port(bitmap, port);
+        set_port(bitmap, blocks, port);
     }
     return 0;
 }
@@ -762,8 +787,8 @@ int sg_policy_parse(struct sg_policy *p, const char *name, const char *text, siz
      * named before the error must fail closed like the others. */
     /* A proxy port is watched like an SMTP port until its request names the
      * real destination (shim/proxy.c). */
-    merge(p->smtp_ports, p->implicit_ports, sizeof p->smtp_ports);
-    merge(p->smtp_ports, p->proxy_ports, sizeof p->smtp_ports);
+    merge_ports(p->smtp_ports, &p->smtp_blocks, p->implicit_ports, p->implicit_blocks);
+    merge_ports(p->smtp_ports, &p->smtp_blocks, p->proxy_ports, p->proxy_blocks);
     return r;
 }
 
@@ -931,9 +956,12 @@ void sg_policy_apply_program(struct sg_policy *p, const struct sg_prog *pr)
         p->require_tls = pr->require_tls;
     if (pr->unverified_tls != SG_UNVERIFIED_INHERIT)
         p->unverified_tls = pr->unverified_tls;
-    if (pr->has_ports) /* implicit TLS ports stay SMTP ports, as in the global list */
-        for (size_t i = 0; i < sizeof p->smtp_ports; i++)
-            p->smtp_ports[i] = pr->smtp_ports[i] | p->implicit_ports[i];
+    if (pr->has_ports) { /* implicit TLS and proxy ports stay watched, as in the global list */
+        clear_ports(p->smtp_ports, &p->smtp_blocks);
+        merge_ports(p->smtp_ports, &p->smtp_blocks, pr->smtp_ports, pr->smtp_blocks);
+        merge_ports(p->smtp_ports, &p->smtp_blocks, p->implicit_ports, p->implicit_blocks);
+        merge_ports(p->smtp_ports, &p->smtp_blocks, p->proxy_ports, p->proxy_blocks);
+    }
 }
 
 int sg_policy_mode(const struct sg_policy *p, const struct sg_dest *d)

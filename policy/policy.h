@@ -55,6 +55,7 @@ struct sg_prog {
     int mode;                /* SG_MODE_INHERIT or a mode */
     int require_tls;         /* -1: inherit, else 0/1 */
     int has_ports;           /* smtp_ports set: it replaces the global list */
+    unsigned smtp_blocks;    /* see sg_policy's */
     unsigned char smtp_ports[65536 / 8];
     int unverified_tls;      /* SG_UNVERIFIED_INHERIT, else allow (1) / refuse (0) */
 };
@@ -74,6 +75,9 @@ struct sg_policy {
     int nprog;
     const struct sg_prog *program; /* the [program] section applied, or NULL */
     int broken;                /* 1: the file had an error; SMTP must fail closed */
+    /* Bit b: bytes [256b, 256b + 256) of that port bitmap may be non-zero (a
+     * port in 2048b..2048b + 2047). A load reads and writes only those blocks. */
+    unsigned smtp_blocks, implicit_blocks, proxy_blocks;
     char error[SG_ERROR_MAX];  /* first error: "FILE:LINE: problem" or "FILE: problem" */
     char source[SG_PATH_MAX];  /* the file read, or "built-in defaults" */
     char ciphers[SG_CIPHERS_MAX];          /* OpenSSL TLS 1.2 cipher list */

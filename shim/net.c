@@ -88,13 +88,11 @@ static void build_slow_ports(void)
 {
     const struct sg_policy *p = sg_config();
     const uint64_t *words = (const uint64_t *)p->smtp_ports;
-    for (unsigned w = 0; w < sizeof p->smtp_ports / 8; w += 4) {
-        if (!(words[w] | words[w + 1] | words[w + 2] | words[w + 3]))
-            continue; /* a run of 256 ports that are not SMTP's: most of them */
-        for (unsigned k = w; k < w + 4; k++)
+    /* Only the blocks of 2048 ports that hold one: the rest is never read. */
+    for (unsigned m = p->smtp_blocks; m; m &= m - 1)
+        for (unsigned k = (unsigned)__builtin_ctz(m) * 32, end = k + 32; k < end; k++)
             for (uint64_t bits = words[k]; bits; bits &= bits - 1)
                 slow_port[k * 64 + (unsigned)__builtin_ctzll(bits)] = 1;
-    }
     slow_port[SG_DNS_PORT] = 1;
     slow_port[0] = 0; /* not an Internet address (inet_port): nothing to do */
     if (REAL(connect))

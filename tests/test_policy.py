@@ -326,6 +326,15 @@ def test_ports_replace_defaults(checker, tmp_path):
     assert value(lines, "implicit_tls_ports") == "none"
 
 
+def test_ports_in_every_block(checker, tmp_path):
+    """Ports at the edges of the blocks of 2,048 a load tracks, the default set
+    replaced, merged with the implicit TLS and proxy ports."""
+    lines = parse(checker, tmp_path, "smtp_ports = 2047 4096 63488\n"
+                  "implicit_tls_ports = 2048 65535\nproxy_ports = 1 40000\n")
+    assert value(lines, "smtp_ports") == "1 2047 2048 4096 40000 63488 65535"
+    assert value(lines, "implicit_tls_ports") == "2048 65535"
+
+
 @pytest.mark.parametrize("text", [
     "smtp_ports = 587\nimplicit_tls_ports = 10465 465\n",
     "implicit_tls_ports = 10465,465\nsmtp_ports = 587\n",  # order does not matter

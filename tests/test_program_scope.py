@@ -179,3 +179,18 @@ def test_unverified_tls(smtp_server, shim, tmp_path):
     res = run([CLIENTS / "careless_static", "seclevel0", "localhost", server.port,
                "starttls"], env)
     assert res.returncode != 0 and len(server.messages()) == 1, describe(res)
+
+
+@pytest.mark.parametrize("port,smtp", [(25, "no"), (2048, "yes"), (40000, "yes"),
+                                       (65535, "yes")])
+def test_program_ports_keep_implicit_and_proxy_ports(tmp_path, port, smtp):
+    """A section's smtp_ports replace the global list for that program, and the
+    implicit TLS and proxy ports stay watched (a tunnel through the proxy would
+    otherwise carry its SMTP unjudged)."""
+    path = tmp_path / "p.conf"
+    path.write_text("smtp_ports = 25\nimplicit_tls_ports = 2048\nproxy_ports = 40000\n"
+                    "[program /bin/true]\nsmtp_ports = 65535\n")
+    res = run([CHECKER, "--program", "/bin/true", "--match", "h", "192.0.2.1", port, path],
+              os.environ)
+    got = dict(line.split(" = ", 1) for line in res.stdout.splitlines())
+    assert got["smtp_port"] == smtp, got

@@ -12,6 +12,7 @@ import os
 import resource
 import sys
 import selectors
+import shutil
 import socket
 import threading
 import time
@@ -428,6 +429,25 @@ def test_proxy_to_impostor_and_good_server(kind, proxy, smtp_server, run, shim, 
     server.wait_idle()
     assert res.returncode == 0, f"{describe(res)}\n{env.log()}"
     assert [s.tls for s in server.transactions()] == [True] and not leaked(server)
+
+
+def test_proxy_followed_for_a_program_with_its_own_ports(proxy, smtp_server, run, shim,
+                                                         message_file):
+    """A [program] section whose smtp_ports replace the global list keeps the
+    proxy ports watched, as the global list does: curl, whose section names
+    another port, is followed through the SOCKS proxy to the plain server and
+    AUTH is refused. (The section's list once replaced the proxy ports too, and
+    the tunnel leaked.)"""
+    curl = os.path.realpath(shutil.which("curl"))
+    server, prox = smtp_server(mode="plain"), proxy("socks5")
+    env = shim([server.port], extra=f"proxy_ports = {prox.port}\n"
+                                    f"[program {curl}]\nsmtp_ports = {server.port}")
+    res = curl_via(run, env, prox, server, message_file, tls=False)
+    server.wait_idle()
+    assert res.returncode != 0, describe(res)
+    assert prox.destinations == [("localhost", server.port)], prox.destinations
+    assert not server.credentials() and not leaked(server), server.sessions
+    assert "AUTH before TLS" in env.log(), env.log()
 
 
 def test_proxy_to_other_port_untouched(proxy, run, shim):
