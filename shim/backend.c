@@ -16,7 +16,7 @@ static struct sg_lib *record(const struct sg_backend *b, int i)
 
 static struct sg_lib *find(const struct sg_backend *b, const void *base)
 {
-    for (int i = 0; i < b->state->n; i++)
+    for (int i = 0; i < *b->state.n; i++)
         if (record(b, i)->base == base)
             return record(b, i);
     return NULL;
@@ -27,7 +27,7 @@ static struct sg_lib *find(const struct sg_backend *b, const void *base)
  * each pins its library (sg_scope_owner's dlopen), so the range stays its. */
 static struct sg_lib *bound_at(const struct sg_backend *b, const void *addr)
 {
-    int n = __atomic_load_n(&b->state->n, __ATOMIC_ACQUIRE);
+    int n = __atomic_load_n(b->state.n, __ATOMIC_ACQUIRE);
     for (int i = 0; i < n; i++) {
         struct sg_lib *rec = record(b, i);
         if (sg_lib_holds(rec, addr))
@@ -65,12 +65,12 @@ static struct sg_lib *library_of(const struct sg_backend *b, const void *fn)
         return NULL;
     pthread_mutex_lock(&sg_lock_tls);
     rec = find(b, obj.base); /* another thread may have bound it meanwhile */
-    if (!rec && b->state->n < b->max) {
-        rec = record(b, b->state->n);
+    if (!rec && *b->state.n < b->max) {
+        rec = record(b, *b->state.n);
         memcpy(rec, &fresh, b->size);
         if (b->init)
             b->init(rec);
-        __atomic_store_n(&b->state->n, b->state->n + 1, __ATOMIC_RELEASE);
+        __atomic_store_n(b->state.n, *b->state.n + 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&sg_lock_tls);
     return rec;
@@ -78,7 +78,8 @@ static struct sg_lib *library_of(const struct sg_backend *b, const void *fn)
 
 struct sg_lib *sg_backend_for_caller(const struct sg_backend *b, const void *ret, const char *sym)
 {
-    struct sg_lib *rec = sg_callsite_get(&b->state->sites, ret);
+    struct sg_lib *rec = __atomic_load_n(b->state.n, __ATOMIC_ACQUIRE)
+                             ? sg_callsite_get(b->state.sites, ret) : NULL;
     if (SG_LIKELY(rec != NULL))
         return rec;
     /* A bound library calling an entry point it exports (libssl's
@@ -94,7 +95,7 @@ struct sg_lib *sg_backend_for_caller(const struct sg_backend *b, const void *ret
     rec = fn ? library_of(b, fn) : NULL;
     if (rec) {
         pthread_mutex_lock(&sg_lock_tls);
-        sg_callsite_put(&b->state->sites, ret, rec);
+        sg_callsite_put(b->state.sites, ret, rec);
         pthread_mutex_unlock(&sg_lock_tls);
     }
     return rec;
@@ -155,7 +156,7 @@ static void build_for(const char *ca_file, const char *ca_path, void *arg)
 void sg_backend_prepare(const struct sg_backend *b)
 {
     dl_iterate_phdr(bind_loaded, (void *)b);
-    for (int i = 0; i < __atomic_load_n(&b->state->n, __ATOMIC_ACQUIRE); i++) {
+    for (int i = 0; i < __atomic_load_n(b->state.n, __ATOMIC_ACQUIRE); i++) {
         struct prepare p = {b, record(b, i)};
         if (p.rec->complete)
             sg_config_each_store(build_for, &p);

@@ -32,10 +32,12 @@ static inline int sg_lib_holds(const struct sg_lib *rec, const void *addr)
 
 /* What changes as libraries are bound: apart from the description below, so
  * that it can be const (relro) and a process that never binds a TLS library
- * writes no page of either (issue 15, memory). */
+ * writes no page of either (issue 15, memory). The count is a small variable:
+ * while it is 0 the call-site table is empty and is not read, so its page is
+ * first touched by a write (one page fault, not two). */
 struct sg_backend_state {
-    int n;                 /* records bound, published with release */
-    struct sg_callsites sites;
+    int *n;                       /* records bound, published with release */
+    struct sg_callsites *sites;
 };
 
 struct sg_backend {
@@ -44,7 +46,7 @@ struct sg_backend {
     void *records;         /* array of max records of size bytes, each starting with sg_lib */
     size_t size;
     int max;
-    struct sg_backend_state *state;
+    struct sg_backend_state state;
     /* Fill a new record for the library behind handle h; 0 refuses it.
      * Runs without our lock held: it asks the loader (dlsym). */
     int (*bind)(struct sg_lib *rec, void *h, const char *path);

@@ -42,10 +42,11 @@ static void *build_store(struct sg_lib *rec, const char *ca_file, const char *ca
     return sg_gnutls_policy_store((struct sg_gnutls *)rec, ca_file, ca_path);
 }
 
-static struct sg_backend_state state SG_TABLE;
+static struct sg_callsites sites SG_TABLE;
+static int bound;
 static const struct sg_backend gnutls = {
     .prefix = "libgnutls.so", .probe = "gnutls_handshake", .records = libs,
-    .size = sizeof libs[0], .max = MAX_LIBS, .state = &state, .bind = bind_library,
+    .size = sizeof libs[0], .max = MAX_LIBS, .state = {&bound, &sites}, .bind = bind_library,
     .build_store = build_store,
 };
 

@@ -130,10 +130,11 @@ static void *build_store(struct sg_lib *rec, const char *ca_file, const char *ca
     return sg_ossl_policy_store(o, ca_file, ca_path);
 }
 
-static struct sg_backend_state state SG_TABLE;
+static struct sg_callsites sites SG_TABLE;
+static int bound;
 static const struct sg_backend openssl = {
     .prefix = "libssl.so", .probe = "SSL_connect", .records = libs, .size = sizeof libs[0],
-    .max = MAX_LIBS, .state = &state, .bind = bind_library, .init = init_library,
+    .max = MAX_LIBS, .state = {&bound, &sites}, .bind = bind_library, .init = init_library,
     .build_store = build_store,
 };
 
@@ -162,7 +163,7 @@ X509_STORE *sg_ossl_store(struct sg_ossl *o, const char *ca_file, const char *ca
 void sg_ossl_prepare_stores(void)
 {
     sg_backend_prepare(&openssl);
-    for (int i = 0; i < __atomic_load_n(&openssl.state->n, __ATOMIC_ACQUIRE); i++)
+    for (int i = 0; i < __atomic_load_n(&bound, __ATOMIC_ACQUIRE); i++)
         if (libs[i].kind != SG_OSSL_FOREIGN && libs[i].lib.complete)
             sg_ossl_full(&libs[i]);
     sg_backend_prepare(&openssl);
