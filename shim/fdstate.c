@@ -12,9 +12,10 @@
 #include "smtp_seen.h"
 
 unsigned short sg_fdtab[SG_FD_CAP] SG_TABLE;
-struct sg_conn sg_conn_pool[SG_CONN_MAX] SG_TABLE;
+struct sg_conn sg_conn_pool[SG_CONN_MAX] SG_TABLE __attribute__((aligned(4096))); /* slot 0 on one page */
 int sg_conn_active;
 int sg_smtp_seen;
+static int pool_used; /* slots ever taken; those past it were never written */
 #define pool sg_conn_pool
 #define lock sg_lock_fd
 
@@ -60,9 +61,13 @@ struct sg_conn *sg_conn_open(int fd, const struct sockaddr *addr, socklen_t len,
         return NULL;
     pthread_mutex_lock(&lock);
     struct sg_conn *c = NULL;
-    for (int i = 0; i < SG_CONN_MAX && !c; i++)
+    /* A slot never taken is known free without reading it: a process's first
+     * connection writes its slot's page at once (one page fault, not two). */
+    for (int i = 0; i < pool_used && !c; i++)
         if (pool[i].refs == 0)
             c = &pool[i];
+    if (!c && pool_used < SG_CONN_MAX)
+        c = &pool[pool_used++];
     if (c) {
         memset(c, 0, sizeof *c);
         c->refs = 1;
