@@ -149,9 +149,13 @@ void sg_resolve_remember(const char *name, int family, const void *addr, const v
     strcpy(clean, name);
     sg_name_normalise(clean);
     pthread_mutex_lock(&lock);
+    /* A slot never written holds nothing to forget and is not read: its page
+     * is first touched by the write below (one page fault, not two). */
+    int reused = ring.filled == MEMORY;
     struct entry *e = &memory[sg_ring_take(&ring, MEMORY)];
-    note_forgotten(e);
-    lists += (list != NULL) - (e->list != NULL);
+    if (reused)
+        note_forgotten(e);
+    lists += (list != NULL) - (reused && e->list != NULL);
     memcpy(e->addr, a, 16);
     strcpy(e->name, clean);
     e->literal = literal;
