@@ -98,7 +98,7 @@ static char *trim(char *s)
 /* The shim's policy is a static, all zero until loaded: a page it never
  * writes stays the kernel's shared zero page (issue 15, memory). So large
  * areas are cleared and merged in blocks, writing only blocks that change. */
-#define BLOCK 256
+#define BLOCK SG_PORT_BLOCK
 
 static int all_zero(const unsigned char *a, size_t n)
 {
@@ -1009,7 +1009,7 @@ static void fmt_ports(struct sb *b, const char *key, const unsigned char *bitmap
     const char *sep = "";
     sb_fmt(b, "%s = ", key);
     for (int port = 1; port < 65536; port++)
-        if (sg_port_in(bitmap, port)) {
+        if (sg_port_in(bitmap, ~0u, port)) { /* every block: printing reads all */
             sb_fmt(b, "%s%d", sep, port);
             sep = " ";
         }

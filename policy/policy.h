@@ -112,9 +112,13 @@ int sg_policy_parse(struct sg_policy *p, const char *name, const char *text, siz
  * privileged != 0: the AT_SECURE rule applies. */
 int sg_policy_load(struct sg_policy *p, const char *path, int privileged);
 
-static inline int sg_port_in(const unsigned char *bitmap, int port)
+/* Is port in bitmap, whose block mask is blocks? The mask first: a bitmap
+ * with no port near this one is not read (its page stays unmapped). */
+#define SG_PORT_BLOCK 256 /* bytes of a port bitmap per bit of its mask */
+static inline int sg_port_in(const unsigned char *bitmap, unsigned blocks, int port)
 {
-    return port > 0 && port < 65536 && (bitmap[port >> 3] >> (port & 7)) & 1;
+    return port > 0 && port < 65536 && (blocks >> ((port >> 3) / SG_PORT_BLOCK)) & 1 &&
+           (bitmap[port >> 3] >> (port & 7)) & 1;
 }
 
 /* The destination section for a connection, or NULL. host may be NULL or "".

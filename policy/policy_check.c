@@ -65,13 +65,13 @@ static int print_match(const struct sg_policy *p, char **m)
         printf("program = %d\n", p->program->line);
     else
         printf("program = none\n");
-    printf("smtp_port = %s\nrequire_tls = %s\n", sg_port_in(p->smtp_ports, port) ? "yes" : "no",
+    printf("smtp_port = %s\nrequire_tls = %s\n", sg_port_in(p->smtp_ports, p->smtp_blocks, port) ? "yes" : "no",
            p->require_tls ? "yes" : "no");
     printf("mode = %s\nca_file = %s\nca_path = %s\nverify_name = %s\npins = %d\n",
            sg_mode_name(sg_policy_mode(p, d)), sg_policy_ca_file(p, d), sg_policy_ca_path(p, d),
            d ? d->verify_name : "", d ? d->npins : 0);
     /* The shim never looks at a connection outside smtp_ports, sections or not. */
-    if (!sg_port_in(p->smtp_ports, port))
+    if (!sg_port_in(p->smtp_ports, p->smtp_blocks, port))
         printf("note = port %d: not an SMTP port: untouched\n", port);
     return fflush(stdout) == 0 ? 0 : 1;
 }

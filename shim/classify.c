@@ -52,7 +52,8 @@ static int classify(int fd, int inherited)
     }
     int port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                         : ((struct sockaddr_in *)&ss)->sin_port);
-    if (!sg_port_in(p->smtp_ports, port) || (p->mode == SG_MODE_OFF && !p->broken)) {
+    if (!sg_port_in(p->smtp_ports, p->smtp_blocks, port) ||
+        (p->mode == SG_MODE_OFF && !p->broken)) {
         sg_fd_unmark(fd);
         return 0;
     }
@@ -70,7 +71,7 @@ static int classify(int fd, int inherited)
                                        : "too many SMTP connections to guard at once");
     sg_resolve_bind((struct sockaddr *)&ss, len, c->host, sizeof c->host, c->candidates,
                     sizeof c->candidates);
-    int implicit = sg_port_in(p->implicit_ports, port);
+    int implicit = sg_port_in(p->implicit_ports, p->implicit_blocks, port);
     if (inherited)
         sg_guard_inherited(fd, implicit);
     else

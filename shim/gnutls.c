@@ -102,7 +102,8 @@ static int target_of(struct sg_gnutls *g, gnutls_session_t s, struct sg_target *
         t->fd = -1;
         return -1;
     }
-    if (sg_port_in(sg_config()->smtp_ports, local_port(fd)))
+    const struct sg_policy *p = sg_config();
+    if (sg_port_in(p->smtp_ports, p->smtp_blocks, local_port(fd)))
         return 0;
     return sg_target_socket(fd, sni, t);
 }

@@ -25,9 +25,10 @@ static void set_phase(struct sg_conn *c, int phase)
 void sg_guard_connected(int fd, int implicit)
 {
     struct sg_conn *c = sg_conn_peek(fd);
+    const struct sg_policy *p = sg_config();
     if (!c)
         return;
-    if (sg_port_in(sg_config()->proxy_ports, c->port)) {
+    if (sg_port_in(p->proxy_ports, p->proxy_blocks, c->port)) {
         /* A proxy: its request names the destination (proxy_learned). */
         c->px_out.state = c->px_in.state = SG_PX_ACTIVE;
         return;
@@ -194,7 +195,8 @@ static void proxy_learned(int fd, struct sg_conn *c)
     const struct sg_policy *p = sg_config();
     struct sg_px_out *r = &c->px_out;
     int port = r->port;
-    if (!sg_port_in(p->smtp_ports, port) || sg_port_in(p->proxy_ports, port)) {
+    if (!sg_port_in(p->smtp_ports, p->smtp_blocks, port) ||
+        sg_port_in(p->proxy_ports, p->proxy_blocks, port)) {
         sg_fd_forget(fd);
         return;
     }
@@ -207,7 +209,7 @@ static void proxy_learned(int fd, struct sg_conn *c)
         snprintf(c->host, sizeof c->host, "%s", r->host);
     c->port = port;
     r->state = SG_PX_OFF;
-    sg_guard_connected(fd, sg_port_in(p->implicit_ports, port));
+    sg_guard_connected(fd, sg_port_in(p->implicit_ports, p->implicit_blocks, port));
 }
 
 int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)

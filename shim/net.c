@@ -54,7 +54,7 @@ int sg_before_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
     int port = inet_port(sa, len);
     const struct sg_policy *p = sg_config();
-    if (SG_LIKELY(!port || !sg_port_in(p->smtp_ports, port) ||
+    if (SG_LIKELY(!port || !sg_port_in(p->smtp_ports, p->smtp_blocks, port) ||
                   (p->mode == SG_MODE_OFF && !p->broken) || !is_stream(fd))) {
         if (SG_UNLIKELY(sg_fd_tracked(fd)))
             sg_fd_forget(fd);
@@ -71,7 +71,7 @@ int sg_before_connect(int fd, const struct sockaddr *sa, socklen_t len)
         return sg_refuse_unguarded(-1, addr, port,
                                    "too many SMTP connections to guard at once");
     sg_resolve_bind(sa, len, c->host, sizeof c->host, c->candidates, sizeof c->candidates);
-    sg_guard_connected(fd, sg_port_in(p->implicit_ports, port));
+    sg_guard_connected(fd, sg_port_in(p->implicit_ports, p->implicit_blocks, port));
     return 1;
 }
 
@@ -106,7 +106,8 @@ __attribute__((noinline)) static int connect_slow(int fd, const struct sockaddr 
     const struct sg_policy *p = sg_config();
     if (SG_UNLIKELY(!__atomic_load_n(&connect_ready, __ATOMIC_ACQUIRE)))
         pthread_once(&slow_port_once, build_slow_ports);
-    if (port == SG_DNS_PORT && !sg_port_in(p->smtp_ports, port) && p->mode != SG_MODE_OFF)
+    if (port == SG_DNS_PORT && !sg_port_in(p->smtp_ports, p->smtp_blocks, port) &&
+        p->mode != SG_MODE_OFF)
         return sg_dns_sock_connect(fd, sa, len); /* the real connect, and its marker */
     int smtp = sg_before_connect(fd, sa, len);
     if (smtp < 0)

@@ -55,7 +55,7 @@ static int peer_by_getpeername(int fd, struct sg_target *t)
 static int finish(struct sg_target *t, const char *sni)
 {
     const struct sg_policy *p = sg_config();
-    if (!sg_port_in(p->smtp_ports, t->port))
+    if (!sg_port_in(p->smtp_ports, p->smtp_blocks, t->port))
         return 0;
     sg_addr_normalise(t->addr, sizeof t->addr);
     if (sni && *sni) {
