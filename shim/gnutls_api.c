@@ -33,6 +33,7 @@ static int bind_library(struct sg_lib *rec, void *h, const char *path)
     g->exports_as_parsed = g->gnutls_x509_crt_equals && g->gnutls_x509_crt_equals2 &&
                            g->gnutls_x509_crt_export2 && g->free_fn &&
                            check_version("3.6.3");
+    g->lends = check_version("3.7.3") && !check_version("3.9.0");
     g->lib.complete = ok && g->free_fn;
     return 1;
 }

@@ -1,15 +1,21 @@
-/* GnuTLS's chain verification (gnutls_x509_trust_list_verify_crt2, 3.3 to
+/* GnuTLS's chain verification (gnutls_x509_trust_list_verify_crt2, 3.7.3 to
  * 3.8) asks its trust list for the issuer of the chain's last certificate as
  * a copy, only to learn that it is there, and frees the copy at once. A copy
- * is a parse of the anchor: about 115,000 instructions, twice per verdict.
+ * is a parse of the anchor: about 130,000 instructions with its free, twice
+ * per verdict.
  *
  * During the shim's own verification, against a list the shim made for that
- * verdict alone, the copy asked for by the bound GnuTLS itself is the list's
- * own certificate, lent; its free (gnutls_keep.c sees every one) is the
- * loan's return and frees nothing. The answer is the same certificate, so
- * the verification is unchanged. A GnuTLS that kept the copy instead would
- * leave the loan out: the shim then leaks the list rather than free a
- * certificate still in use. */
+ * verdict alone, GnuTLS's own request for a copy is answered by the list
+ * (found or not, as before) and, when found, with a stand-in for the copy: an
+ * empty certificate of the shim's, made once per verdict (~80,000
+ * instructions with its free), whose free by GnuTLS (gnutls_keep.c sees every
+ * one) is its return and frees nothing.
+ *
+ * Never the list's own certificate: a GnuTLS whose free skipped the shim (a
+ * build whose internal calls bypass its PLT) would free the anchor under the
+ * verification. A stand-in freed or kept that way harms nothing: the shim
+ * leaves it alone and that library lends no more. Only for the versions whose
+ * use of the copy is that one look (bind_library: lends). */
 #include "gnutls_lend.h"
 #include "real.h"
 
@@ -21,29 +27,52 @@ typedef int get_issuer_fn(gnutls_x509_trust_list_t, gnutls_x509_crt_t, gnutls_x5
 static __thread struct {
     struct sg_gnutls *g; /* NULL: nothing to lend */
     gnutls_x509_trust_list_t list;
-    gnutls_x509_crt_t out; /* on loan */
+    gnutls_x509_crt_t stand_in; /* made at the first loan */
+    int out;                    /* the stand-in is out */
 } lend __attribute__((tls_model("initial-exec")));
 
 void sg_gnutls_lend_open(struct sg_gnutls *g, gnutls_x509_trust_list_t list)
 {
-    lend.g = g;
-    lend.list = list;
-    lend.out = NULL;
+    if (__atomic_load_n(&g->lends, __ATOMIC_RELAXED))
+        lend.g = g, lend.list = list;
 }
 
-int sg_gnutls_lend_close(void)
+void sg_gnutls_lend_close(void)
 {
+    if (lend.out) /* not returned through the shim: GnuTLS freed or kept it */
+        __atomic_store_n(&lend.g->lends, 0, __ATOMIC_RELAXED);
+    else if (lend.stand_in)
+        lend.g->gnutls_x509_crt_deinit(lend.stand_in);
     lend.g = NULL;
     lend.list = NULL;
-    return lend.out == NULL;
+    lend.stand_in = NULL;
+    lend.out = 0;
 }
 
 int sg_gnutls_lend_returned(gnutls_x509_crt_t crt)
 {
-    if (!lend.out || crt != lend.out)
+    if (!lend.out || crt != lend.stand_in)
         return 0;
-    lend.out = NULL;
+    lend.out = 0;
     return 1;
+}
+
+/* The answer to GnuTLS's own request for a copy of list's issuer of cert:
+ * the list's answer, with the stand-in for the copy. */
+static int lent(struct sg_gnutls *g, gnutls_x509_trust_list_t list, gnutls_x509_crt_t cert,
+                gnutls_x509_crt_t *issuer, unsigned flags)
+{
+    gnutls_x509_crt_t own;
+    int r = g->gnutls_x509_trust_list_get_issuer(list, cert, &own, flags & ~GNUTLS_TL_GET_COPY);
+    if (r != 0)
+        return r;
+    if (!lend.stand_in && g->gnutls_x509_crt_init(&lend.stand_in) < 0) {
+        lend.stand_in = NULL;
+        return g->gnutls_x509_trust_list_get_issuer(list, cert, issuer, flags);
+    }
+    lend.out = 1;
+    *issuer = lend.stand_in;
+    return 0;
 }
 
 SG_EXPORT int gnutls_x509_trust_list_get_issuer(gnutls_x509_trust_list_t list,
@@ -56,11 +85,8 @@ SG_EXPORT int gnutls_x509_trust_list_get_issuer(gnutls_x509_trust_list_t list,
         get_issuer_fn *next = (get_issuer_fn *)sg_gnutls_next(CALLER, sym);
         return next ? next(list, cert, issuer, flags) : GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE;
     }
-    if (!(lend.g == g && list && list == lend.list && !lend.out &&
-          (flags & GNUTLS_TL_GET_COPY) && sg_lib_holds(&g->lib, CALLER)))
-        return g->gnutls_x509_trust_list_get_issuer(list, cert, issuer, flags);
-    int r = g->gnutls_x509_trust_list_get_issuer(list, cert, issuer, flags & ~GNUTLS_TL_GET_COPY);
-    if (r == 0)
-        lend.out = *issuer;
-    return r;
+    if (lend.g == g && list && list == lend.list && !lend.out && issuer &&
+        (flags & GNUTLS_TL_GET_COPY) && sg_lib_holds(&g->lib, CALLER))
+        return lent(g, list, cert, issuer, flags);
+    return g->gnutls_x509_trust_list_get_issuer(list, cert, issuer, flags);
 }

@@ -1,18 +1,16 @@
-/* The anchor GnuTLS's chain verification copies only to free it, lent
- * instead during the shim's own verification. */
+/* The copy of an anchor GnuTLS's chain verification makes only to free it:
+ * a stand-in lent instead during the shim's own verification. */
 #ifndef SG_GNUTLS_LEND_H
 #define SG_GNUTLS_LEND_H
 
 #include "gnutls_api.h"
 
 /* Around the shim's verification against list, a list it made for that
- * verdict alone: from open to close this thread lends list's certificates.
- * close returns 0 when one is still out (GnuTLS kept it): the list must then
- * not be freed. */
+ * verdict alone: from open to close this thread lends (when g->lends). */
 void sg_gnutls_lend_open(struct sg_gnutls *g, gnutls_x509_trust_list_t list);
-int sg_gnutls_lend_close(void);
+void sg_gnutls_lend_close(void);
 
-/* Is crt the certificate out on loan? Then its free is the loan's return. */
+/* Is crt the stand-in out on loan? Then its free is the loan's return. */
 int sg_gnutls_lend_returned(gnutls_x509_crt_t crt);
 
 #endif

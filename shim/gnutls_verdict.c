@@ -118,7 +118,9 @@ static int chain(void *session, const struct sg_target *t, const char *ca_file,
             sg_gnutls_lend_open(x->g, list);
         if (list)
             reason = verify(x->g, list, crts, n, t, detail, len);
-        if (fresh && sg_gnutls_lend_close())
+        if (list && fresh)
+            sg_gnutls_lend_close();
+        if (fresh)
             x->g->gnutls_x509_trust_list_deinit(list, 1);
     }
     int pins = t->dest && t->dest->npins; /* key ids cost 100,000 instructions each */

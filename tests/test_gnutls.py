@@ -198,3 +198,27 @@ def test_a_kept_impostor_ca_is_not_the_policys_anchor(side, tmp_path, certs, smt
     res = run([str(CARELESS), "decoy", "localhost", str(server.port), "starttls",
                str(message_file)], env, timeout=60)
     check_refused(res, server, env, side, leaks=True)
+
+
+@pytest.mark.parametrize("cert", ["good", "unknownca"])
+def test_frees_that_skip_the_shim_change_no_verdict(cert, certs, smtp_server, run, shim,
+                                                    message_file):
+    """A GnuTLS whose internal calls to gnutls_x509_crt_deinit skip the shim (a
+    build that bypasses its PLT; here a preload placed before the shim sends
+    them straight to libgnutls): the stand-in the shim lends its verification
+    for GnuTLS's copy of the anchor is freed by GnuTLS itself, and nothing the
+    verification uses is. Freed memory is filled (MALLOC_PERTURB_), so a freed
+    anchor would change the verdict: the good server gets the message, the
+    unknown CA's gets nothing."""
+    bypass = REPO / "build" / "clients" / "libdeinit_bypass.so"
+    assert bypass.exists(), f"{bypass}: make clients"
+    server = smtp_server(cert, "starttls")
+    env = shim([server.port])
+    env["LD_PRELOAD"] = f"{bypass} {env['LD_PRELOAD']}"
+    env["MALLOC_PERTURB_"] = "165"
+    res = run([str(CARELESS), "no_verify", "localhost", str(server.port), "starttls",
+               str(message_file)], env, timeout=60)
+    if cert == "good":
+        assert_delivered(careless("no_verify"), server, f"{describe(res)}\n{env.log()}")
+    else:
+        check_refused(res, server, env, "shim", leaks=True)
