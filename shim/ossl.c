@@ -43,6 +43,9 @@ static int bind_rest(struct sg_ossl *o, struct sg_search *lib)
     o->err_set_error = sg_scope_sym(lib, "ERR_set_error");
     o->err_put_error = sg_scope_sym(lib, "ERR_put_error");
     o->err_add_error_data = sg_scope_sym(lib, "ERR_add_error_data");
+    o->sha256_init = sg_scope_sym(lib, "SHA256_Init");
+    o->sha256_update = sg_scope_sym(lib, "SHA256_Update");
+    o->sha256_final = sg_scope_sym(lib, "SHA256_Final");
     return ok && o->get1_peer_cert &&
            (o->kind == SG_OSSL_3 ? o->err_set_error != NULL : o->err_put_error != NULL);
 }
@@ -81,6 +84,7 @@ int sg_ossl_full(struct sg_ossl *o)
         SG_OSSL_LAZY_FUNCS(SG_COPY)
         SG_COPY(lazy) SG_COPY(get1_peer_cert) SG_COPY(err_new) SG_COPY(err_set_debug)
         SG_COPY(err_set_error) SG_COPY(err_put_error) SG_COPY(err_add_error_data)
+        SG_COPY(sha256_init) SG_COPY(sha256_update) SG_COPY(sha256_final)
 #undef SG_COPY
         if (!ok)
             __atomic_store_n(&o->lib.complete, 0, __ATOMIC_RELAXED);
