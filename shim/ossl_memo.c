@@ -59,6 +59,7 @@
  * object that defines it at its first check after an SMTP connection. Nothing
  * is looked up at load. */
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,8 @@
 /* A certificate of up to 8 KiB and a key: RSA n and e of up to 4096 bits. */
 #define BLOB_MAX 10240
 #define KEY_PART 520
+/* The most a key takes: its kind and four parts (1.1 EC: the group, X, Y, Z). */
+#define KEY_MAX (4 + 4 * (4 + KEY_PART))
 
 typedef int verify_fn(X509 *, EVP_PKEY *);
 typedef int i2d_cert_fn(X509 *, unsigned char **);
@@ -153,8 +156,19 @@ struct lib {
 static struct lib libs[LIBS]; /* published by lib_count; written under sg_lock_memo */
 static int lib_count;
 static struct sg_callsites sites SG_TABLE; /* call site -> struct lib *; put under sg_lock_memo */
+/* Set (release) once a call site was put: before, the table's page is not
+ * read, since a read maps it and the first put faults on it again. */
+static int sites_used;
 
+static struct lib *site(const void *ret)
+{
+    return __atomic_load_n(&sites_used, __ATOMIC_ACQUIRE) ? sg_callsite_get(&sites, ret) : NULL;
+}
+
+/* cap: the bytes b holds (an entry BLOB_MAX; a query what its input needs,
+ * so that it takes no more memory than that). len and b are a struct sg_blob. */
 struct blob {
+    size_t cap;
     size_t len;
     uint8_t b[BLOB_MAX];
 };
@@ -257,7 +271,7 @@ static const struct encoders *encoders_of(struct lib *l)
  * holds just its function: called, never memoised. NULL: there is none. */
 static struct lib *lib_for(const void *ret, struct lib *spare)
 {
-    struct lib *l = sg_callsite_get(&sites, ret);
+    struct lib *l = site(ret);
     if (SG_LIKELY(l != NULL))
         return l;
     verify_fn *fn = (verify_fn *)sg_scope_next(ret, "X509_verify", "libcrypto.so");
@@ -270,8 +284,10 @@ static struct lib *lib_for(const void *ret, struct lib *spare)
         l->verify = fn;
         __atomic_store_n(&lib_count, lib_count + 1, __ATOMIC_RELEASE);
     }
-    if (l)
+    if (l) {
         sg_callsite_put(&sites, ret, l);
+        __atomic_store_n(&sites_used, 1, __ATOMIC_RELEASE);
+    }
     pthread_mutex_unlock(&sg_lock_memo);
     if (l)
         return l;
@@ -286,7 +302,7 @@ static struct lib *lib_for(const void *ret, struct lib *spare)
 
 static int put(struct blob *x, const void *p, size_t n)
 {
-    return sg_blob_put((struct sg_blob *)x, BLOB_MAX, p, n);
+    return sg_blob_put((struct sg_blob *)&x->len, x->cap, p, n);
 }
 
 static int put_part(struct blob *x, const void *p, size_t n)
@@ -407,13 +423,11 @@ static int key11(const struct encoders *l, struct blob *x, EVP_PKEY *r)
     return ok;
 }
 
-static int cert(const struct encoders *l, struct blob *x, X509 *a)
+/* The certificate's n bytes (n from i2d_X509), after their length. */
+static int cert(const struct encoders *l, struct blob *x, X509 *a, int n)
 {
-    if (l->dist_id && l->dist_id(a))
-        return 0;
-    int n = l->i2d_x509(a, NULL);
     uint32_t len = (uint32_t)n;
-    if (n <= 0 || !put(x, &len, sizeof len) || (size_t)n > BLOB_MAX - x->len)
+    if (n <= 0 || !put(x, &len, sizeof len) || (size_t)n > x->cap - x->len)
         return 0;
     unsigned char *p = x->b + x->len;
     if (l->i2d_x509(a, &p) != n)
@@ -422,16 +436,32 @@ static int cert(const struct encoders *l, struct blob *x, X509 *a)
     return 1;
 }
 
-/* 1: x holds the whole input; 2: x and the key itself (an OpenSSL 3 EC key,
- * compared by value); 0: not to be memoised. */
-static int input(struct lib *l, struct blob *x, X509 *a, EVP_PKEY *r)
+/* The check's whole input, in memory of its size (NULL: not to be
+ * memoised, or no memory). *kind: 1 when the bytes are all of it, 2 when
+ * the key itself goes with them (an OpenSSL 3 EC key, compared by value). */
+static struct blob *input(struct lib *l, X509 *a, EVP_PKEY *r, int *kind)
 {
-    x->len = 0;
     const struct encoders *e = encoders_of(l);
-    if (!a || !r || !e->usable || !put(x, &l->verify, sizeof l->verify))
-        return 0;
-    int k = e->get_params ? key3(e, x, r) : key11(e, x, r);
-    return k && cert(e, x, a) ? k : 0;
+    *kind = 0;
+    if (!a || !r || !e->usable || (e->dist_id && e->dist_id(a)))
+        return NULL;
+    int n = e->i2d_x509(a, NULL);
+    size_t cap = sizeof l->verify + KEY_MAX + sizeof(uint32_t) + (size_t)(n > 0 ? n : 0);
+    struct blob *x = n > 0 ? malloc(offsetof(struct blob, b) + (cap < BLOB_MAX ? cap : BLOB_MAX))
+                           : NULL;
+    if (!x)
+        return NULL;
+    x->cap = cap < BLOB_MAX ? cap : BLOB_MAX;
+    x->len = 0;
+    int k = put(x, &l->verify, sizeof l->verify)
+                ? (e->get_params ? key3(e, x, r) : key11(e, x, r))
+                : 0;
+    if (k && cert(e, x, a, n)) {
+        *kind = k;
+        return x;
+    }
+    free(x);
+    return NULL;
 }
 
 /* ---- the memo -------------------------------------------------------------- */
@@ -481,17 +511,17 @@ static void remember(const struct blob *x, EVP_PKEY *key, const struct encoders 
 
 /* ---- the interposed check ------------------------------------------------- */
 
-/* The input is on the heap: 10 KiB more of stack inside OpenSSL's own
+/* The input is on the heap: up to 10 KiB more of stack inside OpenSSL's own
  * verification could overflow a program's small thread or coroutine stack.
  * No memory: the real function alone. */
 __attribute__((noinline)) static int verify_memo(struct lib *l, X509 *a, EVP_PKEY *r)
 {
-    struct blob *x = malloc(sizeof *x);
-    int kind = x ? input(l, x, a, r) : 0, ok = 1;
-    if (!kind || !remembered(x, kind == 2, &l->enc, r)) {
+    int kind, ok = 1;
+    struct blob *x = input(l, a, r, &kind);
+    if (!x || !remembered(x, kind == 2, &l->enc, r)) {
         ok = l->verify(a, r);
         EVP_PKEY *copy = ok == 1 && kind == 2 ? l->enc.v.dup(r) : NULL;
-        if (ok == 1 && (kind == 1 || copy))
+        if (ok == 1 && x && (kind == 1 || copy))
             remember(x, copy, &l->enc);
     }
     free(x);
@@ -511,7 +541,7 @@ __attribute__((noinline, cold)) static int verify_first(const void *ret, X509 *a
 SG_EXPORT int X509_verify(X509 *a, EVP_PKEY *r)
 {
     const void *ret = __builtin_return_address(0);
-    struct lib *l = sg_callsite_get(&sites, ret);
+    struct lib *l = site(ret);
     if (SG_UNLIKELY(!l))
         return verify_first(ret, a, r);
     if (SG_LIKELY(!sg_smtp_ever()))

@@ -31,7 +31,10 @@ int sg_verdict_cached(const unsigned char chain[32], const struct sg_target *t,
     time_t now = time(NULL);
     int hit = 0;
     pthread_mutex_lock(&sg_lock_tls);
-    for (int i = 0; i < ENTRIES && !hit; i++)
+    /* Only the entries ever written: a process's first lookup reads none of
+     * the ring's pages (each first read of one is a page fault, issue 15). */
+    unsigned used = next < ENTRIES ? next : ENTRIES;
+    for (unsigned i = 0; i < used && !hit; i++)
         hit = ring[i].until > now && same(&ring[i], chain, t, ca_file, ca_path, gen);
     pthread_mutex_unlock(&sg_lock_tls);
     return hit;
