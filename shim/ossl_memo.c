@@ -195,13 +195,13 @@ static struct lib *bound(verify_fn *fn)
 
 /* The name in that libcrypto (its own scope, as dlsym on its handle
  * searches it: scope_sym.c), never one of ours. */
-static void *own(struct sg_search *lib, const char *name)
+static void *own(struct sg_search *lib, const char *name, uint32_t hash)
 {
-    void *fn = sg_scope_sym(lib, name);
+    void *fn = sg_scope_sym_h(lib, name, hash);
     return fn && !sg_is_own_address(fn) ? fn : NULL;
 }
 
-#define FIND(lib, dst, name) ((dst) = (__typeof__(dst))own(lib, name))
+#define FIND(lib, dst, name) ((dst) = (__typeof__(dst))own(lib, name, SG_GNU_HASH(name)))
 
 static void find_ec3(struct sg_search *lib, struct encoders *e)
 {

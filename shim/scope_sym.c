@@ -170,7 +170,11 @@ void sg_scope_search_init(struct sg_search *s, void *h)
 
 void *sg_scope_sym(struct sg_search *s, const char *name)
 {
-    uint32_t h = gnu_hash(name);
+    return sg_scope_sym_h(s, name, gnu_hash(name));
+}
+
+void *sg_scope_sym_h(struct sg_search *s, const char *name, uint32_t h)
+{
     for (int i = 0; i < s->n; i++) {
         void *fn;
         if (!lookup(&s->t[i], name, h, &fn))
