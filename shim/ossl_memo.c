@@ -285,6 +285,10 @@ static struct lib *lib_for(const void *ret, struct lib *spare)
         __atomic_store_n(&lib_count, lib_count + 1, __ATOMIC_RELEASE);
     }
     if (l) {
+        /* The first put reads a slot, then writes it: written to first (a
+         * write to a page never touched maps it at once), one fault, not two. */
+        if (!sites_used)
+            __atomic_fetch_or((unsigned char *)&sites, 0, __ATOMIC_RELAXED);
         sg_callsite_put(&sites, ret, l);
         __atomic_store_n(&sites_used, 1, __ATOMIC_RELEASE);
     }

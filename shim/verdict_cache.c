@@ -32,8 +32,11 @@ int sg_verdict_cached(const unsigned char chain[32], const struct sg_target *t,
     int hit = 0;
     pthread_mutex_lock(&sg_lock_tls);
     /* Only the entries ever written: a process's first lookup reads none of
-     * the ring's pages (each first read of one is a page fault, issue 15). */
-    unsigned used = next < ENTRIES ? next : ENTRIES;
+     * the ring's pages (each first read of one is a page fault, issue 15).
+     * next is read as a write: sg_verdict_remember writes it next, and a page
+     * first read, then written costs two faults. */
+    unsigned n = __atomic_fetch_add(&next, 0, __ATOMIC_RELAXED);
+    unsigned used = n < ENTRIES ? n : ENTRIES;
     for (unsigned i = 0; i < used && !hit; i++)
         hit = ring[i].until > now && same(&ring[i], chain, t, ca_file, ca_path, gen);
     pthread_mutex_unlock(&sg_lock_tls);
