@@ -106,6 +106,7 @@ typedef const EC_POINT *ec_point_fn(const void *);
 typedef const void *method_of_fn(const EC_GROUP *);
 typedef int field_type_fn(const void *);
 typedef int i2d_group_fn(const EC_GROUP *, unsigned char **);
+typedef int group_int_fn(const EC_GROUP *);
 typedef int jacobian_fn(const EC_GROUP *, const EC_POINT *, BIGNUM *, BIGNUM *, BIGNUM *,
                         BN_CTX *);
 typedef BIGNUM *bn_new_fn(void);
@@ -136,6 +137,8 @@ struct encoders {
         method_of_fn *method_of;
         field_type_fn *field_type;
         i2d_group_fn *i2d_group;
+        group_int_fn *asn1_flag;
+        group_int_fn *curve_name;
         jacobian_fn *jacobian;
         bn_new_fn *bn_new;
         bn_free_fn *bn_free;
@@ -218,6 +221,8 @@ static void find_ec11(struct sg_search *lib, struct encoders *e)
                    FIND(lib, e->ec.method_of, "EC_GROUP_method_of") &&
                    FIND(lib, e->ec.field_type, "EC_METHOD_get_field_type") &&
                    FIND(lib, e->ec.i2d_group, "i2d_ECPKParameters") &&
+                   FIND(lib, e->ec.asn1_flag, "EC_GROUP_get_asn1_flag") &&
+                   FIND(lib, e->ec.curve_name, "EC_GROUP_get_curve_name") &&
                    FIND(lib, e->ec.jacobian, "EC_POINT_get_Jprojective_coordinates_GFp") &&
                    FIND(lib, e->ec.bn_new, "BN_new") && FIND(lib, e->ec.bn_free, "BN_free") &&
                    FIND(lib, e->ec.bn_bits, "BN_num_bits") &&
@@ -389,7 +394,10 @@ static int key11_ec(const struct encoders *l, struct blob *x, EVP_PKEY *r)
     const EC_GROUP *g = ec ? l->ec.group(ec) : NULL;
     const EC_POINT *pt = ec ? l->ec.point(ec) : NULL;
     const void *meth = g ? l->ec.method_of(g) : NULL;
-    if (!g || !pt || !meth || l->ec.field_type(meth) != NID_X9_62_prime_field)
+    /* A group flagged as named but of no known name: its SubjectPublicKeyInfo
+     * spells its parameters, which i2d_ECPKParameters would refuse. */
+    if (!g || !pt || !meth || l->ec.field_type(meth) != NID_X9_62_prime_field ||
+        (l->ec.asn1_flag(g) && !l->ec.curve_name(g)))
         return -1;
     unsigned char der[KEY_PART], *p = der;
     int n = l->ec.i2d_group(g, NULL);
