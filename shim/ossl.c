@@ -28,21 +28,24 @@ static int is_libssl(const char *path)
 static int bind_rest(struct sg_ossl *o, struct sg_search *lib)
 {
     int ok = 1;
-#define SG_BIND(f) ok &= (o->f = (__typeof__(o->f))sg_scope_sym(lib, #f)) != NULL;
+#define SG_BIND(f) ok &= (o->f = (__typeof__(o->f))SG_SCOPE_SYM(lib, #f)) != NULL;
     SG_OSSL_FUNCS(SG_BIND)
 #undef SG_BIND
     int lazy = 1;
-#define SG_BIND(f) lazy &= (o->f = (__typeof__(o->f))sg_scope_sym(lib, #f)) != NULL;
+#define SG_BIND(f) lazy &= (o->f = (__typeof__(o->f))SG_SCOPE_SYM(lib, #f)) != NULL;
     SG_OSSL_LAZY_FUNCS(SG_BIND)
 #undef SG_BIND
     o->lazy = lazy && o->OpenSSL_version_num && o->OpenSSL_version_num() >= 0x10101000L;
-    o->get1_peer_cert = sg_scope_sym(lib, o->kind == SG_OSSL_3 ? "SSL_get1_peer_certificate"
-                                                               : "SSL_get_peer_certificate");
-    o->err_new = sg_scope_sym(lib, "ERR_new");
-    o->err_set_debug = sg_scope_sym(lib, "ERR_set_debug");
-    o->err_set_error = sg_scope_sym(lib, "ERR_set_error");
-    o->err_put_error = sg_scope_sym(lib, "ERR_put_error");
-    o->err_add_error_data = sg_scope_sym(lib, "ERR_add_error_data");
+    o->get1_peer_cert = o->kind == SG_OSSL_3 ? SG_SCOPE_SYM(lib, "SSL_get1_peer_certificate")
+                                             : SG_SCOPE_SYM(lib, "SSL_get_peer_certificate");
+    o->err_new = SG_SCOPE_SYM(lib, "ERR_new");
+    o->err_set_debug = SG_SCOPE_SYM(lib, "ERR_set_debug");
+    o->err_set_error = SG_SCOPE_SYM(lib, "ERR_set_error");
+    o->err_put_error = SG_SCOPE_SYM(lib, "ERR_put_error");
+    o->err_add_error_data = SG_SCOPE_SYM(lib, "ERR_add_error_data");
+    o->sha256_init = SG_SCOPE_SYM(lib, "SHA256_Init");
+    o->sha256_update = SG_SCOPE_SYM(lib, "SHA256_Update");
+    o->sha256_final = SG_SCOPE_SYM(lib, "SHA256_Final");
     return ok && o->get1_peer_cert &&
            (o->kind == SG_OSSL_3 ? o->err_set_error != NULL : o->err_put_error != NULL);
 }
@@ -53,7 +56,7 @@ static void bind_openssl(struct sg_ossl *o, void *h)
 {
     sg_scope_search_init(&o->search, h);
     int ok = 1;
-#define SG_BIND(f) ok &= (o->f = (__typeof__(o->f))sg_scope_sym(&o->search, #f)) != NULL;
+#define SG_BIND(f) ok &= (o->f = (__typeof__(o->f))SG_SCOPE_SYM(&o->search, #f)) != NULL;
     SG_OSSL_CORE_FUNCS(SG_BIND)
 #undef SG_BIND
     o->kind = o->OpenSSL_version_num && (o->OpenSSL_version_num() >> 28) >= 3 ? SG_OSSL_3
@@ -81,6 +84,7 @@ int sg_ossl_full(struct sg_ossl *o)
         SG_OSSL_LAZY_FUNCS(SG_COPY)
         SG_COPY(lazy) SG_COPY(get1_peer_cert) SG_COPY(err_new) SG_COPY(err_set_debug)
         SG_COPY(err_set_error) SG_COPY(err_put_error) SG_COPY(err_add_error_data)
+        SG_COPY(sha256_init) SG_COPY(sha256_update) SG_COPY(sha256_final)
 #undef SG_COPY
         if (!ok)
             __atomic_store_n(&o->lib.complete, 0, __ATOMIC_RELAXED);

@@ -81,6 +81,11 @@ struct sg_ossl {
     void (*err_set_error)(int, int, const char *, ...);
     void (*err_put_error)(int, int, int, const char *, int);
     void (*err_add_error_data)(int, ...);
+    /* Optional (deprecated in 3, absent from a no-deprecated build): the
+     * verdict cache's fingerprint without X509_digest (ossl_verdict.c). */
+    int (*sha256_init)(SHA256_CTX *);
+    int (*sha256_update)(SHA256_CTX *, const void *, size_t);
+    int (*sha256_final)(unsigned char *, SHA256_CTX *);
     int full;              /* the rest bound: 0 not yet, 1 yes, -1 lacking some (sg_ossl_full) */
     struct sg_search search; /* where its names are found (scope_sym.c) */
 };

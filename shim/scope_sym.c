@@ -101,17 +101,35 @@ static int lookup(const struct sg_symtab *t, const char *name, uint32_t h, void 
     return 1;
 }
 
+static int has_soname(const struct link_map *m, const char *soname)
+{
+    struct sg_symtab t;
+    return m->l_name[0] && table_of(m, &t) && t.soname && strcmp(t.strs + t.soname, soname) == 0;
+}
+
+static int file_named(const struct link_map *m, const char *soname)
+{
+    const char *base = strrchr(m->l_name, '/');
+    return strcmp(base ? base + 1 : m->l_name, soname) == 0;
+}
+
+/* The object loaded under that soname. First the one whose file has that
+ * name (the usual case: no other object's dynamic section is read), else
+ * the first of that soname, as the loader matches a needed name. Were an
+ * earlier object to carry the soname under another file name, the first
+ * name found in the one chosen differs from dlsym's and sg_scope_sym hands
+ * every name to dlsym from then on. */
 static const struct link_map *loaded_as(const struct link_map *from, const char *soname)
 {
-    const struct link_map *m = from;
-    while (m->l_prev)
-        m = m->l_prev;
-    for (; m; m = m->l_next) {
-        struct sg_symtab t;
-        if (m->l_name[0] && table_of(m, &t) && t.soname &&
-            strcmp(t.strs + t.soname, soname) == 0)
+    const struct link_map *first = from;
+    while (first->l_prev)
+        first = first->l_prev;
+    for (const struct link_map *m = first; m; m = m->l_next)
+        if (file_named(m, soname) && has_soname(m, soname))
             return m;
-    }
+    for (const struct link_map *m = first; m; m = m->l_next)
+        if (has_soname(m, soname))
+            return m;
     return NULL;
 }
 
@@ -152,7 +170,11 @@ void sg_scope_search_init(struct sg_search *s, void *h)
 
 void *sg_scope_sym(struct sg_search *s, const char *name)
 {
-    uint32_t h = gnu_hash(name);
+    return sg_scope_sym_h(s, name, gnu_hash(name));
+}
+
+void *sg_scope_sym_h(struct sg_search *s, const char *name, uint32_t h)
+{
     for (int i = 0; i < s->n; i++) {
         void *fn;
         if (!lookup(&s->t[i], name, h, &fn))

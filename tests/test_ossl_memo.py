@@ -9,8 +9,10 @@ built against OpenSSL 3 and against Debian 11's OpenSSL 1.1 (`make legacy`):
 with the library preloaded the answers are exactly OpenSSL's own, for a valid
 check, its repetition (answered by the memo once the process has had an SMTP
 connection: many times faster), a changed signature byte, a leaf signed by an
-impostor under the CA's name, another key, in a forked child; a refusal is never
-remembered; before any SMTP connection the memo is not used at all. End to end, the
+impostor under the CA's name, another key, a key object whose EC point the program
+changed in place after its check (the memo compares what it checked: an OpenSSL 3 EC
+key by a private copy, an OpenSSL 1.1 one by its point's coordinates), in a forked
+child; a refusal is never remembered; before any SMTP connection the memo is not used at all. End to end, the
 OpenSSL 3 careless client meets a leaf whose signature is corrupted and one signed by
 the wrong key.
 """
@@ -26,7 +28,8 @@ MEMO = CLIENTS / "ossl_memo"   # and build/legacy/ossl_memo11, against OpenSSL 1
 CARELESS = CLIENTS / "careless"
 EXPECTED = {
     "valid": 1, "valid_again": 1, "sig_byte": 0, "sig_byte_again": 0, "forged": 0,
-    "forged_again": 0, "other_key": 0, "valid_last": 1, "store_good": 1,
+    "forged_again": 0, "other_key": 0, "valid_last": 1, "key_fresh": 1, "key_changed": 0,
+    "store_good": 1,
     "store_sig_byte": 0, "store_forged": 0, "store_good_again": 1, "child_valid": 1,
     "child_bad": 0, "threads_wrong": 0,
 }
@@ -72,7 +75,8 @@ def test_openssl_answers_without_the_library(run, baseline, gate, chain, client)
 def test_memo_answers_as_openssl_does(run, shim, gate, chain, client):
     """After an SMTP connection: valid, and valid again from the memo; every near
     miss of the remembered check (signature byte, TBS signed by an impostor under
-    the same issuer name, another key) refused, twice; through X509_verify_cert
+    the same issuer name, another key, the checked key object changed in place)
+    refused, twice; through X509_verify_cert
     too; a forked child keeps the entry and the refusals; 4 threads at once."""
     env = shim([gate])
     got, speedup = answers(run, env, gate, chain, client)

@@ -3,7 +3,9 @@ tables instead of asking dlsym for each name (issue 15: dlsym was ~850
 instructions a name, 92 names an OpenSSL). It must give exactly what dlsym
 gives, for every name the OpenSSL backend binds and for the edges (IFUNCs,
 data, TLS variables, versioned and missing names): the check program compares
-the two, library by library, and fails on any difference."""
+the two, library by library, and fails on any difference. The backend's names are
+also looked up with their hash computed when compiling (SG_SCOPE_SYM, scope.h),
+which must equal the run-time hash and give what dlsym gives."""
 import subprocess
 from pathlib import Path
 
@@ -31,6 +33,7 @@ def test_same_as_dlsym_for_system_libraries(build):
     out = run_check(libs)
     for lib, r in out.items():
         assert r["names"] == r["same"], (lib, r)
+        assert r["hashed"] == r["hashed_same"] and int(r["hashed"]) > 80, (lib, r)
     # libssl's own tables were searched (not all handed to dlsym): the test
     # exercises the lookup, not only its fallback.
     assert int(out[str(MULTIARCH / "libssl.so.3")]["searched"]) >= 2
@@ -44,3 +47,4 @@ def test_same_as_dlsym_for_openssl_1_1():
     out = run_check([lib], env={"LD_LIBRARY_PATH": str(LEGACY)})
     r = out[str(lib)]
     assert r["names"] == r["same"] and int(r["searched"]) >= 2, r
+    assert r["hashed"] == r["hashed_same"], r

@@ -18,6 +18,12 @@
  *   valid_last              the good leaf again
  *   store_good, store_sig_byte, store_forged, store_good_again
  *                           through X509_verify_cert (libcrypto's own call)
+ *   key_fresh               (first of all) the good leaf by a second copy of
+ *                           the CA's key
+ *   key_changed             the same, after that copy's EC point was set to
+ *                           the other CA's (in place: the memo must hold a copy
+ *                           of what it checked, not the program's object); an
+ *                           RSA key, which cannot be changed so: the other key
  *   child_valid, child_bad  in a forked child: valid and sig_byte
  * then "threads_wrong N": the wrong answers of 4 threads checking the valid
  * and the sig_byte leaf at once, then "speedup X": the fastest of 15 refused
@@ -32,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -51,6 +58,24 @@ static X509 *load(const char *path)
         exit(2);
     }
     return x;
+}
+
+/* key's EC point set, in place, to that of other's; 0 if it cannot be. */
+static int change_point(EVP_PKEY *key, EVP_PKEY *other)
+{
+    unsigned char *pt = NULL;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    size_t n = EVP_PKEY_get1_encoded_public_key(other, &pt);
+    int ok = n > 0 && EVP_PKEY_get_id(key) == EVP_PKEY_EC &&
+             EVP_PKEY_set1_encoded_public_key(key, pt, n) == 1;
+#else
+    size_t n = EVP_PKEY_get1_tls_encodedpoint(other, &pt);
+    int ok = n > 0 && EVP_PKEY_id(key) == EVP_PKEY_EC &&
+             EVP_PKEY_set1_tls_encodedpoint(key, pt, n) == 1;
+#endif
+    OPENSSL_free(pt);
+    ERR_clear_error();
+    return ok;
 }
 
 static int store_check(X509 *ca, X509 *leaf)
@@ -130,6 +155,13 @@ int main(int argc, char **argv)
         return 2;
     if (port)
         smtp_gate(port);
+    /* First, so that the memo's entry is made from this key object. */
+    X509 *ca2 = load(argv[2]);
+    EVP_PKEY *key2 = X509_get0_pubkey(ca2);
+    if (!key2)
+        return 2;
+    printf("key_fresh %d\n", X509_verify(good, key2));
+    printf("key_changed %d\n", X509_verify(good, change_point(key2, other_key) ? key2 : other_key));
     const struct {
         const char *name;
         X509 *cert;

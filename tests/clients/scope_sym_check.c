@@ -1,7 +1,10 @@
 /* shim/scope_sym.c against dlsym: for each library given, every name the
  * OpenSSL backend binds (and a few that test the edges: IFUNCs, data, TLS,
- * versioned and missing names) must come out exactly as dlsym gives it.
- * Prints one line per library: "LIB names=N same=N"; exits 1 on a mismatch. */
+ * versioned and missing names) must come out exactly as dlsym gives it; so
+ * must the backend's names looked up with the hash computed when compiling
+ * (SG_SCOPE_SYM), whose hashes must equal the run-time ones.
+ * Prints one line per library: "LIB names=N same=N searched=N hashed=N
+ * hashed_same=N"; exits 1 on a mismatch. */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +21,44 @@ static const char *names[] = {
     "memcpy", "strlen", "stdout", "errno", "environ", "malloc", "dlsym", "realpath",
     "no_such_name_at_all", "SSL_no_such_name", "",
 };
+
+#define HASHED(f) {#f, SG_GNU_HASH(#f)},
+struct hashed {
+    const char *name;
+    uint32_t hash;
+};
+
+static uint32_t run_time_hash(const char *s)
+{
+    uint32_t h = 5381;
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h;
+}
+
+/* The names with their compiled hashes: the same as dlsym, the same hashes. */
+static int check_hashed(void *h, const char *lib)
+{
+    const struct hashed hashed[] = {
+        SG_OSSL_CORE_FUNCS(HASHED) SG_OSSL_FUNCS(HASHED) SG_OSSL_LAZY_FUNCS(HASHED)
+        {"EC_POINT_get_Jprojective_coordinates_GFp",
+         SG_GNU_HASH("EC_POINT_get_Jprojective_coordinates_GFp")},
+        {"", SG_GNU_HASH("")}};
+    struct sg_search s;
+    sg_scope_search_init(&s, h);
+    int same = 0, n = (int)(sizeof hashed / sizeof hashed[0]);
+    for (int k = 0; k < n; k++) {
+        void *want = dlsym(h, hashed[k].name);
+        if (sg_scope_sym_h(&s, hashed[k].name, hashed[k].hash) == want &&
+            hashed[k].hash == run_time_hash(hashed[k].name))
+            same++;
+        else
+            fprintf(stderr, "%s: %s: hash %08x, at run time %08x\n", lib, hashed[k].name,
+                    hashed[k].hash, run_time_hash(hashed[k].name));
+    }
+    printf(" hashed=%d hashed_same=%d", n, same);
+    return same == n;
+}
 
 int main(int argc, char **argv)
 {
@@ -39,8 +80,10 @@ int main(int argc, char **argv)
             else
                 fprintf(stderr, "%s: %s: %p, dlsym %p\n", argv[i], names[k], got, want);
         }
-        printf("%s names=%d same=%d searched=%d\n", argv[i], n, same, s.n);
+        printf("%s names=%d same=%d searched=%d", argv[i], n, same, s.n);
         bad |= same != n;
+        bad |= !check_hashed(h, argv[i]);
+        printf("\n");
     }
     return bad;
 }
