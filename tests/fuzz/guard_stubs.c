@@ -23,7 +23,7 @@ const struct sg_policy *sg_config(void)
 
 int sg_config_smtp_port(int port)
 {
-    return sg_port_in(fuzz_policy.smtp_ports, port);
+    return sg_port_in(fuzz_policy.smtp_ports, fuzz_policy.smtp_blocks, port);
 }
 
 void sg_config_rule(const struct sg_dest *d, char *out, size_t len)
