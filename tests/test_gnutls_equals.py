@@ -6,26 +6,14 @@ the same certificate parsed twice, a re-encoded (modified) copy, different
 certificates, certificates that share a subject (another key; the same name
 encoded as PrintableString instead of UTF8String, which GnuTLS's string
 comparison takes for the same name)."""
-import subprocess
 
 import pytest
 
 from lib.forgery import gate  # noqa: F401 (a fixture)
-from lib.forgery import make_ca, make_key, make_leaf
+from lib.forgery import make_ca, make_leaf, printable_ca
 from lib.runner import CLIENTS
 
 CHECK = CLIENTS / "crt_equals"
-
-
-def printable_twin(d, ca):
-    """A CA certificate whose subject has ca's name as a PrintableString."""
-    cnf = d / "printable.cnf"
-    cnf.write_text("[req]\ndistinguished_name = dn\nstring_mask = nombstr\n[dn]\n")
-    key, cert = make_key(d, "twin"), d / "twin.pem"
-    subprocess.run(["openssl", "req", "-x509", "-new", "-key", key, "-out", cert, "-days", "30",
-                    "-subj", "/CN=smtpguard equals CA", "-config", cnf],
-                   check=True, capture_output=True, timeout=30)
-    return str(cert)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +22,7 @@ def cert_files(tmp_path_factory):
     ca = make_ca(d, "ca", "/CN=smtpguard equals CA", "EC")
     other = make_ca(d, "other", "/CN=smtpguard equals CA", "EC")   # the same name, another key
     return [ca[0], other[0], make_leaf(d, "leaf", ca).cert, make_leaf(d, "leaf2", ca).cert,
-            printable_twin(d, ca)]
+            printable_ca(d, "twin", "/CN=smtpguard equals CA")]
 
 
 def answers(run, env, files, gate=None):

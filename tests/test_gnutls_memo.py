@@ -11,22 +11,10 @@ import subprocess
 import pytest
 
 from lib.forgery import gate  # noqa: F401 (a fixture)
-from lib.forgery import make_ca, make_key, make_leaf
+from lib.forgery import make_ca, make_leaf, printable_ca
 from lib.runner import CLIENTS
 
 CHECK = CLIENTS / "gnutls_memo_check"
-
-
-def bare_ca(d, ca):
-    """A CA certificate with ca's name as a PrintableString and no extensions:
-    no key identifier to find."""
-    cnf = d / "bare.cnf"
-    cnf.write_text("[req]\ndistinguished_name = dn\nstring_mask = nombstr\n[dn]\n")
-    key, cert = make_key(d, "bare"), d / "bare.pem"
-    subprocess.run(["openssl", "req", "-x509", "-new", "-key", key, "-out", cert, "-days", "30",
-                    "-subj", "/CN=smtpguard memo CA/O=Example, Inc.", "-config", cnf],
-                   check=True, capture_output=True, timeout=30)
-    return str(cert)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +23,7 @@ def cert_files(tmp_path_factory):
     ca = make_ca(d, "ca", "/CN=smtpguard memo CA/O=Example, Inc.", "EC")
     other = make_ca(d, "other", "/CN=smtpguard memo CA/O=Example, Inc.", "EC")
     return [make_leaf(d, "leaf", ca).cert, ca[0], other[0], make_leaf(d, "leaf2", other).cert,
-            bare_ca(d, ca)]
+            printable_ca(d, "bare", "/CN=smtpguard memo CA/O=Example, Inc.")]
 
 
 def answers(run, env, files, gate=None):

@@ -20,27 +20,11 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "crt_parse.h"
 #include "smtp_gate.h"
 
 #define MAX 30
 #define REPS 200
-
-static gnutls_x509_crt_t parse(const char *path, int modify)
-{
-    gnutls_datum_t pem;
-    gnutls_x509_crt_t c;
-    if (gnutls_load_file(path, &pem) < 0 || gnutls_x509_crt_init(&c) < 0 ||
-        gnutls_x509_crt_import(c, &pem, GNUTLS_X509_FMT_PEM) < 0) {
-        fprintf(stderr, "gnutls_memo_check: cannot parse %s\n", path);
-        exit(1);
-    }
-    gnutls_free(pem.data);
-    if (modify && gnutls_x509_crt_set_version(c, (unsigned)gnutls_x509_crt_get_version(c)) < 0) {
-        fprintf(stderr, "gnutls_memo_check: cannot modify %s\n", path);
-        exit(1);
-    }
-    return c;
-}
 
 static void print_name(const char *what, gnutls_datum_t dn, unsigned flags)
 {
@@ -129,7 +113,7 @@ int main(int argc, char **argv)
     int n = 0;
     for (int i = first; i < argc && n + 3 <= MAX; i++)
         for (int copy = 0; copy < 3; copy++)
-            c[n++] = parse(argv[i], copy == 2);
+            c[n++] = crt_parse(argv[i], copy == 2);
     if (n == 0)
         return 1;
     double before = timed(c[0]);

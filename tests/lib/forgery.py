@@ -55,6 +55,17 @@ def make_ca(d, name, subject, algo, ski="hash"):
     return cert, key
 
 
+def printable_ca(d, name, subject):
+    """A self-signed certificate whose subject is a PrintableString (where
+    make_ca's are UTF8String) and which has no extensions at all."""
+    cnf = d / f"{name}.cnf"
+    cnf.write_text("[req]\ndistinguished_name = dn\nstring_mask = nombstr\n[dn]\n")
+    key, cert = make_key(d, name), str(d / f"{name}.pem")
+    _openssl("req", "-x509", "-new", "-key", key, "-out", cert, "-days", "30", "-subj", subject,
+             "-config", str(cnf), cwd=d)
+    return cert
+
+
 def make_leaf(d, name, ca):
     """A leaf for the good names (EC key) signed by ca = (cert, key)."""
     key, csr, cert = make_key(d, name), str(d / f"{name}.csr"), str(d / f"{name}.pem")
