@@ -42,10 +42,7 @@ int main(int argc, char **argv)
         first = 3;
     }
     gnutls_x509_crt_t c[MAX];
-    int n = 0;
-    for (int i = first; i < argc && n + 3 <= MAX; i++)
-        for (int copy = 0; copy < 3; copy++)
-            c[n++] = crt_parse(argv[i], copy == 2);
+    int n = crt_parse_files(argv + first, argc - first, c, MAX);
     dn_strings = 0;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++)

@@ -27,4 +27,15 @@ static gnutls_x509_crt_t crt_parse(const char *path, int modify)
     return c;
 }
 
+/* Each of the files parsed twice and once modified, into c (at most max):
+ * how many. */
+static int crt_parse_files(char **files, int nfiles, gnutls_x509_crt_t *c, int max)
+{
+    int n = 0;
+    for (int i = 0; i < nfiles && n + 3 <= max; i++)
+        for (int copy = 0; copy < 3; copy++)
+            c[n++] = crt_parse(files[i], copy == 2);
+    return n;
+}
+
 #endif
