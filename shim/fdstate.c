@@ -12,7 +12,8 @@
 #include "smtp_seen.h"
 
 unsigned short sg_fdtab[SG_FD_CAP] SG_TABLE;
-struct sg_conn sg_conn_pool[SG_CONN_MAX] SG_TABLE __attribute__((aligned(4096))); /* slot 0 on one page */
+/* Page-aligned: slot 0, the one a process's first connection takes, on one page. */
+struct sg_conn sg_conn_pool[SG_CONN_MAX] SG_TABLE __attribute__((aligned(4096)));
 int sg_conn_active;
 int sg_smtp_seen;
 static int pool_used; /* slots ever taken; those past it were never written */

@@ -33,7 +33,7 @@ struct sg_gnutls {
     __typeof__(gnutls_x509_crt_export2) *gnutls_x509_crt_export2;
     __typeof__(gnutls_x509_rdn_get2) *gnutls_x509_rdn_get2; /* 3.5.7 */
     int exports_as_parsed; /* 3.6.3 on: export2 of a parsed certificate is its DER */
-    int lends; /* 3.7.3 to 3.8: verify_crt2's copy of the issuer is only looked at (gnutls_lend.c) */
+    int lends; /* 3.7.3 to 3.8: verify_crt2 only looks at its copy of the issuer (gnutls_lend.c) */
 #define SG_MEMBER(f) __typeof__(f) *f;
     SG_GNUTLS_FUNCS(SG_MEMBER)
 #undef SG_MEMBER
