@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "locks.h"
+#include "ring.h"
 #include "verdict_cache.h"
 
 #define ENTRIES 32
@@ -16,7 +17,7 @@ static struct entry {
     unsigned gen;                  /* of the store's files (trust_follow.h) */
     time_t until;
 } ring[ENTRIES] SG_TABLE;
-static unsigned next, filled; /* filled: entries ever written, at most ENTRIES */
+static struct sg_ring slots; /* under sg_lock_tls */
 
 static int same(const struct entry *e, const unsigned char chain[32], const struct sg_target *t,
                 const char *ca_file, const char *ca_path, unsigned gen)
@@ -31,9 +32,9 @@ int sg_verdict_cached(const unsigned char chain[32], const struct sg_target *t,
     time_t now = time(NULL);
     int hit = 0;
     pthread_mutex_lock(&sg_lock_tls);
-    /* Only entries ever written: the ring's pages stay unmapped until the
-     * first verdict is remembered (a one-message process never reads them). */
-    for (unsigned i = 0; i < filled && !hit; i++)
+    /* Only entries ever written (ring.h): a one-message process never reads
+     * the ring's pages. */
+    for (unsigned i = 0; i < slots.filled && !hit; i++)
         hit = ring[i].until > now && same(&ring[i], chain, t, ca_file, ca_path, gen);
     pthread_mutex_unlock(&sg_lock_tls);
     return hit;
@@ -43,9 +44,7 @@ void sg_verdict_remember(const unsigned char chain[32], const struct sg_target *
                          const char *ca_file, const char *ca_path, unsigned gen)
 {
     pthread_mutex_lock(&sg_lock_tls);
-    struct entry *e = &ring[next++ % ENTRIES];
-    if (filled < ENTRIES)
-        filled++;
+    struct entry *e = &ring[sg_ring_take(&slots, ENTRIES)];
     memcpy(e->chain, chain, 32);
     strcpy(e->host, t->host);
     e->ca_file = ca_file;
