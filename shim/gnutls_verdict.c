@@ -114,14 +114,14 @@ static int chain(void *session, const struct sg_target *t, const char *ca_file,
         gnutls_x509_trust_list_t list = sg_gnutls_trust_for(x->g, store, peers, n, &fresh);
         reason = SG_R_STORE;
         snprintf(detail, len, "cannot hand the anchors of ca_file '%s' to GnuTLS", ca_file);
-        if (list && fresh)
+        if (fresh) /* a list of its own: only that one lends (gnutls_lend.c) */
             sg_gnutls_lend_open(x->g, list);
         if (list)
             reason = verify(x->g, list, crts, n, t, detail, len);
-        if (list && fresh)
+        if (fresh) {
             sg_gnutls_lend_close();
-        if (fresh)
             x->g->gnutls_x509_trust_list_deinit(list, 1);
+        }
     }
     int pins = t->dest && t->dest->npins; /* key ids cost 100,000 instructions each */
     for (int i = 0; i < n; i++) {
