@@ -35,6 +35,8 @@ enum sg_ossl_kind { SG_OSSL_FOREIGN = 0, SG_OSSL_11, SG_OSSL_3 };
     X(SSL_set_security_level) X(SSL_get0_param) X(SSL_set1_host) X(SSL_version)       \
     X(SSL_get_version) X(SSL_get_current_cipher) X(SSL_CIPHER_get_name)               \
     X(SSL_CIPHER_get_kx_nid) X(SSL_CIPHER_is_aead) X(SSL_get_peer_cert_chain)         \
+    X(SSL_CIPHER_get_cipher_nid) X(SSL_CIPHER_get_auth_nid) X(SSL_get_ciphers)         \
+    X(SSL_get_security_callback) X(SSL_set_security_callback)                         \
     X(SSL_get_verify_result) X(X509_STORE_new) X(X509_STORE_free)                     \
     X(X509_STORE_load_locations) X(X509_STORE_CTX_new) X(X509_STORE_CTX_free)         \
     X(X509_STORE_CTX_init) X(X509_STORE_CTX_set_default) X(X509_STORE_CTX_get0_param) \

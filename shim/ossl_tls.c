@@ -4,12 +4,12 @@
  * freed with the object, no struct read. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "config.h"
 #include "fdstate.h"
 #include "guard.h"
 #include "ossl_bind.h"
+#include "ossl_ciphers.h"
 #include "ossl_err.h"
 #include "ossl_tls.h"
 #include "ossl_verdict.h"
@@ -47,24 +47,6 @@ static int run_real(SSL *s, int (*real)(SSL *))
     return r;
 }
 
-/* The policy's default TLS 1.2 rule spelled as the names it selects, in the
- * order OpenSSL 1.1.1 and 3 rank them: the same list, ~26,000 of the
- * ~175,000 instructions of SSL_set_cipher_list fewer (each rule is a pass
- * over OpenSSL's whole cipher table; the rest is the table's set-up, which
- * any string pays). Names a build lacks are skipped, as the rule would skip
- * them. Any other policy string is applied as written.
- * tests/test_cipher_names.py shows both spellings offer the same ClientHello. */
-#define DEFAULT_RULE "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"
-#define DEFAULT_NAMES                                                                   \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                        \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                        \
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-
-static const char *cipher_list(const struct sg_policy *p)
-{
-    return strcmp(p->ciphers, DEFAULT_RULE) == 0 ? DEFAULT_NAMES : p->ciphers;
-}
-
 static int apply_versions_and_ciphers(struct sg_ossl *o, SSL *s, const struct sg_policy *p)
 {
     o->SSL_clear_options(s, SSL_OP_NO_TLSv1_2 | SSL_OP_NO_TLSv1_3);
@@ -75,8 +57,7 @@ static int apply_versions_and_ciphers(struct sg_ossl *o, SSL *s, const struct sg
         o->SSL_ctrl(s, SSL_CTRL_SET_MAX_PROTO_VERSION, 0, NULL);
     if (o->SSL_get_security_level(s) < 2)
         o->SSL_set_security_level(s, 2);
-    return o->SSL_set_cipher_list(s, cipher_list(p)) == 1 &&
-           o->SSL_set_ciphersuites(s, p->ciphersuites) == 1;
+    return sg_ossl_apply_ciphers(o, s, p);
 }
 
 /* A program that verifies nothing gets verification against the policy
