@@ -611,6 +611,17 @@ static void ssl_good(SSL *ssl, const char *host)
     }
 }
 
+/* SG_CIPHERS, SG_CIPHERSUITES (tests/test_cipher_choice.py): the program's own
+ * TLS 1.2 cipher list and TLS 1.3 suites, set after its style's setup. */
+static void own_ciphers(SSL_CTX *ctx)
+{
+    const char *list = getenv("SG_CIPHERS"), *suites = getenv("SG_CIPHERSUITES");
+    if (list && !SSL_CTX_set_cipher_list(ctx, list))
+        fail_tls("SSL_CTX_set_cipher_list(\"%s\")", list);
+    if (suites && !SSL_CTX_set_ciphersuites(ctx, suites))
+        fail_tls("SSL_CTX_set_ciphersuites(\"%s\")", suites);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Drivers: how the TLS connection is opened and driven                     */
 
@@ -1015,6 +1026,7 @@ int main(int argc, char **argv)
     if (!c.ctx)
         fail_tls("SSL_CTX_new");
     s->ctx_setup(c.ctx);
+    own_ciphers(c.ctx);
     enter_jail();
 
     dialogue(&c, s, msg, msglen);

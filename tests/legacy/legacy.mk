@@ -10,7 +10,7 @@ LEGACY_LIBS := $(LEGACY_ROOT)/usr/lib/x86_64-linux-gnu
 LEGACY_SSL  := -I$(LEGACY_ROOT)/usr/include -I$(LEGACY_ROOT)/usr/include/x86_64-linux-gnu \
                -L$(LEGACY_LIBS) -Wl,-rpath,'$$ORIGIN/root/usr/lib/x86_64-linux-gnu'
 LEGACY_BINS := $(LEGACY)/careless11 $(LEGACY)/mixed11 $(LEGACY)/mod3.so $(LEGACY)/membio11 \
-               $(LEGACY)/ossl_memo11
+               $(LEGACY)/ossl_memo11 $(LEGACY)/cipher_rule11
 
 .PHONY: legacy
 legacy: $(LEGACY_BINS)
@@ -25,6 +25,10 @@ $(LEGACY)/careless11: tests/clients/careless.c $(LEGACY)/.done
 # The memory-BIO client (tests/test_binding.py) against 1.1.
 $(LEGACY)/membio11: tests/clients/membio.c tests/clients/smtp_dialogue.h $(LEGACY)/.done
 	$(CC) $(BASE) $(CFLAGS) $(LEGACY_SSL) -o $@ $< -lssl -lcrypto -lpthread
+
+# The cipher rule client (tests/test_cipher_rule.py) against 1.1.
+$(LEGACY)/cipher_rule11: tests/clients/cipher_rule.c $(LEGACY)/.done
+	$(CC) $(BASE) $(CFLAGS) $(LEGACY_SSL) -o $@ $< -lssl -lcrypto
 
 # The X509_verify memo's client (tests/test_ossl_memo.py) against 1.1.
 $(LEGACY)/ossl_memo11: tests/clients/ossl_memo.c tests/clients/smtp_gate.h $(LEGACY)/.done
