@@ -1,12 +1,18 @@
-"""The shim applies the policy's default TLS 1.2 cipher rule
-("ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL") to an SMTP connection's SSL object
-spelled as the cipher names it selects, which OpenSSL parses ~26,000
-instructions faster (issue 15). The ClientHello must offer exactly what the rule
-offers: a recording server takes the ClientHello after STARTTLS from the careless
-client (OpenSSL 3, and OpenSSL 1.1 when `make legacy` built it) under the default
-policy and under the same rule written with a trailing separator (which the shim
-applies as written), and compares the cipher suite lists. A third policy with
-another rule shows that the recorded list is the policy's."""
+"""What an SMTP connection's ClientHello offers under the shim (shim/ossl_ciphers.c),
+recorded by a server that takes the ClientHello after STARTTLS from the careless client
+(OpenSSL 3, and OpenSSL 1.1 when `make legacy` built it):
+
+- The program's own TLS 1.2 ciphers and TLS 1.3 suites that the policy allows, in the
+  program's order: the program's list (what it offers without the shim) filtered by the
+  policy, nothing added, nothing reordered.
+- A part (TLS 1.2, TLS 1.3) of which the policy allows none of the program's gets the
+  policy's list. The default TLS 1.2 rule ("ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL") is then
+  applied spelled as the cipher names it selects, which OpenSSL parses ~26,000
+  instructions faster (issue 15): it must offer exactly what the rule offers. A program
+  whose only TLS 1.2 cipher is AES128-SHA is recorded under the default policy and under
+  the same rule written with a trailing separator (which the shim applies as written),
+  and the lists are compared; a third policy with another rule shows that the recorded
+  list is the policy's."""
 import socket
 import struct
 import threading
@@ -82,24 +88,72 @@ class Recorder:
         return offered_suites(self.hellos.pop())
 
 
-@pytest.mark.parametrize("openssl", ["3", "1.1"], ids=["openssl3", "openssl11"])
-def test_default_rule_offers_the_same_suites_as_names(openssl, request, shim, run, certs,
-                                                      message_file):
+OPENSSL = [pytest.param("3", id="openssl3"), pytest.param("1.1", id="openssl11")]
+
+
+def client_for(openssl, request):
     client = CLIENT_3 if openssl == "3" else request.getfixturevalue("legacy") / "careless11"
     assert client.exists(), f"{client} is not built: run `make clients legacy`"
+    return client
+
+
+def recorder_suites(rec, client, env, run, message_file, certs, **own):
+    env = dict(env, SG_CA_FILE=str(certs.ca), **own)
+    return rec.suites_of(client, env, run, message_file)
+
+
+@pytest.mark.parametrize("openssl", OPENSSL)
+def test_default_rule_offers_the_same_suites_as_names(openssl, request, shim, run, certs,
+                                                      message_file):
+    client = client_for(openssl, request)
+    weak = {"SG_CIPHERS": "AES128-SHA"}   # no TLS 1.2 cipher the policy allows
     rec = Recorder()
     with rec.sock:
         def suites(extra):
-            env = shim([rec.port], extra=extra)
-            env["SG_CA_FILE"] = str(certs.ca)
-            return rec.suites_of(client, env, run, message_file)
+            return recorder_suites(rec, client, shim([rec.port], extra=extra), run,
+                                   message_file, certs, **weak)
 
         by_names = suites("")                           # the default: spelled as names
         by_rule = suites(f"ciphers = {RULE}:")          # the rule, applied as written
         other = suites("ciphers = ECDHE+AESGCM")        # another rule: another list
     assert by_names == by_rule, (by_names, by_rule)
     # The policy's list was recorded: forward-secret AEAD suites, ECDSA and RSA,
-    # with ChaCha20; the narrower rule drops ChaCha20.
+    # with ChaCha20, not the program's AES128-SHA; the narrower rule drops ChaCha20.
     for suite in (0xC02C, 0xC030, 0xC02B, 0xC02F, 0xCCA9, 0xCCA8):
         assert suite in by_names, hex(suite)
+    assert 0x002F not in by_names
     assert 0xCCA9 not in other and 0xC02C in other
+
+
+# The program's lists: weak and allowed ciphers mixed, in an order that is not the
+# policy's; the policy allows two TLS 1.3 suites, in the other order.
+OWN = {"SG_CIPHERS": "AES128-SHA:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-SHA384:"
+                     "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+       "SG_CIPHERSUITES": "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
+                          "TLS_AES_128_GCM_SHA256"}
+SUITES = "ciphersuites = TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"
+ALLOWED = {0x1301, 0x1302,                                  # the policy's two suites
+           0xC02B, 0xC02C, 0xC02F, 0xC030, 0xCCA8, 0xCCA9,  # the default rule's ciphers
+           0x00FF}                                          # the renegotiation SCSV
+
+
+@pytest.mark.parametrize("openssl", OPENSSL)
+def test_program_list_filtered_in_program_order(openssl, request, shim, baseline, run, certs,
+                                                message_file):
+    client = client_for(openssl, request)
+    rec = Recorder()
+    with rec.sock:
+        alone = recorder_suites(rec, client, baseline(), run, message_file, certs, **OWN)
+        shimmed = recorder_suites(rec, client, shim([rec.port], extra=SUITES), run,
+                                  message_file, certs, **OWN)
+        # No TLS 1.3 suite of the program's is allowed: that part is the policy's.
+        own13 = dict(OWN, SG_CIPHERSUITES="TLS_CHACHA20_POLY1305_SHA256")
+        alone13 = recorder_suites(rec, client, baseline(), run, message_file, certs, **own13)
+        shimmed13 = recorder_suites(rec, client, shim([rec.port], extra=SUITES), run,
+                                    message_file, certs, **own13)
+    assert alone[:5] == [0x1302, 0x1303, 0x1301, 0x002F, 0xCCA8], [hex(s) for s in alone]
+    assert shimmed == [s for s in alone if s in ALLOWED], ([hex(s) for s in alone],
+                                                          [hex(s) for s in shimmed])
+    assert shimmed[:5] == [0x1302, 0x1301, 0xCCA8, 0xC02F, 0xC02C], [hex(s) for s in shimmed]
+    assert alone13[0] == 0x1303 and 0x1301 not in alone13
+    assert shimmed13 == [0x1301, 0x1302] + shimmed[2:], [hex(s) for s in shimmed13]
