@@ -165,3 +165,40 @@ def test_no_allowed_cipher_gets_the_policy_list(openssl, own, careless, smtp_ser
     assert res.returncode == 0, describe(res)
     last = server.transactions()[-1]
     assert last.complete and last.messages == [MESSAGE] and last.cipher in allowed, last
+
+
+def seccb_lines(res):
+    assert res.returncode == 0, describe(res)
+    return [line.split() for line in res.stdout.splitlines()]
+
+
+def test_program_callbacks_are_chained_until_the_table_is_full(smtp_server, shim, baseline,
+                                                              run):
+    """build/clients/seccb gives each of 12 SSLs a security callback of its own and
+    narrows its TLS 1.2 list to ECDHE-RSA-AES256-GCM-SHA384; the server prefers
+    ECDHE-RSA-AES128-GCM-SHA256. The shim chains its callback to each program
+    callback (which OpenSSL still asks) for the first 8 distinct ones, a table per
+    process; past those it falls back to replacing the program's list with the
+    policy's (documented), and the server's preference wins."""
+    server = smtp_server(mode="implicit", tls="tls12")
+    server.ctx.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384")
+    cmd = [CLIENTS / "seccb", "distinct", "localhost", server.port, 12]
+    alone = seccb_lines(run(cmd, baseline()))
+    assert [(w[3], w[5]) for w in alone] == [("ECDHE-RSA-AES256-GCM-SHA384", "no")] * 12, alone
+    got = seccb_lines(run(cmd, shim([server.port], implicit=[server.port])))
+    assert [(w[3], w[5]) for w in got] == \
+        [("ECDHE-RSA-AES256-GCM-SHA384", "yes")] * 8 + \
+        [("ECDHE-RSA-AES128-GCM-SHA256", "no")] * 4, got
+    assert all(int(w[7]) > 0 for w in got), got    # the program's callbacks were asked
+
+
+def test_second_handshake_of_one_ssl_is_not_wrapped_again(smtp_server, shim, run):
+    """One SSL, two sessions (SSL_clear between): the second handshake keeps the
+    callback the first one chained, and the program's narrow list."""
+    server = smtp_server(mode="implicit", tls="tls12")
+    server.ctx.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384")
+    got = seccb_lines(run([CLIENTS / "seccb", "reuse", "localhost", server.port],
+                          shim([server.port], implicit=[server.port])))
+    assert got[-1] == ["same_callback", "yes"], got
+    assert [(w[3], w[5]) for w in got[:2]] == [("ECDHE-RSA-AES256-GCM-SHA384", "yes")] * 2, got
+    assert int(got[1][7]) > int(got[0][7]) > 0, got
