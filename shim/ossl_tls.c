@@ -171,8 +171,8 @@ static int explain_failure(struct sg_ossl *o, SSL *s, struct sg_target *t, int r
         reason = failure_reason(o, e);
         snprintf(detail, sizeof detail, "%s; the policy requires %s", why ? why : "failure",
                  reason == SG_R_PROTOCOL ? "TLS 1.2 or newer"
-                 : reason == SG_R_CIPHER ? "a forward-secret AEAD cipher (the program's "
-                                           "own, when its list has one)"
+                 : reason == SG_R_CIPHER ? "a forward-secret AEAD cipher, the program's "
+                                           "own when its list has one"
                                          : "TLS 1.2 or newer with a forward-secret AEAD cipher");
     }
     return conclude(o, s, t, reason, detail, 0);
