@@ -850,9 +850,14 @@ static int load_file(struct ctx *c, const char *path, int privileged, char *buf,
     /* O_NONBLOCK: a FIFO swapped in after the stat cannot block the open. */
     if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0)
         return open_error(c);
+    /* The size fstat gives is read, no more: no read to find the end of a
+     * regular file (a writer that swaps files atomically is read whole
+     * either way). A file that tells no size (0: /proc) is read to its end,
+     * up to cap, whose one byte beyond SG_FILE_MAX tells "too large". */
     if (fstat(fd, &st) != 0)
         r = (fail(c, "cannot stat: %s", strerror(errno)), SG_LOAD_ERROR);
-    else if ((r = check_stat(c, &st, privileged)) == SG_LOAD_OK && (n = read_all(fd, buf, cap)) < 0)
+    else if ((r = check_stat(c, &st, privileged)) == SG_LOAD_OK &&
+             (n = read_all(fd, buf, st.st_size > 0 ? (size_t)st.st_size : cap)) < 0)
         r = (fail(c, "read error: %s", strerror(errno)), SG_LOAD_ERROR);
     close(fd);
     if (r != SG_LOAD_OK)
