@@ -837,7 +837,9 @@ static long read_all(int fd, char *buf, size_t cap)
     return got;
 }
 
-static int load_file(struct ctx *c, const char *path, int privileged, char *buf, size_t cap)
+/* *got: the bytes read into buf (0 when none). */
+static int load_file(struct ctx *c, const char *path, int privileged, char *buf, size_t cap,
+                     long *got)
 {
     struct stat st;
     long n = 0;
@@ -850,11 +852,17 @@ static int load_file(struct ctx *c, const char *path, int privileged, char *buf,
     /* O_NONBLOCK: a FIFO swapped in after the stat cannot block the open. */
     if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0)
         return open_error(c);
+    /* The size fstat gives is read, no more: no read to find the end of a
+     * regular file (a writer that swaps files atomically is read whole
+     * either way). A file that tells no size (0: /proc) is read to its end,
+     * up to cap, whose one byte beyond SG_FILE_MAX tells "too large". */
     if (fstat(fd, &st) != 0)
         r = (fail(c, "cannot stat: %s", strerror(errno)), SG_LOAD_ERROR);
-    else if ((r = check_stat(c, &st, privileged)) == SG_LOAD_OK && (n = read_all(fd, buf, cap)) < 0)
+    else if ((r = check_stat(c, &st, privileged)) == SG_LOAD_OK &&
+             (n = read_all(fd, buf, st.st_size > 0 ? (size_t)st.st_size : cap)) < 0)
         r = (fail(c, "read error: %s", strerror(errno)), SG_LOAD_ERROR);
     close(fd);
+    *got = n > 0 ? n : 0;
     if (r != SG_LOAD_OK)
         return r;
     if (sg_policy_parse(c->p, path, buf, n) < 0)
@@ -872,17 +880,23 @@ int sg_policy_load(struct sg_policy *p, const char *path, int privileged)
     _Static_assert(SG_FILE_MAX % (64 * 1024) == 0, "madvise below clears only buf's pages");
     static int busy;
     struct ctx c = { .p = p, .name = path };
+    long got = 0;
     int r;
 
     if (__atomic_exchange_n(&busy, 1, __ATOMIC_ACQUIRE))
         return fail(&c, "policy loaded concurrently (internal error)"), SG_LOAD_ERROR;
-    r = load_file(&c, path, privileged, buf, sizeof buf);
-    /* The text is parsed (nothing points into it): its pages go back to the
-     * kernel, or every process would keep them (issue 15, memory). Only whole
-     * pages of buf: it starts on a page (where pages are larger than 4 KiB,
-     * madvise refuses and nothing happens) and SG_FILE_MAX is a multiple of
-     * them, so no neighbour's page is cleared with them. */
-    madvise(buf, SG_FILE_MAX, MADV_DONTNEED);
+    r = load_file(&c, path, privileged, buf, sizeof buf, &got);
+    /* The text is parsed (nothing points into it): its pages beyond the first
+     * go back to the kernel, or every process would keep them (issue 15,
+     * memory). The first, which any policy touches, stays: 4 KiB against a
+     * madvise per process (the call and its TLB flush: about 3 us of a
+     * one-message process, issue 15); a policy of one page (the shipped one
+     * is 2.6 KiB) makes none. Only whole pages of buf: it starts on a page
+     * (where pages are larger than 4 KiB, madvise refuses and nothing
+     * happens) and SG_FILE_MAX is a multiple of them, so no neighbour's page
+     * is cleared with them. */
+    if (got > 4096)
+        madvise(buf + 4096, SG_FILE_MAX - 4096, MADV_DONTNEED);
     __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
     return r;
 }

@@ -67,6 +67,13 @@ int sg_decide_hooked(const struct sg_checks *c, void *session, const struct sg_t
     return SG_R_INJECTION;
 }
 
+/* Verdicts this process reached the chain check in. The verdict cache only
+ * helps a later handshake of the same process: the first verdict neither
+ * asks it nor fills it, so a process that sends one message computes no
+ * fingerprint (issue 15); one that sends many verifies its second chain in
+ * full once more, and keeps that verdict. The rule of every backend. */
+static unsigned verdicts;
+
 int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *t,
               char *detail, size_t len)
 {
@@ -86,7 +93,9 @@ int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *
     const char *ca_file = sg_policy_ca_file(p, t->dest), *ca_path = sg_policy_ca_path(p, t->dest);
     unsigned char spki[SG_MAX_CHAIN][32], fp[32];
     int n = 0, pins = t->dest && t->dest->npins;
-    int keyed = !pins && c->fingerprint && c->fingerprint(session, SG_VERDICT_TTL, fp);
+    int later = __atomic_fetch_add(&verdicts, 1, __ATOMIC_RELAXED) > 0;
+    int keyed = later && !pins && c->fingerprint &&
+                c->fingerprint(session, SG_VERDICT_TTL, fp);
     /* The trust store as the files are now: a changed file gets a new store
      * (built by c->chain's backend) and no verdict of the old one. */
     int lost;

@@ -13,6 +13,7 @@
 
 #define MAGIC "SGTIDX1"
 #define MAX_ENTRIES 100000
+#define MAX_FILE (sizeof(struct header) + 4096 + MAX_ENTRIES * sizeof(struct sg_trust_entry))
 
 struct header {
     char magic[8];
@@ -46,31 +47,49 @@ static int full_read(int fd, void *buf, size_t n)
     return got == n ? 0 : -1;
 }
 
+/* The file's bytes in buf[0..size): the header, the bundle's path, the
+ * entries and nothing more. The entries are moved to the front of buf. */
+static int parse(char *buf, size_t size, const char *ca_file, const struct stat *st)
+{
+    struct header want, got;
+    size_t len = strlen(ca_file);
+    if (size < sizeof got)
+        return -1;
+    memcpy(&got, buf, sizeof got);
+    if (got.count == 0 || got.count > MAX_ENTRIES ||
+        size != sizeof got + len + got.count * sizeof(struct sg_trust_entry))
+        return -1;
+    identity(&want, st, len, (int)got.count);
+    if (memcmp(&want, &got, sizeof got) != 0 || memcmp(buf + sizeof got, ca_file, len) != 0)
+        return -1;
+    memmove(buf, buf + sizeof got + len, got.count * sizeof(struct sg_trust_entry));
+    return (int)got.count;
+}
+
+/* The whole file in one read (it is small: 24 bytes a certificate), its
+ * size from the fstat that checks its owner and mode. */
 int sg_trust_cache_read(const char *ca_file, const struct stat *st, struct sg_trust_entry **out)
 {
     const char *dir = secure_getenv("SMTPGUARD_TRUST_CACHE");
-    char path[4096], name[4096];
-    struct header want, got;
+    char path[4096];
     struct stat cs;
-    size_t len = strlen(ca_file);
     sg_trust_cache_path(dir && *dir ? dir : SG_TRUST_CACHE_DIR, ca_file, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
     if (fd < 0)
         return -1;
     int n = -1;
+    char *buf = NULL;
     *out = NULL;
     if (fstat(fd, &cs) == 0 && S_ISREG(cs.st_mode) && !(cs.st_mode & 022) &&
-        (cs.st_uid == 0 || cs.st_uid == geteuid()) && len < sizeof name &&
-        full_read(fd, &got, sizeof got) == 0 && got.count > 0 && got.count <= MAX_ENTRIES) {
-        identity(&want, st, len, (int)got.count);
-        struct sg_trust_entry *e = malloc(got.count * sizeof *e);
-        if (e && memcmp(&want, &got, sizeof got) == 0 && full_read(fd, name, len) == 0 &&
-            memcmp(name, ca_file, len) == 0 && full_read(fd, e, got.count * sizeof *e) == 0)
-            *out = e, n = (int)got.count;
-        else
-            free(e);
-    }
+        (cs.st_uid == 0 || cs.st_uid == geteuid()) && cs.st_size > 0 &&
+        (size_t)cs.st_size <= MAX_FILE && (buf = malloc((size_t)cs.st_size)) != NULL &&
+        full_read(fd, buf, (size_t)cs.st_size) == 0)
+        n = parse(buf, (size_t)cs.st_size, ca_file, st);
     close(fd);
+    if (n > 0)
+        *out = (struct sg_trust_entry *)buf; /* malloc'd: aligned for the entries */
+    else
+        free(buf);
     return n;
 }
 

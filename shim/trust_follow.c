@@ -138,7 +138,11 @@ const struct sg_trust_index *sg_trust_index_get(const char *ca_file)
         /* In memory when the path will not be followed any more: a
          * file-backed index of a file that changes again would lose every
          * anchor, and same_content compares a replaced file with this text. */
-        p->x = sg_trust_index_open(ca_file, frozen || p->changes >= SG_TRUST_CHANGES);
+        /* The identity of this generation, taken by the follow that made
+         * it (or by record): the index describes the very file the
+         * generation stands for, and the file is not stat'd twice. */
+        p->x = sg_trust_index_open(ca_file, frozen || p->changes >= SG_TRUST_CHANGES,
+                                   p->id.found ? &p->id.st : NULL);
         p->x_gen = p->gen, p->x_built = 1; /* NULL is remembered too */
     }
     return p->x;

@@ -386,20 +386,25 @@ struct sg_trust_index *sg_trust_index_from_text(char *pem, size_t len)
 
 /* A prepared cache that matches the file: keep its entries and the file's
  * identity, read nothing of the bundle (a 220 KB read is about 50 page
- * faults, 190 us per process, for the one or two anchors a chain needs). */
-static int file_backed(struct sg_trust_index *x, const char *ca_file)
+ * faults, 190 us per process, for the one or two anchors a chain needs).
+ * The identity is st when the caller has just taken it (trust_follow.c: the
+ * stat that follows the file is the one the index describes), else a stat. */
+static int file_backed(struct sg_trust_index *x, const char *ca_file, const struct stat *st)
 {
-    return stat(ca_file, &x->st) == 0 && S_ISREG(x->st.st_mode) && x->st.st_size > 0 &&
+    if (st)
+        x->st = *st;
+    return (st || stat(ca_file, &x->st) == 0) && S_ISREG(x->st.st_mode) && x->st.st_size > 0 &&
            (size_t)x->st.st_size <= MAX_FILE && (x->path = strdup(ca_file)) != NULL &&
            from_cache(x, ca_file, &x->st) == 0;
 }
 
-struct sg_trust_index *sg_trust_index_open(const char *ca_file, int in_memory)
+struct sg_trust_index *sg_trust_index_open(const char *ca_file, int in_memory,
+                                           const struct stat *st)
 {
     struct sg_trust_index *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
-    if (!in_memory && file_backed(x, ca_file))
+    if (!in_memory && file_backed(x, ca_file, st))
         return x;
     free(x->path);
     x->path = NULL;
@@ -467,17 +472,22 @@ static int full_pread(int fd, char *buf, size_t n, size_t off)
 
 /* The bytes of entry e, from the line end before its base64 to the END
  * marker after it, into buf (e->end - e->body + MARKED bytes), while the
- * file is the very one indexed: else nothing (the anchor is unavailable). */
+ * file is the very one indexed: else nothing (the anchor is unavailable).
+ * One fstat, after the read: the descriptor's file then still has the
+ * indexed identity (device, inode, size, modification time), so it was that
+ * file when opened (an inode never takes another identity back but by
+ * setting its times, which a stat before the read would not see either) and
+ * no write reached it before or during the read (a write moves the
+ * modification time). */
 #define MARKED (sizeof END) /* the '\n' before, the END marker after */
 static int read_entry(const struct sg_trust_index *x, const struct sg_trust_entry *e, char *buf)
 {
-    struct stat before, after;
+    struct stat after;
     int fd = open(x->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return -1;
-    int ok = fstat(fd, &before) == 0 && sg_same_file(&before, &x->st) &&
-             full_pread(fd, buf, e->end - e->body + MARKED, e->body - 1) == 0 &&
-             fstat(fd, &after) == 0 && sg_same_file(&after, &x->st); /* not rewritten meanwhile */
+    int ok = full_pread(fd, buf, e->end - e->body + MARKED, e->body - 1) == 0 &&
+             fstat(fd, &after) == 0 && sg_same_file(&after, &x->st);
     close(fd);
     return ok ? 0 : -1;
 }

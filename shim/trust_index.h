@@ -37,8 +37,11 @@ const struct sg_trust_index *sg_trust_index_get(const char *ca_file);
 
 /* A new index of ca_file: file-backed when a prepared index matches it,
  * unless in_memory (then, and without a match, the text is read and kept);
- * NULL when it cannot be read or indexed. */
-struct sg_trust_index *sg_trust_index_open(const char *ca_file, int in_memory);
+ * NULL when it cannot be read or indexed. st: ca_file's stat as just taken
+ * by the caller (the identity a file-backed index keeps), or NULL to take
+ * one here. */
+struct sg_trust_index *sg_trust_index_open(const char *ca_file, int in_memory,
+                                           const struct stat *st);
 
 /* The index of a bundle's text pem[0..len) (malloc'd; the index owns it
  * from now on, even on failure); NULL when it cannot be indexed. For tests

@@ -1,5 +1,6 @@
 /* Chains that passed the verdict lately: a process that sends many messages
- * to one server verifies its chain again once a minute, not every session.
+ * to one server verifies its chain again once a minute, not every session
+ * (from its second verdict on: decision.c).
  * Sound because the handshake itself proves that the server holds the key
  * of the leaf (TLS libraries check that signature whatever callbacks the
  * program set); only the chain-to-store judgement is reused. */

@@ -1,11 +1,13 @@
 """The key of the OpenSSL verdict cache (shim/ossl_verdict.c fingerprint, issue 15).
 
 A process that sends several messages has its chain's verdict kept for a minute, under
-a SHA-256 of the presented certificates (their DER bytes). Shown with one Python
-process (its ssl module: OpenSSL 3) that verifies against a file trusting every CA
-here, so that only the shim's verdict judges by the policy's store: a good server (its
-verdict kept), then a server under the same name whose chain the policy does not
-trust (another CA): refused, not answered by the kept verdict; then the good server
+a SHA-256 of the presented certificates (their DER bytes), from its second verdict on
+(the first neither asks nor fills the cache: a one-message process computes no
+fingerprint). Shown with one Python process (its ssl module: OpenSSL 3) that verifies
+against a file trusting every CA here, so that only the shim's verdict judges by the
+policy's store: a good server twice (the second verdict kept), then a server under the
+same name whose chain the policy does not trust (another CA): refused, not answered by
+the kept verdict (a constant fingerprint would let it through); then the good server
 again. Without the library the untrusted server receives the credentials.
 """
 import pytest
@@ -22,7 +24,8 @@ def test_kept_verdict_answers_only_its_own_chain(side, pki, smtp_server, shim, b
            else shim([good.port, other.port], ca=pki.bundle("fp-policy", "ca", system=False)))
     env = dict(env, SG_TEST_CAFILE=str(program_trusts))
     with Running(env) as p:
-        assert p.session(good) == "ok"
+        assert p.session(good) == "ok"  # the process's first verdict: not kept
+        assert p.session(good) == "ok"  # kept
         second = p.session(other)
         assert p.session(good) == "ok"
     if side == "baseline":
@@ -30,4 +33,4 @@ def test_kept_verdict_answers_only_its_own_chain(side, pki, smtp_server, shim, b
     else:
         assert second.startswith("fail"), second
         assert other.credentials() == []
-    assert len(good.credentials()) == 2
+    assert len(good.credentials()) == 3
