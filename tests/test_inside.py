@@ -17,6 +17,7 @@ import socket
 
 import pytest
 
+from lib.mitm import Proxy
 from lib.runner import CLIENTS, describe
 
 HOST = "localhost"
@@ -126,3 +127,52 @@ def test_shim_good_delivers_after_escape(how, lib, first_port, smtp_server, shim
     server.wait_idle(5.0)
     assert len(server.messages()) == sessions(lib), why
     assert all(s.tls for s in server.transactions()), why
+
+
+# ---- the guard after an escape: plaintext injected after the 220 to STARTTLS ---------
+# The client reads on after the 220 (a buffered reader) while a man in the middle
+# injects a reply of its own. The guard flags such bytes at once unless the thread is
+# inside a real TLS call (a handshake the shim drives reads its records). The first
+# handshake is left 64 KiB deeper on the stack than the session runs: whatever the
+# abandoned frames hold, the guard's check runs above them.
+INJECTED_AFTER = ["ossl_alarm", "gnutls_alarm", "ossl_verify"]
+
+
+def injecting(run, env, how, first_port, proxy, message_file):
+    env = dict(env, ESCAPE_READ_ON="1", ESCAPE_DEEP="1")
+    program = CLIENTS / "escape"
+    return run([program, how, "ossl", HOST, first_port, proxy.port, message_file], env,
+               timeout=30)
+
+
+@pytest.mark.parametrize("how", INJECTED_AFTER)
+def test_injection_baseline_taken(how, first_port, smtp_server, baseline, run, message_file):
+    """Without the shim the client takes the injected bytes and delivers all the same."""
+    server = smtp_server(cert="good")
+    with Proxy(server.port, "inject_separate") as proxy:
+        res = injecting(run, baseline(), how, first_port(how), proxy, message_file)
+    why = report(res, server)
+    assert "bytes after the 220" in res.stderr and "escaped" in res.stdout, why
+    assert res.returncode == 0 and "delivered" in res.stdout, why
+    server.wait_idle(5.0)
+    assert len(server.credentials()) == 1, why
+
+
+@pytest.mark.parametrize("how", INJECTED_AFTER + ["none"])
+def test_injection_refused_after_escape(how, first_port, smtp_server, shim, run, message_file):
+    """With the shim the injected bytes are refused when read, escape or not: the
+    server behind the man in the middle receives no credentials and no transaction.
+    (The policy allows unverified TLS 1.3 on the wire, so that the wire's backstop
+    does not hide a guard that let the bytes through.)"""
+    server = smtp_server(cert="good")
+    esc = first_port(how)
+    with Proxy(server.port, "inject_separate") as proxy:
+        env = shim([esc, proxy.port], implicit=[esc], extra=POLICIES["unverified-allowed"])
+        res = injecting(run, env, how, esc, proxy, message_file)
+    why = report(res, server, env)
+    assert "escaped" in res.stdout and res.returncode != 0, why
+    # refused by the guard when read (not only at the handshake after it)
+    assert "escape: -1 bytes after the 220" in res.stderr, why
+    server.wait_idle(5.0)
+    assert server.credentials() == [] and server.transactions() == [], why
+    assert "injection" in env.log(), why

@@ -16,16 +16,21 @@
  *                 siglongjmps out of it; the session then runs on the main
  *                 thread (a marker is per thread: this must deliver/refuse
  *                 exactly as none)
- * It prints "escaped" once the first call was left that way.
+ * It prints "escaped" once the first call was left that way. Env
+ * ESCAPE_DEEP=1: the first connection is made 64 KiB deeper on the stack
+ * than the second (the abandoned frames lie below every later call).
  *
  * SESSION, the second connection (HOST:PORT, STARTTLS), verifying nothing:
  *   ossl | gnutls | both (ossl to PORT, then gnutls to PORT again)
  * AUTH PLAIN with the test credentials, MAIL, RCPT, DATA of MESSAGE_FILE.
+ * Env ESCAPE_READ_ON=1: after the 220 to STARTTLS it reads on for up to a
+ * second (a buffered reader) and carelessly drops what came.
  * Prints "delivered" and exits 0 when the server took it (every session);
  * 2 when a session failed, 1 on a setup failure. alarm(20) bounds it all. */
 #include <gnutls/gnutls.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -144,6 +149,15 @@ static int first(const char *how, const char *port)
     return -1;
 }
 
+/* The first connection below a 64 KiB frame of its own. */
+static __attribute__((noinline)) int first_deep(const char *how, const char *port)
+{
+    volatile char pad[1 << 16];
+    pad[0] = 0;
+    int r = first(how, port);
+    return r + pad[0];
+}
+
 /* ---- the second connection: STARTTLS, no verification, the message ---- */
 
 static int ossl_send(void *ctx, const void *buf, size_t n)
@@ -222,6 +236,14 @@ static int mail(const char *lib, const char *port, const char *msg, size_t len)
     struct dlg d = {.ctx = &fd, .send = dlg_fd_send, .recv = dlg_fd_recv, .who = lib};
     if (fd < 0 || dlg_starttls(&d) != 0)
         return -1;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (getenv("ESCAPE_READ_ON") && poll(&p, 1, 1000) == 1) {
+        char junk[512];
+        ssize_t n = recv(fd, junk, sizeof junk, 0);
+        fprintf(stderr, "escape: %zd bytes after the 220 to STARTTLS\n", n);
+        if (n <= 0)
+            return -1;
+    }
     int r = strcmp(lib, "gnutls") == 0 ? gnutls_start(fd, &d) : ossl_start(fd, &d);
     if (r != 0 || dlg_mail(&d, 0, msg, len) != 0)
         return -1;
@@ -241,7 +263,7 @@ int main(int argc, char **argv)
     }
     host = argv[3];
     const char *msg = dlg_load(argv[6], &len);
-    int left = first(argv[1], argv[4]);
+    int left = getenv("ESCAPE_DEEP") ? first_deep(argv[1], argv[4]) : first(argv[1], argv[4]);
     alarm(20); /* the first handshake's timer took the overall bound's place */
     if (!msg || left < 0) {
         fprintf(stderr, "escape: setup failed\n");
