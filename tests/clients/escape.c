@@ -16,6 +16,9 @@
  *                 siglongjmps out of it; the session then runs on the main
  *                 thread (a marker is per thread: this must deliver/refuse
  *                 exactly as none)
+ *   thread_cancel SSL_connect on another thread, blocked as above, ended by
+ *                 pthread_cancel; the session then runs on a new thread (which
+ *                 may reuse the cancelled one's stack and TLS block)
  * It prints "escaped" once the first call was left that way. Env
  * ESCAPE_DEEP=1: the first connection is made 64 KiB deeper on the stack
  * than the second (the abandoned frames lie below every later call).
@@ -38,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "smtp_dialogue.h"
 
@@ -76,8 +80,10 @@ static int gnutls_leave(gnutls_session_t s)
     siglongjmp(out, 1);
 }
 
+enum { BY_ALARM, BY_VERIFY, BY_CANCEL };
+
 /* 1 when the first handshake was left by a jump, 0 when it returned. */
-static int ossl_first(const char *port, int verify)
+static int ossl_first(const char *port, int by)
 {
     int fd = dlg_connect(host, port);
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -86,10 +92,10 @@ static int ossl_first(const char *port, int verify)
         return -1;
     SSL_set_fd(s, fd);
     SSL_set_tlsext_host_name(s, host);
-    SSL_set_verify(s, SSL_VERIFY_PEER, verify ? ossl_leave : NULL);
+    SSL_set_verify(s, SSL_VERIFY_PEER, by == BY_VERIFY ? ossl_leave : NULL);
     if (sigsetjmp(out, 1))
         return 1; /* the SSL object is abandoned, as such programs do */
-    if (!verify)
+    if (by == BY_ALARM)
         arm();
     SSL_connect(s);
     armed = 0;
@@ -121,7 +127,26 @@ static int gnutls_first(const char *port, int verify)
 
 static void *thread_first(void *port)
 {
-    return (void *)(long)ossl_first(port, 0);
+    return (void *)(long)ossl_first(port, BY_ALARM);
+}
+
+static void *thread_blocked(void *port)
+{
+    return (void *)(long)ossl_first(port, BY_CANCEL);
+}
+
+/* 1 when the thread blocked in SSL_connect was cancelled there. */
+static int cancelled_first(const char *port)
+{
+    pthread_t t;
+    void *r = NULL;
+    struct timespec wait = {.tv_nsec = 300000000};
+    if (pthread_create(&t, NULL, thread_blocked, (void *)port) != 0)
+        return -1;
+    nanosleep(&wait, NULL);
+    pthread_cancel(t);
+    pthread_join(t, &r);
+    return r == PTHREAD_CANCELED ? 1 : -1;
 }
 
 static int first(const char *how, const char *port)
@@ -129,9 +154,11 @@ static int first(const char *how, const char *port)
     if (strcmp(how, "none") == 0)
         return 1;
     if (strcmp(how, "ossl_alarm") == 0 || strcmp(how, "ossl_verify") == 0)
-        return ossl_first(port, how[5] == 'v');
+        return ossl_first(port, how[5] == 'v' ? BY_VERIFY : BY_ALARM);
     if (strcmp(how, "gnutls_alarm") == 0 || strcmp(how, "gnutls_verify") == 0)
         return gnutls_first(port, how[7] == 'v');
+    if (strcmp(how, "thread_cancel") == 0)
+        return cancelled_first(port);
     if (strcmp(how, "thread_alarm") == 0) {
         /* SIGALRM goes to a thread that does not block it: the other one only. */
         sigset_t alrm;
@@ -251,6 +278,19 @@ static int mail(const char *lib, const char *port, const char *msg, size_t len)
     return 0;
 }
 
+struct job {
+    const char *lib, *port, *msg;
+    size_t len;
+};
+
+static void *mail_thread(void *arg)
+{
+    struct job *j = arg;
+    int both = strcmp(j->lib, "both") == 0;
+    return (void *)(long)(mail(both ? "ossl" : j->lib, j->port, j->msg, j->len) != 0 ||
+                          (both && mail("gnutls", j->port, j->msg, j->len) != 0));
+}
+
 int main(int argc, char **argv)
 {
     size_t len = 0;
@@ -275,10 +315,14 @@ int main(int argc, char **argv)
     }
     printf("escaped\n");
     fflush(stdout);
-    const char *lib = argv[2];
-    int both = strcmp(lib, "both") == 0;
-    if (mail(both ? "ossl" : lib, argv[5], msg, len) != 0 ||
-        (both && mail("gnutls", argv[5], msg, len) != 0))
+    struct job j = {argv[2], argv[5], msg, len};
+    void *failed = (void *)1L;
+    pthread_t t;
+    if (strcmp(argv[1], "thread_cancel") != 0)
+        failed = mail_thread(&j);
+    else if (pthread_create(&t, NULL, mail_thread, &j) == 0)
+        pthread_join(t, &failed);
+    if (failed)
         return 2;
     printf("delivered\n");
     return 0;
