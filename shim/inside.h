@@ -22,6 +22,7 @@
  *     struct sg_inside m;
  *     sg_inside_enter(&m, s);   r = real(s);   sg_inside_leave(&m);
  *     if (sg_inside_on(s)) ...  // an entry point, nested on s: go direct
+ *     if (sg_inside() && (sg_inside_is(s) || the caller is the library)) ...
  *     if (sg_inside()) ...      // the guard: some real call is under way
  *
  * Nested real calls keep the outermost anchor; the object is the innermost's. */
@@ -56,11 +57,16 @@ static inline __attribute__((always_inline)) int sg_inside(void)
     return __builtin_expect(sg_inside_now.anchor != 0, 0) && sg_inside_check();
 }
 
+/* After a true sg_inside(): whether the innermost real call drives obj. */
+static inline __attribute__((always_inline)) int sg_inside_is(const void *obj)
+{
+    return sg_inside_now.obj == obj;
+}
+
 /* Every entry point pays this: one load and a branch when outside. */
 static inline __attribute__((always_inline)) int sg_inside_on(const void *obj)
 {
-    return __builtin_expect(sg_inside_now.anchor != 0, 0) && sg_inside_check() &&
-           sg_inside_now.obj == obj;
+    return sg_inside() && sg_inside_is(obj);
 }
 
 static inline __attribute__((always_inline)) void sg_inside_enter(struct sg_inside *m,

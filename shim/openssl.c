@@ -8,14 +8,24 @@
 
 #define CALLER __builtin_return_address(0)
 
-/* Resolve o for this caller; calls on the object a real OpenSSL call drives,
- * from inside it (inside.h), and objects of other libraries, go straight to
- * the real function. */
+/* Resolve o for this caller; calls nested in a real OpenSSL call the shim
+ * made (inside.h) on the object it drives, or made by the library itself
+ * (OpenSSL's QUIC drives its inner TLS object with SSL_do_handshake and
+ * SSL_read), and objects of other libraries, go straight to the real
+ * function. Any other call is judged, inside a real call or not: a program
+ * that left one by a jump gets its later sessions judged. */
+static inline __attribute__((always_inline)) int nested(struct sg_ossl *o, SSL *s,
+                                                        const void *caller)
+{
+    return sg_inside() && (sg_inside_is(s) || sg_lib_holds(&o->lib, caller));
+}
+
 #define ENTRY(name, fail, direct)                                              \
     struct sg_ossl *o = sg_ossl_for_caller(CALLER, #name);                     \
     if (SG_UNLIKELY(!o || !o->name))                                           \
         return fail;                                                           \
-    if (SG_UNLIKELY(o->kind == SG_OSSL_FOREIGN || !o->lib.complete || sg_inside_on(s))) \
+    if (SG_UNLIKELY(o->kind == SG_OSSL_FOREIGN || !o->lib.complete ||          \
+                    nested(o, s, CALLER)))                                     \
         return direct;
 
 #define IO_CALL(name, fail, call)                                              \

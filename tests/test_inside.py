@@ -88,7 +88,8 @@ def test_baseline_leaks(how, lib, first_port, smtp_server, baseline, run, messag
     why = report(res, server)
     assert res.returncode == 0 and "escaped" in res.stdout and "delivered" in res.stdout, why
     server.wait_idle(5.0)
-    assert len(server.credentials()) == sessions(lib) and all(c[2] for c in server.credentials()), why
+    creds = server.credentials()
+    assert len(creds) == sessions(lib) and all(over_tls for _, _, over_tls in creds), why
     assert len(server.messages()) == sessions(lib), why
 
 
@@ -117,7 +118,9 @@ def test_shim_refuses_after_escape(how, lib, policy, first_port, smtp_server, sh
     assert server.transactions() == [] and server.messages() == [], why
     assert f":{server.port}" in env.log() and "refused" in env.log(), why
     # judged by its library's hook, not only by the wire reader's backstop
-    assert not [l for l in env.log().splitlines() if f":{server.port}" in l and "via=wire" in l], why
+    wire = [line for line in env.log().splitlines()
+            if f":{server.port}" in line and "via=wire" in line]
+    assert not wire, why
 
 
 @pytest.mark.parametrize("how,lib", ESCAPES, ids=IDS)
