@@ -2,10 +2,14 @@
  *
  * Live: the check runs below the anchor (deeper: nested in the real call),
  * less than SG_INSIDE_REACH below it, and the anchor still holds its seal.
- * Anything else is a mark whose call was left without returning through the
- * shim (longjmp, siglongjmp, an exception, a context switched away for good):
- * it is cleared, and the caller is judged as any outside caller. Entry points
- * also need their object to be the one the real call drives.
+ * Stale: the check runs on the anchor's stack (within SG_INSIDE_REACH) at or
+ * above it, or below it where the seal was overwritten: the call was left
+ * without returning through the shim (longjmp, siglongjmp, an exception).
+ * The mark is cleared, and the caller is judged as any outside caller.
+ * Farther away, the check runs on another stack (a signal's alternate stack,
+ * another coroutine): not inside, but the mark stays for the call it marks.
+ * Entry points also need their object to be the one the real call drives (or
+ * the library to be calling itself, openssl.c).
  *
  * Limits, and what was chosen:
  * - A jump out of a real call is not seen when it happens (jumps are not
@@ -25,14 +29,16 @@
  *   while another context of the thread uses the library: that context's
  *   calls on other objects are judged; on the suspended object, and for the
  *   guard, they are taken as nested when its stack lies within
- *   SG_INSIDE_REACH below the anchor (as the old per-thread counter did, for
- *   every context), and elsewhere the mark is cleared, so that when the
- *   suspended call resumes, its own later re-entries are judged as top-level
- *   calls (the object's state in the shim keeps that consistent).
- * - sigaltstack: a handler that runs on another stack and calls the library
- *   inside a real call (not async-signal-safe anyway) is judged, unless the
- *   alternate stack lies just below the anchor. A handler that jumps out of
- *   the call is the first case.
+ *   SG_INSIDE_REACH below the anchor with the seal intact (as the old
+ *   per-thread counter did, for every context). A context within
+ *   SG_INSIDE_REACH above the anchor clears the mark: when the suspended call
+ *   resumes, its own re-entries are judged as top-level calls (the object's
+ *   state in the shim keeps that consistent). Contexts on stacks farther
+ *   away are judged and leave the mark alone.
+ * - sigaltstack: a handler on an alternate stack farther than
+ *   SG_INSIDE_REACH from the anchor is judged and leaves the mark to the
+ *   call it interrupted. A handler that jumps out of the call is the first
+ *   case; the check after the jump runs back on the anchor's stack.
  * - The seal is read at the anchor's address: mapped whenever the anchor is
  *   on the checking stack (it is above the checking frame). A stale anchor
  *   on another stack that was unmapped since (a coroutine's, freed) and lies
@@ -54,9 +60,12 @@ __thread struct sg_inside_thread sg_inside_now __attribute__((tls_model("initial
 __attribute__((noinline, no_sanitize_address)) int sg_inside_at(uintptr_t here)
 {
     uintptr_t a = sg_inside_now.anchor;
-    if (a > here && a - here < SG_INSIDE_REACH &&
-        ((const volatile struct sg_inside *)a)->seal == (a ^ SG_INSIDE_SALT))
-        return 1;
+    if (a > here && a - here < SG_INSIDE_REACH) {
+        if (((const volatile struct sg_inside *)a)->seal == (a ^ SG_INSIDE_SALT))
+            return 1;
+    } else if (here - a >= SG_INSIDE_REACH) {
+        return 0; /* another stack: not inside, and not ours to clear */
+    }
     sg_inside_now.anchor = 0; /* left without returning through the shim */
     return 0;
 }

@@ -31,11 +31,12 @@
 
 #include <stdint.h>
 
-/* Lives in the frame that makes the real call; its address is the anchor. */
+/* Lives in the frame that makes the real call; its address is the anchor
+ * when no live mark was there before. */
 struct sg_inside {
-    uintptr_t seal;   /* its address ^ SG_INSIDE_SALT while it anchors the mark */
-    const void *prev; /* nested: the object of the call around this one */
-    int outer;        /* 1: this frame set the anchor, and clears it */
+    uintptr_t seal;        /* its address ^ SG_INSIDE_SALT while it anchors */
+    uintptr_t prev_anchor; /* the thread's mark before, put back on leaving */
+    const void *prev_obj;
 };
 
 #define SG_INSIDE_SALT ((uintptr_t)0x5347a11ce5ea1ed5ULL) /* unlike stack data */
@@ -69,28 +70,28 @@ static inline __attribute__((always_inline)) int sg_inside_on(const void *obj)
     return sg_inside() && sg_inside_is(obj);
 }
 
+/* Nested in a live mark: the anchor stays, the object is this call's. Else
+ * m becomes the anchor. What was there before (0, a live mark, or one of
+ * another stack: a suspended coroutine's) is put back by sg_inside_leave. */
 static inline __attribute__((always_inline)) void sg_inside_enter(struct sg_inside *m,
                                                                   const void *obj)
 {
     uintptr_t a = (uintptr_t)m;
     /* Seen from m itself: an anchor at or below m is a frame left for good. */
-    m->outer = !(__builtin_expect(sg_inside_now.anchor != 0, 0) && sg_inside_at(a));
-    if (m->outer) {
+    int nested = __builtin_expect(sg_inside_now.anchor != 0, 0) && sg_inside_at(a);
+    m->prev_anchor = sg_inside_now.anchor;
+    m->prev_obj = sg_inside_now.obj;
+    if (!nested) {
         *(volatile uintptr_t *)&m->seal = a ^ SG_INSIDE_SALT;
         sg_inside_now.anchor = a;
-    } else {
-        m->prev = sg_inside_now.obj;
     }
     sg_inside_now.obj = obj;
 }
 
-/* Outside again: obj means nothing once the anchor is 0. */
 static inline __attribute__((always_inline)) void sg_inside_leave(struct sg_inside *m)
 {
-    if (m->outer)
-        sg_inside_now.anchor = 0;
-    else
-        sg_inside_now.obj = m->prev;
+    sg_inside_now.anchor = m->prev_anchor;
+    sg_inside_now.obj = m->prev_obj;
 }
 
 #endif
