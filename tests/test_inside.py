@@ -21,10 +21,16 @@ import socket
 import pytest
 
 from lib.mitm import Proxy
+from lib import sanitize
 from lib.runner import CLIENTS, describe
 
 HOST = "localhost"
 # (how the first handshake is left, the library of the second session)
+# ASan (make test SANITIZE=1) reports its own thread teardown after pthread_cancel
+# unwound frames that have no landing pads, with or without the shim.
+CANCEL = pytest.param("thread_cancel", "both", id="thread_cancel-then-both",
+                      marks=pytest.mark.skipif(sanitize.ENABLED, reason="ASan and "
+                                               "pthread_cancel: a false report"))
 ESCAPES = [
     ("ossl_alarm", "ossl"),
     ("ossl_alarm", "gnutls"),
@@ -33,9 +39,9 @@ ESCAPES = [
     ("gnutls_alarm", "ossl"),
     ("gnutls_verify", "both"),
     ("thread_alarm", "both"),
-    ("thread_cancel", "both"),
 ]
-IDS = [f"{how}-then-{lib}" for how, lib in ESCAPES]
+IDS = [f"{how}-then-{lib}" for how, lib in ESCAPES] + [CANCEL.id]
+ESCAPES.append(CANCEL)
 
 
 @pytest.fixture
