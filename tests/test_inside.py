@@ -34,6 +34,7 @@ CANCEL = pytest.param("thread_cancel", "both", id="thread_cancel-then-both",
 ESCAPES = [
     ("ossl_alarm", "ossl"),
     ("ossl_alarm", "gnutls"),
+    ("ossl_altstack", "ossl"),
     ("ossl_verify", "ossl"),
     ("gnutls_alarm", "gnutls"),
     ("gnutls_alarm", "ossl"),

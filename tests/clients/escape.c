@@ -9,6 +9,7 @@
  *   ossl_alarm    SSL_connect blocks on a server that never answers the
  *                 ClientHello; a SIGALRM handler siglongjmps out of it
  *                 (the timeout of old mailers and monitoring probes)
+ *   ossl_altstack ossl_alarm with the SIGALRM handler on an alternate stack
  *   ossl_verify   SSL_connect to a TLS server; the verify callback longjmps
  *   gnutls_alarm  gnutls_handshake, blocked likewise, left by siglongjmp
  *   gnutls_verify gnutls_handshake; the verify function longjmps
@@ -59,10 +60,10 @@ static void on_alarm(int sig)
     _exit(3); /* the overall bound */
 }
 
-/* An interval timer of 300 ms: the first handshake's timeout. */
+/* An interval timer of 500 ms: the first handshake's timeout. */
 static void arm(void)
 {
-    struct itimerval it = {.it_value = {.tv_usec = 300000}};
+    struct itimerval it = {.it_value = {.tv_usec = 500000}};
     armed = 1;
     setitimer(ITIMER_REAL, &it, NULL);
 }
@@ -135,6 +136,16 @@ static void *thread_blocked(void *port)
     return (void *)(long)ossl_first(port, BY_CANCEL);
 }
 
+/* The SIGALRM handler on a heap-allocated alternate stack of its own. */
+static int on_altstack(void)
+{
+    stack_t ss = {.ss_size = 1 << 16};
+    struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_ONSTACK};
+    ss.ss_sp = malloc(ss.ss_size);
+    sigemptyset(&sa.sa_mask);
+    return !ss.ss_sp || sigaltstack(&ss, NULL) != 0 || sigaction(SIGALRM, &sa, NULL) != 0;
+}
+
 /* 1 when the thread blocked in SSL_connect was cancelled there. */
 static int cancelled_first(const char *port)
 {
@@ -153,8 +164,12 @@ static int first(const char *how, const char *port)
 {
     if (strcmp(how, "none") == 0)
         return 1;
-    if (strcmp(how, "ossl_alarm") == 0 || strcmp(how, "ossl_verify") == 0)
-        return ossl_first(port, how[5] == 'v' ? BY_VERIFY : BY_ALARM);
+    if (strcmp(how, "ossl_altstack") == 0 && on_altstack() != 0)
+        return -1;
+    if (strcmp(how, "ossl_alarm") == 0 || strcmp(how, "ossl_altstack") == 0)
+        return ossl_first(port, BY_ALARM);
+    if (strcmp(how, "ossl_verify") == 0)
+        return ossl_first(port, BY_VERIFY);
     if (strcmp(how, "gnutls_alarm") == 0 || strcmp(how, "gnutls_verify") == 0)
         return gnutls_first(port, how[7] == 'v');
     if (strcmp(how, "thread_cancel") == 0)
