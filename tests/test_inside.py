@@ -11,7 +11,9 @@ STARTTLS on the same thread.
 
 Without the shim it hands the credentials and the message to the self-signed server
 (the road is real); with it nothing reaches that server; the good server gets the
-message. `thread_alarm` (the jump on another thread) and `thread_cancel` (a thread
+message. `ossl_coroutine` is not a jump: the handshake is suspended in its verify
+callback (swapcontext to the main context, from a coroutine's heap stack) while the
+session runs, and resumed after it. `thread_alarm` (the jump on another thread) and `thread_cancel` (a thread
 cancelled inside SSL_connect, the session on a new thread that may reuse its stack and
 TLS block) are the controls: a mark is per thread and dies with it, so those passed
 before the mark was anchored too.
@@ -35,6 +37,7 @@ ESCAPES = [
     ("ossl_alarm", "ossl"),
     ("ossl_alarm", "gnutls"),
     ("ossl_altstack", "ossl"),
+    ("ossl_coroutine", "both"),
     ("ossl_verify", "ossl"),
     ("gnutls_alarm", "gnutls"),
     ("gnutls_alarm", "ossl"),
@@ -59,7 +62,7 @@ def silent():
 def first_port(silent, smtp_server):
     """The port of the first handshake: silent for a timeout, a TLS server for a callback."""
     def port(how):
-        if how.endswith("verify"):
+        if how.endswith("verify") or how.endswith("coroutine"):
             return smtp_server(cert="good", mode="implicit").port
         return silent
     return port

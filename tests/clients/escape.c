@@ -17,6 +17,10 @@
  *                 siglongjmps out of it; the session then runs on the main
  *                 thread (a marker is per thread: this must deliver/refuse
  *                 exactly as none)
+ *   ossl_coroutine SSL_connect in a coroutine (ucontext, a heap stack) whose
+ *                 verify callback switches back to the main context: the
+ *                 session runs while that real call is suspended, which is
+ *                 resumed (and fails) before the program exits
  *   thread_cancel SSL_connect on another thread, blocked as above, ended by
  *                 pthread_cancel; the session then runs on a new thread (which
  *                 may reuse the cancelled one's stack and TLS block)
@@ -43,6 +47,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <ucontext.h>
 
 #include "smtp_dialogue.h"
 
@@ -81,7 +86,20 @@ static int gnutls_leave(gnutls_session_t s)
     siglongjmp(out, 1);
 }
 
-enum { BY_ALARM, BY_VERIFY, BY_CANCEL };
+enum { BY_ALARM, BY_VERIFY, BY_CANCEL, BY_SWAP };
+
+static ucontext_t main_ctx, co_ctx;
+static volatile int co_suspended, co_done;
+
+static int co_verify(int ok, X509_STORE_CTX *x)
+{
+    (void)ok;
+    (void)x;
+    co_suspended = 1;
+    swapcontext(&co_ctx, &main_ctx);
+    co_suspended = 0;
+    return 0; /* resumed: the handshake fails */
+}
 
 /* 1 when the first handshake was left by a jump, 0 when it returned. */
 static int ossl_first(const char *port, int by)
@@ -93,7 +111,8 @@ static int ossl_first(const char *port, int by)
         return -1;
     SSL_set_fd(s, fd);
     SSL_set_tlsext_host_name(s, host);
-    SSL_set_verify(s, SSL_VERIFY_PEER, by == BY_VERIFY ? ossl_leave : NULL);
+    SSL_set_verify(s, SSL_VERIFY_PEER,
+                   by == BY_VERIFY ? ossl_leave : by == BY_SWAP ? co_verify : NULL);
     if (sigsetjmp(out, 1))
         return 1; /* the SSL object is abandoned, as such programs do */
     if (by == BY_ALARM)
@@ -136,6 +155,29 @@ static void *thread_blocked(void *port)
     return (void *)(long)ossl_first(port, BY_CANCEL);
 }
 
+static const char *co_port;
+
+static void co_body(void)
+{
+    ossl_first(co_port, BY_SWAP);
+    co_done = 1;
+}
+
+/* 1 when the coroutine's handshake is suspended in its verify callback. */
+static int coroutine_first(const char *port)
+{
+    size_t size = 1 << 18;
+    co_port = port;
+    if (getcontext(&co_ctx) != 0 || !(co_ctx.uc_stack.ss_sp = malloc(size)))
+        return -1;
+    co_ctx.uc_stack.ss_size = size;
+    co_ctx.uc_link = &main_ctx;
+    makecontext(&co_ctx, co_body, 0);
+    if (swapcontext(&main_ctx, &co_ctx) != 0)
+        return -1;
+    return co_suspended ? 1 : 0;
+}
+
 /* The SIGALRM handler on a heap-allocated alternate stack of its own. */
 static int on_altstack(void)
 {
@@ -174,6 +216,8 @@ static int first(const char *how, const char *port)
         return gnutls_first(port, how[7] == 'v');
     if (strcmp(how, "thread_cancel") == 0)
         return cancelled_first(port);
+    if (strcmp(how, "ossl_coroutine") == 0)
+        return coroutine_first(port);
     if (strcmp(how, "thread_alarm") == 0) {
         /* SIGALRM goes to a thread that does not block it: the other one only. */
         sigset_t alrm;
@@ -337,6 +381,11 @@ int main(int argc, char **argv)
         failed = mail_thread(&j);
     else if (pthread_create(&t, NULL, mail_thread, &j) == 0)
         pthread_join(t, &failed);
+    if (co_suspended) { /* the suspended handshake goes on, and fails */
+        swapcontext(&main_ctx, &co_ctx);
+        if (!co_done)
+            return 1;
+    }
     if (failed)
         return 2;
     printf("delivered\n");
