@@ -10,8 +10,6 @@
 #include "trust_follow.h"
 #include "verdict_cache.h"
 
-__thread int sg_tls_inside __attribute__((tls_model("initial-exec")));
-
 static int check_pins(const struct sg_target *t, unsigned char spki[][32], int n,
                       char *detail, size_t len)
 {

@@ -55,8 +55,4 @@ int sg_conclude(const struct sg_target *t, int reason, const char *detail,
 int sg_conclude_wire(const struct sg_target *t, int reason, const char *detail,
                      const char *protocol, const char *cipher, int unverified, int follow);
 
-/* Depth of real TLS library calls on this thread: such libraries call their
- * own exported functions through the PLT, which lands in our wrappers. */
-extern __thread int sg_tls_inside __attribute__((tls_model("initial-exec")));
-
 #endif

@@ -16,6 +16,7 @@
 #include "gnutls_sni.h"
 #include "gnutls_verdict.h"
 #include "guard.h"
+#include "inside.h"
 #include "locks.h"
 #include "real.h"
 #include "smtp_seen.h"
@@ -206,9 +207,10 @@ static int explain_failure(struct sg_gnutls *g, gnutls_session_t s, const struct
 
 static int run_real(struct sg_gnutls *g, gnutls_session_t s)
 {
-    sg_tls_inside++;
+    struct sg_inside in;
+    sg_inside_enter(&in, s);
     int r = g->gnutls_handshake(s);
-    sg_tls_inside--;
+    sg_inside_leave(&in);
     return r;
 }
 
@@ -332,7 +334,7 @@ SG_EXPORT int gnutls_handshake(gnutls_session_t s)
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_handshake");
     if (SG_UNLIKELY(!g || !g->gnutls_handshake))
         return GNUTLS_E_INTERNAL_ERROR;
-    if (!g->lib.complete || sg_tls_inside)
+    if (!g->lib.complete || sg_inside_on(s))
         return g->gnutls_handshake(s);
     return handshake(g, s);
 }
@@ -353,7 +355,7 @@ SG_EXPORT void gnutls_deinit(gnutls_session_t s)
     sg_gnutls_sni_forget(s);
     if (SG_UNLIKELY(!g || !g->gnutls_deinit))
         return;
-    if (g->lib.complete && !sg_tls_inside) {
+    if (g->lib.complete && !sg_inside_on(s)) {
         sg_bind_end(s);
         mark_pending(s, 0);
     }

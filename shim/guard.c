@@ -12,6 +12,7 @@
 #include "dns_sock.h"
 #include "fdstate.h"
 #include "guard.h"
+#include "inside.h"
 #include "log.h"
 #include "real.h"
 #include "decision.h"
@@ -229,7 +230,7 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
         return 0;
     if (c->px_out.state == SG_PX_ACTIVE)
         return proxy_before_send(fd, c, iov, iovcnt);
-    if (sg_tls_inside && is_tls_record(iov, iovcnt) &&
+    if (sg_inside() && is_tls_record(iov, iovcnt) &&
         __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE) == SG_PLAIN)
         /* A handshake the shim drives (the 220 to STARTTLS went by unseen): its
          * records are never SMTP text; its ClientHello is read as below. */
@@ -249,8 +250,9 @@ int sg_guard_before_send(int fd, const struct iovec *iov, int iovcnt)
     case SG_INHERITED:
         if (first_byte(iov, iovcnt) >= 0x14 && first_byte(iov, iovcnt) <= 0x17 &&
             !is_tls_record(iov, iovcnt)) { /* TLS under way: no ClientHello to come */
-            set_phase(c, sg_tls_inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
-            return sg_tls_inside ? 0 : sg_wire_before_send(fd, c, iov, iovcnt);
+            int inside = sg_inside();
+            set_phase(c, inside ? SG_TLS_HANDSHAKE : SG_TLS_FOREIGN);
+            return inside ? 0 : sg_wire_before_send(fd, c, iov, iovcnt);
         }
         /* A plaintext dialogue, judged like any other. Its greeting and any
          * earlier replies were read before: count them as answered. */
@@ -382,7 +384,7 @@ int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
     int phase = __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE);
     if (phase == SG_TLS_FOREIGN)
         return sg_wire_received(fd, c, iov, iovcnt, n);
-    if (phase == SG_TLS_WANTED && !c->implicit && !sg_tls_inside && n &&
+    if (phase == SG_TLS_WANTED && !c->implicit && !sg_inside() && n &&
         !is_tls_record(iov, iovcnt))
         return injected(fd, c);
     if (phase != SG_PLAIN)

@@ -1,19 +1,31 @@
 /* The OpenSSL entry points that can run a handshake. Each finds the library
  * its caller really uses, passes anything that is not OpenSSL (or that we
  * cannot drive) straight through, and otherwise lets tls.c decide. */
+#include "inside.h"
 #include "ossl.h"
 #include "real.h"
 #include "ossl_tls.h"
 
 #define CALLER __builtin_return_address(0)
 
-/* Resolve o for this caller; calls from inside a real OpenSSL call, and
- * objects of other libraries, go straight to the real function. */
+/* Resolve o for this caller; calls nested in a real OpenSSL call the shim
+ * made (inside.h) on the object it drives, or made by the library itself
+ * (OpenSSL's QUIC drives its inner TLS object with SSL_do_handshake and
+ * SSL_read), and objects of other libraries, go straight to the real
+ * function. Any other call is judged, inside a real call or not: a program
+ * that left one by a jump gets its later sessions judged. */
+static inline __attribute__((always_inline)) int nested(struct sg_ossl *o, SSL *s,
+                                                        const void *caller)
+{
+    return sg_inside() && (sg_inside_is(s) || sg_lib_holds(&o->lib, caller));
+}
+
 #define ENTRY(name, fail, direct)                                              \
     struct sg_ossl *o = sg_ossl_for_caller(CALLER, #name);                     \
     if (SG_UNLIKELY(!o || !o->name))                                           \
         return fail;                                                           \
-    if (SG_UNLIKELY(o->kind == SG_OSSL_FOREIGN || !o->lib.complete || sg_tls_inside)) \
+    if (SG_UNLIKELY(o->kind == SG_OSSL_FOREIGN || !o->lib.complete ||          \
+                    nested(o, s, CALLER)))                                     \
         return direct;
 
 #define IO_CALL(name, fail, call)                                              \
@@ -23,9 +35,10 @@
         return call;                                                           \
     if (ok_ != 1)                                                              \
         return ok_ <= 0 && (fail) == 0 ? 0 : ok_;                              \
-    sg_tls_inside++;                                                           \
+    struct sg_inside in_;                                                      \
+    sg_inside_enter(&in_, s);                                                  \
     __typeof__(call) r_ = call;                                                \
-    sg_tls_inside--;                                                           \
+    sg_inside_leave(&in_);                                                     \
     return r_;
 
 SG_EXPORT int SSL_connect(SSL *s)

@@ -8,6 +8,7 @@
 
 #include "decision.h"
 #include "fdstate.h"
+#include "inside.h"
 #include "ossl_bind.h"
 #include "ossl_tls.h"
 #include "tlsbind.h"
@@ -103,9 +104,10 @@ int sg_ossl_run_claimed(struct sg_ossl *o, SSL *s, int (*real)(SSL *))
     if (slot < 0)
         return SG_CLAIMS_FULL;
     sg_ossl_set_state(o, s, sg_ossl_state(o, s) | ST_CLAIM);
-    sg_tls_inside++;
+    struct sg_inside in;
+    sg_inside_enter(&in, s);
     int r = real(s);
-    sg_tls_inside--;
+    sg_inside_leave(&in);
     sg_bind_leave(slot, s);
     return r;
 }

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "fdstate.h"
 #include "guard.h"
+#include "inside.h"
 #include "ossl_bind.h"
 #include "ossl_ciphers.h"
 #include "ossl_err.h"
@@ -41,9 +42,10 @@ static int conclude(struct sg_ossl *o, SSL *s, const struct sg_target *t, int re
 
 static int run_real(SSL *s, int (*real)(SSL *))
 {
-    sg_tls_inside++;
+    struct sg_inside in;
+    sg_inside_enter(&in, s);
     int r = real(s);
-    sg_tls_inside--;
+    sg_inside_leave(&in);
     return r;
 }
 

@@ -15,7 +15,7 @@ int sg_tls_handshake(struct sg_ossl *o, SSL *s, int (*real)(SSL *), int client);
 int sg_tls_before_io(struct sg_ossl *o, SSL *s);
 /* The library lacks functions the policy needs (found at its first session
  * that may be SMTP): the caller makes the real call as if the shim were not
- * there (not inside sg_tls_inside), so that the wire judges its TLS, as it
+ * there (no inside mark, inside.h), so that the wire judges its TLS, as it
  * did for such a library always. */
 #define SG_UNDRIVABLE (-1001)
 

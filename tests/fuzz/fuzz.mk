@@ -23,7 +23,7 @@ fuzz_hello_SRC    := shim/hello.c
 fuzz_dns_SRC      := shim/dns.c
 fuzz_wire_SRC     := shim/wire.c shim/wire_msg.c shim/wire_names.c
 fuzz_guard_SRC    := shim/guard.c shim/fdstate.c shim/locks.c shim/smtp.c shim/proxy.c \
-                     policy/policy.c shim/guard_hello.c shim/hello.c tests/fuzz/guard_stubs.c
+                     policy/policy.c shim/guard_hello.c shim/hello.c tests/fuzz/guard_stubs.c shim/inside.c
 
 .PHONY: fuzz fuzz-targets
 fuzz-targets: $(FUZZ_BINS)

@@ -24,6 +24,7 @@
 
 #include "fdstate.h"
 #include "guard.h"
+#include "inside.h"
 #include "smtp.h"
 
 #define FAIL(...) (fprintf(stderr, "fuzz_guard: " __VA_ARGS__), fputc('\n', stderr), abort())
@@ -31,7 +32,6 @@
 #define MAX_IOV 6
 
 extern struct sg_policy fuzz_policy;
-extern __thread int sg_tls_inside;
 
 enum { OP_SEND, OP_RECV, OP_TLS_OK, OP_INJECTED };
 enum { F_IMPLICIT = 1, F_REQUIRE = 2, F_AUDIT = 4, F_BROKEN = 8, F_INSIDE = 16 };
@@ -121,7 +121,9 @@ static void run(const struct op *ops, size_t nops, int flags, int cut, struct ou
     if (!sg_conn_open(sv[0], (struct sockaddr *)&sin, sizeof sin, 2525))
         FAIL("no connection record");
     sg_guard_connected(sv[0], flags & F_IMPLICIT);
-    sg_tls_inside = (flags & F_INSIDE) != 0;
+    struct sg_inside in; /* the guard runs below this frame, as in a real call */
+    if (flags & F_INSIDE)
+        sg_inside_enter(&in, NULL);
     for (size_t i = 0; i < nops; i++) {
         unsigned char buf[64];
         errno = 0;
@@ -130,7 +132,8 @@ static void run(const struct op *ops, size_t nops, int flags, int cut, struct ou
         out->phase[i] = sg_conn_peek(sv[0])->phase;
     }
     out->end = *sg_conn_peek(sv[0]);
-    sg_tls_inside = 0;
+    if (flags & F_INSIDE)
+        sg_inside_leave(&in);
     sg_fd_forget(sv[0]);
     close(sv[0]);
     close(sv[1]);

@@ -8,13 +8,13 @@
 
 #include "config.h"
 #include "dns_sock.h"
+#include "inside.h"
 #include "log.h"
 #include "tlsbind.h"
 #include "wire_io.h"
 
 struct sg_policy fuzz_policy;
 const struct sg_policy *sg_config_loaded = &fuzz_policy;
-__thread int sg_tls_inside __attribute__((tls_model("initial-exec")));
 
 const struct sg_policy *sg_config(void)
 {
@@ -51,7 +51,7 @@ int sg_bind_claimed(const unsigned char random[SG_RANDOM_LEN], int fd)
 {
     (void)random;
     (void)fd;
-    return sg_tls_inside != 0;
+    return sg_inside();
 }
 
 /* A program's own DNS sockets (shim/dns_sock.c) are not part of this target. */
