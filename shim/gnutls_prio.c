@@ -6,11 +6,13 @@
  *
  * Only the program's own calls count: GnuTLS calls these entry points
  * itself (gnutls_priority_set_direct is gnutls_priority_init, _set and
- * _deinit through its PLT; gnutls_deinit drops its cache), and so does the
- * shim's narrowing. A call from inside the library is passed on untouched.
+ * _deinit through its PLT; gnutls_deinit drops its cache), also under the
+ * shim's narrowing, which calls GnuTLS's functions directly. A call from
+ * inside the library is passed on untouched.
  *
  * Two fixed tables (ring.h), sessions and caches, the keys apart from the
- * texts; no allocation. A full table overwrites its oldest entry: that
+ * texts; no allocation; a slot freed (gnutls_deinit, gnutls_priority_deinit)
+ * is taken again first. A full table overwrites its oldest entry: that
  * session (or cache) is then unknown and gets the policy's own string, the
  * strict answer, never another's choice. */
 #include <pthread.h>
@@ -70,8 +72,11 @@ static void put_locked(const struct table *t, const void *key, int def, const ch
         return;
     }
     int i = find_locked(t, key);
-    if (i < 0) {
+    if (i < 0 && *t->used < t->ring->filled) /* a freed slot first: no live entry is lost */
+        i = find_locked(t, NULL);
+    if (i < 0)
         i = (int)sg_ring_take(t->ring, t->cap);
+    if (t->key[i] != key) {
         *t->used += t->key[i] == NULL;
         t->key[i] = key;
     }
