@@ -6,8 +6,9 @@ weak things still delivers, over TLS 1.2 or newer with a forward-secret AEAD
 cipher (the policy's own string).
 
 The program is build/clients/careless_gnutls no_verify with env SG_PRIORITY (its
-priority string) set the three ways a program can (SG_PRIORITY_API: direct,
-a priority cache, appended to GnuTLS's default). Each case asserts what the
+priority string) set the ways a program can (SG_PRIORITY_API: direct, a
+priority cache, a cache kept and used by an earlier session, freed (a server's
+way: GnuTLS then drops a reference itself), appended to GnuTLS's default). Each case asserts what the
 server received; a server's TLS 1.2 cipher list names each cipher for both key
 types (the test certificate's decides)."""
 import pytest
@@ -18,7 +19,7 @@ from lib.runner import CLIENTS, describe
 CLIENT = CLIENTS / "careless_gnutls"
 ONE_CIPHER = "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM"
 TLS13_ONLY = "NORMAL:-VERS-ALL:+VERS-TLS1.3"
-APIS = ("direct", "cache", "append")
+APIS = ("direct", "cache", "shared", "append")
 
 
 def priority_env(env, priority, api="direct"):

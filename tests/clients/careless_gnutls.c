@@ -32,7 +32,7 @@
  *                   for the policy's anchor (a CA of the same name)
  *
  * Env SG_PRIORITY=STRING: the styles that use GnuTLS's default priority set
- * STRING instead, as SG_PRIORITY_API says (direct, cache or append; see
+ * STRING instead, as SG_PRIORITY_API says (direct, cache, shared or append; see
  * set_knob_priority). */
 #include <errno.h>
 #include <fcntl.h>
@@ -169,13 +169,26 @@ static int is_ip(const char *host)
 /* SG_PRIORITY (tests/test_gnutls_priority.py): the program's own priority
  * string where a style uses the default, set the way SG_PRIORITY_API says:
  * direct (gnutls_priority_set_direct, the default), cache (gnutls_priority_init,
- * gnutls_priority_set, gnutls_priority_deinit) or append
+ * gnutls_priority_set, gnutls_priority_deinit), shared (a cache kept and used
+ * by an earlier session, freed, first) or append
  * (gnutls_set_default_priority_append: the string is appended to the default). */
 static int set_knob_priority(gnutls_session_t s, const char *priority, const char **where)
 {
     const char *api = getenv("SG_PRIORITY_API");
     if (api && strcmp(api, "append") == 0)
         return gnutls_set_default_priority_append(s, priority, where, 0);
+    if (api && strcmp(api, "shared") == 0) {
+        /* A server's way: one cache for every session, kept; an earlier
+         * session that used it is freed first (GnuTLS drops its reference). */
+        static gnutls_priority_t shared;
+        gnutls_session_t earlier;
+        int r = gnutls_priority_init(&shared, priority, where);
+        if (r == 0 && (r = gnutls_init(&earlier, GNUTLS_CLIENT)) == 0) {
+            r = gnutls_priority_set(earlier, shared);
+            gnutls_deinit(earlier);
+        }
+        return r < 0 ? r : gnutls_priority_set(s, shared);
+    }
     if (api && strcmp(api, "cache") == 0) {
         gnutls_priority_t cache;
         int r = gnutls_priority_init(&cache, priority, where);
