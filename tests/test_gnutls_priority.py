@@ -13,7 +13,7 @@ server received; a server's TLS 1.2 cipher list names each cipher for both key
 types (the test certificate's decides)."""
 import pytest
 
-from lib.constants import MESSAGE, PASSWORD, USER
+from lib.constants import FROM, MESSAGE, PASSWORD, TO, USER
 from lib.runner import CLIENTS, describe
 
 CLIENT = CLIENTS / "careless_gnutls"
@@ -152,3 +152,33 @@ def test_tls13_policy_keeps_the_programs_cipher(smtp_server, side, run, message_
                        "NORMAL:-CIPHER-ALL:+CHACHA20-POLY1305")
     session = assert_delivered(server, send(run, server, env, message_file))
     assert session.tls_version == "TLSv1.3" and "CHACHA20" in session.cipher, session
+
+
+# A real program: msmtp's tls_priorities (Debian's msmtp, GnuTLS; scripts/deps/gnutls.txt).
+
+
+def msmtp(run, server, env, tmp_path, message_file, priorities):
+    config = tmp_path / f"msmtprc-{server.port}"
+    config.write_text(f"account default\nhost localhost\nport {server.port}\nfrom {FROM}\n"
+                      f"auth plain\nuser {USER}\npassword {PASSWORD}\ntls on\n"
+                      "tls_starttls on\ntls_certcheck off\nset_date_header off\ntimeout 20\n"
+                      f"tls_priorities {priorities}\n")
+    config.chmod(0o600)   # msmtp refuses a password file others can read
+    return run(["/usr/bin/msmtp", "-C", config, "--", TO], env,
+               input=message_file.read_bytes().decode("utf-8"))
+
+
+@pytest.mark.parametrize("where", ("baseline", "shim"))
+def test_msmtp_limited_to_tls13_refuses_a_tls12_server(where, smtp_server, side, run, tmp_path,
+                                                        message_file):
+    server = smtp_server(tls="tls12")
+    res = msmtp(run, server, side(where, server.port), tmp_path, message_file, TLS13_ONLY)
+    assert_nothing_received(server, res)
+
+
+def test_msmtp_limited_to_tls13_delivers_to_a_tls13_server(smtp_server, side, run, tmp_path,
+                                                            message_file):
+    server = smtp_server(tls="modern")
+    res = msmtp(run, server, side("shim", server.port), tmp_path, message_file, TLS13_ONLY)
+    assert_delivered(server, res)
+    assert server.sessions[-1].tls_version == "TLSv1.3"
