@@ -1,8 +1,9 @@
 /* The GnuTLS handshake driver, the counterpart of ossl_tls.c: before the
- * first handshake step of a client session on an SMTP socket, the policy's
- * priority string and SNI; after the handshake, the shared verdict. A refused
- * session returns a fatal error, its socket is shut down (so later record
- * I/O fails) and gnutls_strerror gives the program smtpguard's words. */
+ * first handshake step of a client session on an SMTP socket, the program's
+ * priority narrowed by the policy (or the policy's string) and SNI; after
+ * the handshake, the shared verdict. A refused session returns a fatal
+ * error, its socket is shut down (so later record I/O fails) and
+ * gnutls_strerror gives the program smtpguard's words. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "config.h"
 #include "fdstate.h"
 #include "gnutls_keep.h"
+#include "gnutls_prio.h"
 #include "gnutls_sni.h"
 #include "gnutls_verdict.h"
 #include "guard.h"
@@ -135,6 +137,9 @@ static int conclude(struct sg_gnutls *g, gnutls_session_t s, const struct sg_tar
     return refused_code;
 }
 
+/* What the policy allows, as GnuTLS priorities: a program's own priority is
+ * narrowed to it (gnutls_narrow.c, which mirrors these), and a session that
+ * would keep nothing, or whose priority is unknown, gets the string itself. */
 static const char *priority(const struct sg_policy *p)
 {
     return p->min_protocol == SG_TLS13
@@ -153,7 +158,8 @@ static int apply(struct sg_gnutls *g, gnutls_session_t s, const struct sg_target
     char sni[SG_HOST_MAX];
     if (!t->ip_literal && !sg_gnutls_sni(s, sni, sizeof sni))
         g->gnutls_server_name_set(s, GNUTLS_NAME_DNS, t->host, strlen(t->host));
-    if (g->gnutls_priority_set_direct(s, priority(p), NULL) < 0) {
+    /* The program's own priority, narrowed: the policy adds strictness, never removes it. */
+    if (sg_gnutls_narrow(g, s, p->min_protocol == SG_TLS13, priority(p)) < 0) {
         snprintf(detail, len, "GnuTLS rejected the policy's priority string");
         return SG_R_APPLY;
     }
@@ -353,6 +359,7 @@ SG_EXPORT void gnutls_deinit(gnutls_session_t s)
 {
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_deinit");
     sg_gnutls_sni_forget(s);
+    sg_gnutls_prio_forget(s);
     if (SG_UNLIKELY(!g || !g->gnutls_deinit))
         return;
     if (g->lib.complete && !sg_inside_on(s)) {

@@ -20,7 +20,11 @@
     X(gnutls_x509_trust_list_verify_crt2) X(gnutls_x509_trust_list_add_cas)           \
     X(gnutls_certificate_verification_status_print) X(gnutls_session_get_random)      \
     X(gnutls_deinit) X(gnutls_x509_trust_list_get_issuer)                             \
-    X(gnutls_x509_crt_get_authority_key_id)
+    X(gnutls_x509_crt_get_authority_key_id) X(gnutls_priority_init)                    \
+    X(gnutls_priority_set) X(gnutls_priority_deinit) X(gnutls_set_default_priority)   \
+    X(gnutls_priority_get_cipher_suite_index) X(gnutls_priority_protocol_list)        \
+    X(gnutls_priority_kx_list) X(gnutls_priority_cipher_list) X(gnutls_priority_mac_list) \
+    X(gnutls_kx_get_name) X(gnutls_mac_get_name)
 
 struct sg_gnutls {
     struct sg_lib lib;     /* first: the record backend.c keeps */
@@ -32,6 +36,9 @@ struct sg_gnutls {
     __typeof__(gnutls_x509_crt_equals) *gnutls_x509_crt_equals;
     __typeof__(gnutls_x509_crt_export2) *gnutls_x509_crt_export2;
     __typeof__(gnutls_x509_rdn_get2) *gnutls_x509_rdn_get2; /* 3.5.7 */
+    /* 3.6.3: a priority appended to the library's default (gnutls_prio.c) */
+    __typeof__(gnutls_priority_init2) *gnutls_priority_init2;
+    __typeof__(gnutls_set_default_priority_append) *gnutls_set_default_priority_append;
     int exports_as_parsed; /* 3.6.3 on: export2 of a parsed certificate is its DER */
     int lends; /* 3.7.3 to 3.8: verify_crt2 only looks at its copy of the issuer (gnutls_lend.c) */
 #define SG_MEMBER(f) __typeof__(f) *f;

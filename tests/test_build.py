@@ -26,6 +26,10 @@ EXPORTED = {
     "SSL_connect", "SSL_do_handshake", "SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex",
     "SSL_peek", "SSL_peek_ex", "gnutls_handshake", "gnutls_strerror",
     "gnutls_server_name_set", "gnutls_deinit",   # a GnuTLS client's own SNI (issue 12)
+    # the priority a GnuTLS program chose, which the policy narrows (gnutls_prio.c)
+    "gnutls_priority_set_direct", "gnutls_priority_set", "gnutls_set_default_priority",
+    "gnutls_set_default_priority_append", "gnutls_priority_init", "gnutls_priority_init2",
+    "gnutls_priority_deinit",
     "nettle_ecdsa_verify", "nettle_rsa_pkcs1_verify",   # checks nettle accepted (nettle_memo.c)
     "X509_verify",   # certificate signatures OpenSSL accepted (ossl_memo.c)
     "gnutls_x509_crt_deinit",   # certificates GnuTLS parsed in the handshake (gnutls_keep.c)

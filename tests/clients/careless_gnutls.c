@@ -29,7 +29,11 @@
  *                   result: GnuTLS parses and frees copies of the server's
  *                   certificate and of that CA during the handshake, which
  *                   must not be taken for the ones the server presented or
- *                   for the policy's anchor (a CA of the same name) */
+ *                   for the policy's anchor (a CA of the same name)
+ *
+ * Env SG_PRIORITY=STRING: the styles that use GnuTLS's default priority set
+ * STRING instead, as SG_PRIORITY_API says (direct, cache, shared or append; see
+ * set_knob_priority). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -162,11 +166,50 @@ static int is_ip(const char *host)
     return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
 }
 
+/* SG_PRIORITY (tests/test_gnutls_priority.py): the program's own priority
+ * string where a style uses the default, set the way SG_PRIORITY_API says:
+ * direct (gnutls_priority_set_direct, the default), cache (gnutls_priority_init,
+ * gnutls_priority_set, gnutls_priority_deinit), shared (a cache kept and used
+ * by an earlier session, freed, first) or append
+ * (gnutls_set_default_priority_append: the string is appended to the default). */
+static int set_knob_priority(gnutls_session_t s, const char *priority, const char **where)
+{
+    const char *api = getenv("SG_PRIORITY_API");
+    if (api && strcmp(api, "append") == 0)
+        return gnutls_set_default_priority_append(s, priority, where, 0);
+    if (api && strcmp(api, "shared") == 0) {
+        /* A server's way: one cache for every session, kept; an earlier
+         * session that used it is freed first (GnuTLS drops its reference). */
+        static gnutls_priority_t shared;
+        gnutls_session_t earlier;
+        int r = gnutls_priority_init(&shared, priority, where);
+        if (r == 0 && (r = gnutls_init(&earlier, GNUTLS_CLIENT)) == 0) {
+            r = gnutls_priority_set(earlier, shared);
+            gnutls_deinit(earlier);
+        }
+        return r < 0 ? r : gnutls_priority_set(s, shared);
+    }
+    if (api && strcmp(api, "cache") == 0) {
+        gnutls_priority_t cache;
+        int r = gnutls_priority_init(&cache, priority, where);
+        if (r < 0)
+            return r;
+        r = gnutls_priority_set(s, cache);
+        gnutls_priority_deinit(cache); /* the session keeps its own reference */
+        return r;
+    }
+    return gnutls_priority_set_direct(s, priority, where);
+}
+
 static void set_priority(gnutls_session_t s, const char *priority)
 {
     const char *where = NULL;
-    int r = priority ? gnutls_priority_set_direct(s, priority, &where)
-                     : gnutls_set_default_priority(s);
+    int knob = !priority && getenv("SG_PRIORITY");
+    if (knob)
+        priority = getenv("SG_PRIORITY");
+    int r = knob ? set_knob_priority(s, priority, &where)
+            : priority ? gnutls_priority_set_direct(s, priority, &where)
+                       : gnutls_set_default_priority(s);
     if (r < 0)
         die(2, "TLS failure: priority \"%s\" at \"%s\": %s", priority ? priority : "default",
             where ? where : "", gnutls_strerror(r));
