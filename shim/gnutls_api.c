@@ -31,6 +31,7 @@ static int bind_library(struct sg_lib *rec, void *h, const char *path)
     SG_OPTIONAL(gnutls_x509_rdn_get2)
     SG_OPTIONAL(gnutls_priority_init2)
     SG_OPTIONAL(gnutls_set_default_priority_append)
+    SG_OPTIONAL(gnutls_get_system_config_file)
 #undef SG_OPTIONAL
     g->exports_as_parsed = g->gnutls_x509_crt_equals && g->gnutls_x509_crt_equals2 &&
                            g->gnutls_x509_crt_export2 && g->free_fn &&

@@ -39,6 +39,8 @@ struct sg_gnutls {
     /* 3.6.3: a priority appended to the library's default (gnutls_prio.c) */
     __typeof__(gnutls_priority_init2) *gnutls_priority_init2;
     __typeof__(gnutls_set_default_priority_append) *gnutls_set_default_priority_append;
+    /* 3.6.9: where the system priority file would be (gnutls_narrow.c) */
+    __typeof__(gnutls_get_system_config_file) *gnutls_get_system_config_file;
     int exports_as_parsed; /* 3.6.3 on: export2 of a parsed certificate is its DER */
     int lends; /* 3.7.3 to 3.8: verify_crt2 only looks at its copy of the issuer (gnutls_lend.c) */
 #define SG_MEMBER(f) __typeof__(f) *f;

@@ -17,8 +17,10 @@
  * before the shim could see it, a string too long to keep, a full table)
  * gets the policy's string: it may have narrowed in a way the shim cannot
  * know, and the policy's string is the narrowest the policy allows. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gnutls_prio.h"
 
@@ -138,14 +140,36 @@ static gnutls_priority_t keep_if_usable(struct sg_gnutls *g, gnutls_priority_t c
     return NULL;
 }
 
+/* 1 when this GnuTLS's default priority is NORMAL: no system priority file
+ * (GnuTLS then takes its built-in default, NORMAL in Debian's build, which
+ * tests/test_gnutls_priority.py checks). NORMAL narrowed by the policy is
+ * the policy's own string (gnutls.c priority()), so a program that kept
+ * GnuTLS's default gets that string at once: its priority is not built twice
+ * to learn what to remove (~110,000 instructions a process, issue 15). A
+ * system file, or a GnuTLS that cannot say where it is, is narrowed as any
+ * other priority. Asked once a process (the file is read once by GnuTLS too). */
+static int default_is_normal(struct sg_gnutls *g)
+{
+    static int known; /* 0 not asked, 1 NORMAL, -1 not known to be */
+    int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (!k) {
+        const char *f = g->gnutls_get_system_config_file ? g->gnutls_get_system_config_file() : NULL;
+        struct stat st;
+        k = f && stat(f, &st) != 0 && errno == ENOENT ? 1 : -1;
+        __atomic_store_n(&known, k, __ATOMIC_RELAXED);
+    }
+    return k > 0;
+}
+
 /* The program's priority narrowed by the policy, or NULL. */
 static gnutls_priority_t narrowed(struct sg_gnutls *g, gnutls_session_t s, int tls13_only)
 {
     struct sg_gnutls_prio mine;
     struct removals r = {.len = 0};
     gnutls_priority_t c;
-    if (!sg_gnutls_prio_of(s, &mine) || init_as(g, &mine, "", &c) < 0)
-        return NULL;
+    if (!sg_gnutls_prio_of(s, &mine) || (mine.def && !mine.text[0] && default_is_normal(g)) ||
+        init_as(g, &mine, "", &c) < 0)
+        return NULL; /* the policy's string */
     removals_for(g, c, tls13_only, &r);
     if (!r.len && !r.overflow) /* already within the policy */
         return keep_if_usable(g, c);

@@ -11,6 +11,8 @@ priority cache, a cache kept and used by an earlier session, freed (a server's
 way: GnuTLS then drops a reference itself), appended to GnuTLS's default). Each case asserts what the
 server received; a server's TLS 1.2 cipher list names each cipher for both key
 types (the test certificate's decides)."""
+from pathlib import Path
+
 import pytest
 
 from lib.constants import FROM, MESSAGE, PASSWORD, TO, USER
@@ -182,3 +184,17 @@ def test_msmtp_limited_to_tls13_delivers_to_a_tls13_server(smtp_server, side, ru
     res = msmtp(run, server, side("shim", server.port), tmp_path, message_file, TLS13_ONLY)
     assert_delivered(server, res)
     assert server.sessions[-1].tls_version == "TLSv1.3"
+
+
+def test_default_priority_is_normal_without_a_system_file(run):
+    """The premise of the shim's shortcut for a program that kept GnuTLS's
+    default priority (gnutls_narrow.c default_is_normal): with no system
+    priority file, GnuTLS's default enables exactly what NORMAL enables, so
+    NORMAL narrowed by the policy, the policy's own string, is that program's
+    priority narrowed. A GnuTLS built with another default fails here."""
+    res = run([CLIENTS / "gnutls_default_prio"], {})
+    assert res.returncode == 0, describe(res)
+    verdict, sysfile = res.stdout.split()
+    if Path(sysfile).exists():
+        pytest.skip(f"{sysfile} exists: the shim narrows the default as any priority")
+    assert verdict == "same", res.stdout
