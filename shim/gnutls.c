@@ -334,7 +334,10 @@ SG_EXPORT int gnutls_handshake(gnutls_session_t s)
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_handshake");
     if (SG_UNLIKELY(!g || !g->gnutls_handshake))
         return GNUTLS_E_INTERNAL_ERROR;
-    if (!g->lib.complete || sg_inside_on(s))
+    /* Direct only when GnuTLS calls it on the session the shim drives: the
+     * program calling it again (a retry of a handshake it left by a jump,
+     * whose mark may still look live: inside.h) is judged like any call. */
+    if (!g->lib.complete || (sg_inside_on(s) && sg_lib_holds(&g->lib, CALLER)))
         return g->gnutls_handshake(s);
     return handshake(g, s);
 }

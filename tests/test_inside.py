@@ -197,3 +197,128 @@ def test_injection_refused_after_escape(how, first_port, smtp_server, shim, run,
     server.wait_idle(5.0)
     assert server.credentials() == [] and server.transactions() == [], why
     assert "injection" in env.log(), why
+
+
+# The opposite layout: the first handshake is left near the top of the stack and the
+# session later runs deeper, below a large buffer its frame never writes (a session
+# function with a line buffer on the stack). The abandoned anchor's seal lies inside
+# that buffer, untouched: the guard must still flag the injected bytes.
+def injecting_below(run, env, how, esc, proxy, message_file):
+    deep = dict(env, ESCAPE_READ_ON="1", ESCAPE_SESSION_DEEP="1")
+    return run([CLIENTS / "escape", how, "ossl", HOST, esc, proxy.port, message_file], deep,
+               timeout=30)
+
+
+@pytest.mark.parametrize("how", INJECTED_AFTER)
+def test_injection_baseline_session_below(how, first_port, smtp_server, baseline, run,
+                                          message_file):
+    """The layout without the shim: the client takes the injected bytes and delivers."""
+    server = smtp_server(cert="good")
+    with Proxy(server.port, "inject_separate") as proxy:
+        res = injecting_below(run, baseline(), how, first_port(how), proxy, message_file)
+    why = report(res, server)
+    assert "bytes after the 220" in res.stderr and "escaped" in res.stdout, why
+    assert res.returncode == 0 and "delivered" in res.stdout, why
+    server.wait_idle(5.0)
+    assert len(server.credentials()) == 1, why
+
+
+@pytest.mark.parametrize("how", INJECTED_AFTER)
+def test_injection_refused_session_below_abandoned(how, first_port, smtp_server, shim, run,
+                                                   message_file):
+    """With the shim the injected bytes are refused when read, whatever the stack holds."""
+    server = smtp_server(cert="good")
+    esc = first_port(how)
+    with Proxy(server.port, "inject_separate") as proxy:
+        env = shim([esc, proxy.port], implicit=[esc], extra=POLICIES["unverified-allowed"])
+        res = injecting_below(run, env, how, esc, proxy, message_file)
+    why = report(res, server, env)
+    assert "escaped" in res.stdout and res.returncode != 0, why
+    assert "escape: -1 bytes after the 220" in res.stderr, why
+    server.wait_idle(5.0)
+    assert server.credentials() == [] and server.transactions() == [], why
+    assert "injection" in env.log(), why
+
+# ---- the abandoned session itself, retried --------------------------------------------
+# A timeout around a blocking gnutls_handshake (SIGALRM, siglongjmp), then
+# gnutls_handshake again on the same session (a retry), from below a large stack buffer
+# its frame never writes: the abandoned anchor's seal survives there. The retry must be
+# judged as a handshake of its own (the program verifies nothing: only the verdict refuses).
+class SlowRelay:
+    """Accepts one connection, waits `delay` seconds, then relays it to upstream."""
+
+    def __init__(self, upstream, delay=1.2):
+        import threading
+        self.upstream, self.delay = upstream, delay
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(10)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import select
+        import time
+        try:
+            client, _ = self.sock.accept()
+        except OSError:
+            return
+        time.sleep(self.delay)
+        up = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+        end = time.monotonic() + 15
+        with client, up:
+            while time.monotonic() < end:
+                ready, _, _ = select.select([client, up], [], [], 0.5)
+                for r in ready:
+                    data = r.recv(65536)
+                    if not data:
+                        return
+                    (up if r is client else client).sendall(data)
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(5)
+
+
+def retried(run, env, server, message_file):
+    relay = SlowRelay(server.port)
+    try:
+        return run([CLIENTS / "escape", "gnutls_retry", "gnutls", HOST, relay.port,
+                    relay.port, message_file], env(relay.port), timeout=30)
+    finally:
+        relay.close()
+
+
+def test_retry_baseline_leaks(smtp_server, baseline, run, message_file):
+    """Without the shim the retried handshake hands everything to the impostor."""
+    server = smtp_server(cert="selfsigned", mode="implicit")
+    res = retried(run, lambda port: baseline(), server, message_file)
+    why = report(res, server)
+    assert "escaped" in res.stdout and res.returncode == 0 and "delivered" in res.stdout, why
+    server.wait_idle(5.0)
+    assert len(server.credentials()) == 1 and len(server.messages()) == 1, why
+
+
+def test_retry_of_abandoned_session_judged(smtp_server, shim, run, message_file):
+    server = smtp_server(cert="selfsigned", mode="implicit")
+    envs = []
+    res = retried(run, lambda port: envs.append(shim([port], implicit=[port])) or envs[0],
+                  server, message_file)
+    why = report(res, server, envs[0])
+    assert "escaped" in res.stdout and res.returncode == 2, why
+    server.wait_idle(5.0)
+    assert server.credentials() == [] and server.messages() == [], why
+    assert "refused" in envs[0].log(), why
+
+
+def test_retry_good_delivers(smtp_server, shim, run, message_file):
+    server = smtp_server(cert="good", mode="implicit")
+    envs = []
+    res = retried(run, lambda port: envs.append(shim([port], implicit=[port])) or envs[0],
+                  server, message_file)
+    why = report(res, server, envs[0])
+    assert res.returncode == 0 and "delivered" in res.stdout, why
+    server.wait_idle(5.0)
+    assert len(server.messages()) == 1, why

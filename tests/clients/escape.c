@@ -21,12 +21,19 @@
  *                 verify callback switches back to the main context: the
  *                 session runs while that real call is suspended, which is
  *                 resumed (and fails) before the program exits
+ *   gnutls_retry  gnutls_alarm verifying nothing; then gnutls_handshake on that
+ *                 same session again, from below a 64 KiB buffer never written
+ *                 (a retry after a timeout), and the message over it (implicit
+ *                 TLS, ESC_PORT) in place of the SESSION connection
  *   thread_cancel SSL_connect on another thread, blocked as above, ended by
  *                 pthread_cancel; the session then runs on a new thread (which
  *                 may reuse the cancelled one's stack and TLS block)
  * It prints "escaped" once the first call was left that way. Env
  * ESCAPE_DEEP=1: the first connection is made 64 KiB deeper on the stack
  * than the second (the abandoned frames lie below every later call).
+ * ESCAPE_SESSION_DEEP=1: the opposite, the second connection runs below a
+ * 64 KiB buffer its frame never writes, which covers the abandoned frames
+ * (a program whose session function keeps a large line buffer on the stack).
  *
  * SESSION, the second connection (HOST:PORT, STARTTLS), verifying nothing:
  *   ossl | gnutls | both (ossl to PORT, then gnutls to PORT again)
@@ -122,6 +129,12 @@ static int ossl_first(const char *port, int by)
     return 0;
 }
 
+static gnutls_session_t left_gnutls; /* gnutls_retry's session */
+static int retrying;                 /* gnutls_retry: retry at once, from the jump */
+static const char *retry_msg;
+static size_t retry_len;
+static int retry_deep(const char *msg, size_t len);
+
 static int gnutls_first(const char *port, int verify)
 {
     gnutls_certificate_credentials_t cred;
@@ -136,8 +149,13 @@ static int gnutls_first(const char *port, int verify)
     gnutls_set_default_priority(s);
     gnutls_server_name_set(s, GNUTLS_NAME_DNS, host, strlen(host));
     gnutls_transport_set_int(s, fd);
-    if (sigsetjmp(out, 1))
-        return 1;
+    left_gnutls = s;
+    if (sigsetjmp(out, 1)) {
+        if (!retrying)
+            return 1;
+        /* at once: no call in between writes over the abandoned frames */
+        return retry_deep(retry_msg, retry_len) == 0 ? 3 : 4; /* delivered, failed */
+    }
     if (!verify)
         arm();
     gnutls_handshake(s);
@@ -214,6 +232,8 @@ static int first(const char *how, const char *port)
         return ossl_first(port, BY_VERIFY);
     if (strcmp(how, "gnutls_alarm") == 0 || strcmp(how, "gnutls_verify") == 0)
         return gnutls_first(port, how[7] == 'v');
+    if (strcmp(how, "gnutls_retry") == 0)
+        return retrying = 1, gnutls_first(port, 0);
     if (strcmp(how, "thread_cancel") == 0)
         return cancelled_first(port);
     if (strcmp(how, "ossl_coroutine") == 0)
@@ -350,6 +370,34 @@ static void *mail_thread(void *arg)
                           (both && mail("gnutls", j->port, j->msg, j->len) != 0));
 }
 
+/* The session below a 64 KiB buffer that is never written: the abandoned
+ * frames of the first connection lie inside it, as they were left. */
+static __attribute__((noinline)) void *mail_deep(struct job *j)
+{
+    volatile char pad[1 << 16];
+    pad[0] = 0;
+    void *r = mail_thread(j);
+    return (char *)r + pad[0];
+}
+
+/* gnutls_retry: the abandoned session's handshake again, then the message. */
+static __attribute__((noinline)) int retry_deep(const char *msg, size_t len)
+{
+    volatile char pad[1 << 16];
+    pad[0] = 0;
+    struct dlg d = {.ctx = left_gnutls, .send = gnutls_send, .recv = gnutls_recv,
+                    .who = "retry"};
+    int r;
+    do
+        r = gnutls_handshake(left_gnutls);
+    while (r < 0 && !gnutls_error_is_fatal(r));
+    if (r < 0) {
+        fprintf(stderr, "escape: retried gnutls_handshake: %s\n", gnutls_strerror(r));
+        return -1;
+    }
+    return dlg_mail(&d, 1, msg, len) + pad[0];
+}
+
 int main(int argc, char **argv)
 {
     size_t len = 0;
@@ -362,7 +410,15 @@ int main(int argc, char **argv)
     }
     host = argv[3];
     const char *msg = dlg_load(argv[6], &len);
+    retry_msg = msg, retry_len = len;
     int left = getenv("ESCAPE_DEEP") ? first_deep(argv[1], argv[4]) : first(argv[1], argv[4]);
+    if (left == 3 || left == 4) { /* gnutls_retry: its session was the message's */
+        printf("escaped\n");
+        if (left == 4)
+            return 2;
+        printf("delivered\n");
+        return 0;
+    }
     alarm(20); /* the first handshake's timer took the overall bound's place */
     if (!msg || left < 0) {
         fprintf(stderr, "escape: setup failed\n");
@@ -378,7 +434,7 @@ int main(int argc, char **argv)
     void *failed = (void *)1L;
     pthread_t t;
     if (strcmp(argv[1], "thread_cancel") != 0)
-        failed = mail_thread(&j);
+        failed = getenv("ESCAPE_SESSION_DEEP") ? mail_deep(&j) : mail_thread(&j);
     else if (pthread_create(&t, NULL, mail_thread, &j) == 0)
         pthread_join(t, &failed);
     if (co_suspended) { /* the suspended handshake goes on, and fails */
