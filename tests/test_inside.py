@@ -23,6 +23,7 @@ import socket
 import pytest
 
 from lib.mitm import Proxy
+from lib.proxy import Proxy as TunnelProxy  # its relay loop, for SlowRelay
 from lib import sanitize
 from lib.runner import CLIENTS, describe
 
@@ -152,26 +153,31 @@ def test_shim_good_delivers_after_escape(how, lib, first_port, smtp_server, shim
 
 # ---- the guard after an escape: plaintext injected after the 220 to STARTTLS ---------
 # The client reads on after the 220 (a buffered reader) while a man in the middle
-# injects a reply of its own. The guard flags such bytes at once unless the thread is
-# inside a real TLS call (a handshake the shim drives reads its records). The first
-# handshake is left 64 KiB deeper on the stack than the session runs: whatever the
-# abandoned frames hold, the guard's check runs above them.
+# injects a reply of its own. The guard flags such bytes at once, inside a real TLS
+# call or not (no handshake reads before its ClientHello left). Two stack layouts:
+# the first handshake left 64 KiB deeper than the session runs (the abandoned frames
+# lie below every later call), and the opposite, the session run below a 64 KiB
+# buffer its frame never writes, where the abandoned anchor's seal survives and the
+# mark looks live (a session function with a large line buffer on the stack).
 INJECTED_AFTER = ["ossl_alarm", "gnutls_alarm", "ossl_verify"]
+LAYOUTS = {"first-deep": "ESCAPE_DEEP", "session-deep": "ESCAPE_SESSION_DEEP"}
 
 
-def injecting(run, env, how, first_port, proxy, message_file):
-    env = dict(env, ESCAPE_READ_ON="1", ESCAPE_DEEP="1")
+def injecting(run, env, how, first_port, proxy, message_file, layout):
+    env = dict(env, ESCAPE_READ_ON="1", **{LAYOUTS[layout]: "1"})
     program = CLIENTS / "escape"
     return run([program, how, "ossl", HOST, first_port, proxy.port, message_file], env,
                timeout=30)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("how", INJECTED_AFTER)
-def test_injection_baseline_taken(how, first_port, smtp_server, baseline, run, message_file):
+def test_injection_baseline_taken(how, layout, first_port, smtp_server, baseline, run,
+                                  message_file):
     """Without the shim the client takes the injected bytes and delivers all the same."""
     server = smtp_server(cert="good")
     with Proxy(server.port, "inject_separate") as proxy:
-        res = injecting(run, baseline(), how, first_port(how), proxy, message_file)
+        res = injecting(run, baseline(), how, first_port(how), proxy, message_file, layout)
     why = report(res, server)
     assert "bytes after the 220" in res.stderr and "escaped" in res.stdout, why
     assert res.returncode == 0 and "delivered" in res.stdout, why
@@ -179,8 +185,10 @@ def test_injection_baseline_taken(how, first_port, smtp_server, baseline, run, m
     assert len(server.credentials()) == 1, why
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("how", INJECTED_AFTER + ["none"])
-def test_injection_refused_after_escape(how, first_port, smtp_server, shim, run, message_file):
+def test_injection_refused_after_escape(how, layout, first_port, smtp_server, shim, run,
+                                        message_file):
     """With the shim the injected bytes are refused when read, escape or not: the
     server behind the man in the middle receives no credentials and no transaction.
     (The policy allows unverified TLS 1.3 on the wire, so that the wire's backstop
@@ -189,7 +197,7 @@ def test_injection_refused_after_escape(how, first_port, smtp_server, shim, run,
     esc = first_port(how)
     with Proxy(server.port, "inject_separate") as proxy:
         env = shim([esc, proxy.port], implicit=[esc], extra=POLICIES["unverified-allowed"])
-        res = injecting(run, env, how, esc, proxy, message_file)
+        res = injecting(run, env, how, esc, proxy, message_file, layout)
     why = report(res, server, env)
     assert "escaped" in res.stdout and res.returncode != 0, why
     # refused by the guard when read (not only at the handshake after it)
@@ -198,46 +206,6 @@ def test_injection_refused_after_escape(how, first_port, smtp_server, shim, run,
     assert server.credentials() == [] and server.transactions() == [], why
     assert "injection" in env.log(), why
 
-
-# The opposite layout: the first handshake is left near the top of the stack and the
-# session later runs deeper, below a large buffer its frame never writes (a session
-# function with a line buffer on the stack). The abandoned anchor's seal lies inside
-# that buffer, untouched: the guard must still flag the injected bytes.
-def injecting_below(run, env, how, esc, proxy, message_file):
-    deep = dict(env, ESCAPE_READ_ON="1", ESCAPE_SESSION_DEEP="1")
-    return run([CLIENTS / "escape", how, "ossl", HOST, esc, proxy.port, message_file], deep,
-               timeout=30)
-
-
-@pytest.mark.parametrize("how", INJECTED_AFTER)
-def test_injection_baseline_session_below(how, first_port, smtp_server, baseline, run,
-                                          message_file):
-    """The layout without the shim: the client takes the injected bytes and delivers."""
-    server = smtp_server(cert="good")
-    with Proxy(server.port, "inject_separate") as proxy:
-        res = injecting_below(run, baseline(), how, first_port(how), proxy, message_file)
-    why = report(res, server)
-    assert "bytes after the 220" in res.stderr and "escaped" in res.stdout, why
-    assert res.returncode == 0 and "delivered" in res.stdout, why
-    server.wait_idle(5.0)
-    assert len(server.credentials()) == 1, why
-
-
-@pytest.mark.parametrize("how", INJECTED_AFTER)
-def test_injection_refused_session_below_abandoned(how, first_port, smtp_server, shim, run,
-                                                   message_file):
-    """With the shim the injected bytes are refused when read, whatever the stack holds."""
-    server = smtp_server(cert="good")
-    esc = first_port(how)
-    with Proxy(server.port, "inject_separate") as proxy:
-        env = shim([esc, proxy.port], implicit=[esc], extra=POLICIES["unverified-allowed"])
-        res = injecting_below(run, env, how, esc, proxy, message_file)
-    why = report(res, server, env)
-    assert "escaped" in res.stdout and res.returncode != 0, why
-    assert "escape: -1 bytes after the 220" in res.stderr, why
-    server.wait_idle(5.0)
-    assert server.credentials() == [] and server.transactions() == [], why
-    assert "injection" in env.log(), why
 
 # ---- the abandoned session itself, retried --------------------------------------------
 # A timeout around a blocking gnutls_handshake (SIGALRM, siglongjmp), then
@@ -259,23 +227,14 @@ class SlowRelay:
         self.thread.start()
 
     def _run(self):
-        import select
         import time
         try:
             client, _ = self.sock.accept()
         except OSError:
             return
         time.sleep(self.delay)
-        up = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
-        end = time.monotonic() + 15
-        with client, up:
-            while time.monotonic() < end:
-                ready, _, _ = select.select([client, up], [], [], 0.5)
-                for r in ready:
-                    data = r.recv(65536)
-                    if not data:
-                        return
-                    (up if r is client else client).sendall(data)
+        with client, socket.create_connection(("127.0.0.1", self.upstream), timeout=5) as up:
+            TunnelProxy._relay(client, up)
 
     def close(self):
         self.sock.close()
@@ -301,24 +260,27 @@ def test_retry_baseline_leaks(smtp_server, baseline, run, message_file):
     assert len(server.credentials()) == 1 and len(server.messages()) == 1, why
 
 
-def test_retry_of_abandoned_session_judged(smtp_server, shim, run, message_file):
-    server = smtp_server(cert="selfsigned", mode="implicit")
+def shim_retried(shim, run, server, message_file):
     envs = []
     res = retried(run, lambda port: envs.append(shim([port], implicit=[port])) or envs[0],
                   server, message_file)
-    why = report(res, server, envs[0])
+    return res, envs[0], report(res, server, envs[0])
+
+
+def test_retry_of_abandoned_session_judged(smtp_server, shim, run, message_file):
+    """With the shim the retry is judged: the impostor gets nothing."""
+    server = smtp_server(cert="selfsigned", mode="implicit")
+    res, env, why = shim_retried(shim, run, server, message_file)
     assert "escaped" in res.stdout and res.returncode == 2, why
     server.wait_idle(5.0)
     assert server.credentials() == [] and server.messages() == [], why
-    assert "refused" in envs[0].log(), why
+    assert "refused" in env.log(), why
 
 
 def test_retry_good_delivers(smtp_server, shim, run, message_file):
+    """With the shim the retry to the good server delivers."""
     server = smtp_server(cert="good", mode="implicit")
-    envs = []
-    res = retried(run, lambda port: envs.append(shim([port], implicit=[port])) or envs[0],
-                  server, message_file)
-    why = report(res, server, envs[0])
+    res, env, why = shim_retried(shim, run, server, message_file)
     assert res.returncode == 0 and "delivered" in res.stdout, why
     server.wait_idle(5.0)
     assert len(server.messages()) == 1, why

@@ -312,6 +312,18 @@ static int ossl_start(int fd, struct dlg *d)
     return 0;
 }
 
+/* gnutls_handshake until done or fatal: 0, or -1 said on stderr. */
+static int gnutls_shake(gnutls_session_t s)
+{
+    int r;
+    do
+        r = gnutls_handshake(s);
+    while (r < 0 && !gnutls_error_is_fatal(r));
+    if (r < 0)
+        fprintf(stderr, "escape: gnutls_handshake: %s\n", gnutls_strerror(r));
+    return r < 0 ? -1 : 0;
+}
+
 static int gnutls_start(int fd, struct dlg *d)
 {
     gnutls_certificate_credentials_t cred;
@@ -322,14 +334,8 @@ static int gnutls_start(int fd, struct dlg *d)
     gnutls_set_default_priority(s);
     gnutls_server_name_set(s, GNUTLS_NAME_DNS, host, strlen(host));
     gnutls_transport_set_int(s, fd);
-    int r;
-    do
-        r = gnutls_handshake(s);
-    while (r < 0 && !gnutls_error_is_fatal(r));
-    if (r < 0) {
-        fprintf(stderr, "escape: gnutls_handshake: %s\n", gnutls_strerror(r));
+    if (gnutls_shake(s) != 0)
         return -1;
-    }
     d->ctx = s;
     d->send = gnutls_send;
     d->recv = gnutls_recv;
@@ -387,14 +393,8 @@ static __attribute__((noinline)) int retry_deep(const char *msg, size_t len)
     pad[0] = 0;
     struct dlg d = {.ctx = left_gnutls, .send = gnutls_send, .recv = gnutls_recv,
                     .who = "retry"};
-    int r;
-    do
-        r = gnutls_handshake(left_gnutls);
-    while (r < 0 && !gnutls_error_is_fatal(r));
-    if (r < 0) {
-        fprintf(stderr, "escape: retried gnutls_handshake: %s\n", gnutls_strerror(r));
+    if (gnutls_shake(left_gnutls) != 0)
         return -1;
-    }
     return dlg_mail(&d, 1, msg, len) + pad[0];
 }
 
