@@ -25,6 +25,10 @@
  *                 same session again, from below a 64 KiB buffer never written
  *                 (a retry after a timeout), and the message over it (implicit
  *                 TLS, ESC_PORT) in place of the SESSION connection
+ *   ossl_freed    ossl_coroutine on the upper half of one mapping, whose half
+ *                 is then unmapped with the handshake still suspended in it
+ *                 (a fiber library freeing a cancelled fiber); the session
+ *                 runs in a second coroutine on the lower half, right below
  *   thread_cancel SSL_connect on another thread, blocked as above, ended by
  *                 pthread_cancel; the session then runs on a new thread (which
  *                 may reuse the cancelled one's stack and TLS block)
@@ -52,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <time.h>
 #include <ucontext.h>
@@ -181,17 +186,31 @@ static void co_body(void)
     co_done = 1;
 }
 
+/* ossl_freed: two coroutine stacks of FREED_HALF each, adjacent in one
+ * mapping; the first (upper) is unmapped once its handshake is suspended. */
+#define FREED_HALF ((size_t)1 << 18)
+static char *freed_map;
+
 /* 1 when the coroutine's handshake is suspended in its verify callback. */
-static int coroutine_first(const char *port)
+static int coroutine_first(const char *port, int freed)
 {
     size_t size = 1 << 18;
     co_port = port;
-    if (getcontext(&co_ctx) != 0 || !(co_ctx.uc_stack.ss_sp = malloc(size)))
+    if (freed) {
+        freed_map = mmap(NULL, 2 * FREED_HALF, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (freed_map == MAP_FAILED)
+            return -1;
+    }
+    if (getcontext(&co_ctx) != 0 ||
+        !(co_ctx.uc_stack.ss_sp = freed ? freed_map + FREED_HALF : malloc(size)))
         return -1;
     co_ctx.uc_stack.ss_size = size;
     co_ctx.uc_link = &main_ctx;
     makecontext(&co_ctx, co_body, 0);
     if (swapcontext(&main_ctx, &co_ctx) != 0)
+        return -1;
+    if (freed && co_suspended && munmap(freed_map + FREED_HALF, FREED_HALF) != 0)
         return -1;
     return co_suspended ? 1 : 0;
 }
@@ -236,8 +255,8 @@ static int first(const char *how, const char *port)
         return retrying = 1, gnutls_first(port, 0);
     if (strcmp(how, "thread_cancel") == 0)
         return cancelled_first(port);
-    if (strcmp(how, "ossl_coroutine") == 0)
-        return coroutine_first(port);
+    if (strcmp(how, "ossl_coroutine") == 0 || strcmp(how, "ossl_freed") == 0)
+        return coroutine_first(port, how[5] == 'f');
     if (strcmp(how, "thread_alarm") == 0) {
         /* SIGALRM goes to a thread that does not block it: the other one only. */
         sigset_t alrm;
@@ -376,6 +395,30 @@ static void *mail_thread(void *arg)
                           (both && mail("gnutls", j->port, j->msg, j->len) != 0));
 }
 
+/* ossl_freed: the session in a coroutine on the lower half of the mapping. */
+static ucontext_t second_ctx;
+static struct job *second_job;
+static void *second_failed = (void *)1L;
+
+static void second_body(void)
+{
+    second_failed = mail_thread(second_job);
+}
+
+static void *mail_below_freed(struct job *j)
+{
+    second_job = j;
+    if (getcontext(&second_ctx) != 0)
+        return (void *)1L;
+    second_ctx.uc_stack.ss_sp = freed_map;
+    second_ctx.uc_stack.ss_size = FREED_HALF;
+    second_ctx.uc_link = &main_ctx;
+    makecontext(&second_ctx, second_body, 0);
+    if (swapcontext(&main_ctx, &second_ctx) != 0)
+        return (void *)1L;
+    return second_failed;
+}
+
 /* The session below a 64 KiB buffer that is never written: the abandoned
  * frames of the first connection lie inside it, as they were left. */
 static __attribute__((noinline)) void *mail_deep(struct job *j)
@@ -433,11 +476,13 @@ int main(int argc, char **argv)
     struct job j = {argv[2], argv[5], msg, len};
     void *failed = (void *)1L;
     pthread_t t;
-    if (strcmp(argv[1], "thread_cancel") != 0)
+    if (strcmp(argv[1], "ossl_freed") == 0)
+        failed = mail_below_freed(&j);
+    else if (strcmp(argv[1], "thread_cancel") != 0)
         failed = getenv("ESCAPE_SESSION_DEEP") ? mail_deep(&j) : mail_thread(&j);
     else if (pthread_create(&t, NULL, mail_thread, &j) == 0)
         pthread_join(t, &failed);
-    if (co_suspended) { /* the suspended handshake goes on, and fails */
+    if (co_suspended && !freed_map) { /* the suspended handshake goes on, and fails */
         swapcontext(&main_ctx, &co_ctx);
         if (!co_done)
             return 1;
