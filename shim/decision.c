@@ -84,7 +84,8 @@ int sg_decide(const struct sg_checks *c, void *session, const struct sg_target *
         return SG_R_PROTOCOL;
     }
     if (!c->fs_aead(session)) {
-        snprintf(detail, len, "negotiated %s, which is not forward-secret AEAD",
+        snprintf(detail, len, "negotiated %s, which is not a forward-secret AEAD cipher "
+                              "the policy allows",
                  c->cipher_name(session));
         return SG_R_CIPHER;
     }

@@ -340,7 +340,13 @@ SG_EXPORT int gnutls_handshake(gnutls_session_t s)
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_handshake");
     if (SG_UNLIKELY(!g || !g->gnutls_handshake))
         return GNUTLS_E_INTERNAL_ERROR;
-    if (!g->lib.complete || sg_inside_on(s))
+    /* Direct only when GnuTLS calls it on the session the shim drives (from
+     * its own code, or by a tail call from a function the shim called: then
+     * the return address is the shim's): the program calling it again (a
+     * retry of a handshake it left by a jump, whose mark may still look
+     * live: inside.h) is judged like any call. */
+    if (!g->lib.complete ||
+        (sg_inside_on(s) && (sg_lib_holds(&g->lib, CALLER) || sg_is_own_address(CALLER))))
         return g->gnutls_handshake(s);
     return handshake(g, s);
 }

@@ -384,8 +384,11 @@ int sg_guard_received(int fd, const struct iovec *iov, int iovcnt, size_t n)
     int phase = __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE);
     if (phase == SG_TLS_FOREIGN)
         return sg_wire_received(fd, c, iov, iovcnt, n);
-    if (phase == SG_TLS_WANTED && !c->implicit && !sg_inside() && n &&
-        !is_tls_record(iov, iovcnt))
+    /* No exemption for a real TLS call under way: in SG_TLS_WANTED no
+     * ClientHello has left (sending it moves the phase on), so no handshake
+     * reads yet; and a mark left live by a call abandoned with a jump (inside.h
+     * says when the seal survives) must not switch this check off. */
+    if (phase == SG_TLS_WANTED && !c->implicit && n && !is_tls_record(iov, iovcnt))
         return injected(fd, c);
     if (phase != SG_PLAIN)
         return 0;

@@ -17,18 +17,18 @@
  *   anyway); the next check finds it. A later call made from deeper on the
  *   stack than the abandoned anchor, over stack no frame since has written
  *   where the seal lies (a large uninitialised buffer across it), finds the
- *   mark live. An entry point then still judges any other object (a new
- *   session is always judged); what it lets through is the abandoned object
- *   itself, called again from that deeper frame (its policy was applied
- *   before the real call; the verdict after it would be skipped), and the
- *   guard's view for the meantime (records taken for a handshake the shim
- *   drives; plaintext read after a 220 to STARTTLS not flagged at once, the
- *   ClientHello's own check still runs). The first check made at or above
- *   the anchor clears the mark for good.
+ *   mark live. An entry point still judges every call of the program, on
+ *   any object, the abandoned one included (a retry of a handshake left by
+ *   a timeout: tests/test_inside.py); only the library's own calls go
+ *   direct. What the live mark changes is the guard's view for the meantime
+ *   (a TLS record on a socket in its plaintext phase is read as a
+ *   ClientHello; an inherited socket's TLS is not handed to the wire).
+ *   The injection check after a 220 to STARTTLS does not ask it. The first
+ *   check made at or above the anchor clears the mark for good.
  * - Coroutines (swapcontext, fibers): a real call suspended inside a callback
  *   while another context of the thread uses the library: that context's
- *   calls on other objects are judged; on the suspended object, and for the
- *   guard, they are taken as nested when its stack lies within
+ *   calls are judged; for the guard, they are taken as nested when its
+ *   stack lies within
  *   SG_INSIDE_REACH below the anchor with the seal intact (as the old
  *   per-thread counter did, for every context). A context within
  *   SG_INSIDE_REACH above the anchor clears the mark: when the suspended call

@@ -1,9 +1,10 @@
 /* "This thread is inside a real TLS library call the shim made." While it is,
  * the library's calls of its own exported functions on the object it drives
  * (which land in our wrappers through the PLT: SSL_connect calls
- * SSL_do_handshake) and the program's callbacks on that object go straight to
- * the real functions, and the guard takes the records written meanwhile for a
- * handshake the shim drives.
+ * SSL_do_handshake) go straight to the real functions (the program's own
+ * calls are judged, on any object: a mark left stale by a jump can look
+ * live), and the guard takes the records written meanwhile for a handshake
+ * the shim drives.
  *
  * A program can leave the real call without returning through the shim
  * (siglongjmp out of a SIGALRM timeout, longjmp out of a verify callback, a

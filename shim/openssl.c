@@ -8,16 +8,23 @@
 
 #define CALLER __builtin_return_address(0)
 
-/* Resolve o for this caller; calls nested in a real OpenSSL call the shim
- * made (inside.h) on the object it drives, or made by the library itself
- * (OpenSSL's QUIC drives its inner TLS object with SSL_do_handshake and
- * SSL_read), and objects of other libraries, go straight to the real
- * function. Any other call is judged, inside a real call or not: a program
- * that left one by a jump gets its later sessions judged. */
+/* Resolve o for this caller; calls the library itself makes while a real
+ * OpenSSL call the shim made is under way (inside.h: OpenSSL's QUIC drives
+ * its inner TLS object with SSL_do_handshake and SSL_read), and objects of
+ * other libraries, go straight to the real function. A library function
+ * that tail-calls another export (OpenSSL 3's SSL_connect ends in a jump to
+ * SSL_do_handshake) has the shim's own call site as return address: that
+ * call is the library's too, on the object the real call drives. Any call of
+ * the program is judged, inside a real call or not, on any object: a program
+ * that left a real call by a jump gets its later sessions judged, and so does
+ * its retry of the very object it left (its stale mark may look live:
+ * inside.h), which went direct, with no verdict, while calls on the driven
+ * object were exempt by object alone. */
 static inline __attribute__((always_inline)) int nested(struct sg_ossl *o, SSL *s,
                                                         const void *caller)
 {
-    return sg_inside() && (sg_inside_is(s) || sg_lib_holds(&o->lib, caller));
+    return sg_inside() && (sg_lib_holds(&o->lib, caller) ||
+                           (sg_inside_is(s) && sg_is_own_address(caller)));
 }
 
 #define ENTRY(name, fail, direct)                                              \

@@ -203,6 +203,11 @@ static void program_allows(struct sg_ossl *o, SSL *s, const struct sg_policy *p,
     }
 }
 
+int sg_ossl_cipher_allowed(struct sg_ossl *o, const SSL_CIPHER *c, const struct sg_policy *p)
+{
+    return allowed(o, c, p, is_default(p));
+}
+
 int sg_ossl_apply_ciphers(struct sg_ossl *o, SSL *s, const struct sg_policy *p)
 {
     int deflt = is_default(p), keep12, keep13;

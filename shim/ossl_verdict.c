@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
+#include "ossl_ciphers.h"
 #include "ossl_verdict.h"
 
 #define SESSION struct sg_ossl_session *x = session
@@ -35,7 +37,7 @@ static int fs_aead(void *session)
     const SSL_CIPHER *c = x->o->SSL_get_current_cipher(x->s);
     int kx = c ? x->o->SSL_CIPHER_get_kx_nid(c) : 0;
     return c && (kx == NID_kx_ecdhe || kx == NID_kx_dhe || kx == NID_kx_any) &&
-           x->o->SSL_CIPHER_is_aead(c);
+           x->o->SSL_CIPHER_is_aead(c) && sg_ossl_cipher_allowed(x->o, c, sg_config());
 }
 
 static int spki_digest(struct sg_ossl *o, X509 *cert, unsigned char digest[32])

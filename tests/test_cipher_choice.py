@@ -202,3 +202,26 @@ def test_second_handshake_of_one_ssl_is_not_wrapped_again(smtp_server, shim, run
     assert got[-1] == ["same_callback", "yes"], got
     assert [(w[3], w[5]) for w in got[:2]] == [("ECDHE-RSA-AES256-GCM-SHA384", "yes")] * 2, got
     assert int(got[1][7]) > int(got[0][7]) > 0, got
+
+
+def test_program_that_drops_the_filter_gets_no_suite_the_policy_refuses(careless, smtp_server,
+                                                                        shim, baseline, run,
+                                                                        certs, tmp_path):
+    """The program's info callback puts an allow-all security callback on the SSL as its
+    handshake starts, in place of the shim's filter. Its own suites name one the policy
+    allows and TLS_AES_128_CCM_SHA256, the only one the server speaks: without the shim
+    it delivers over CCM; with it the verdict refuses the suite the policy's
+    `ciphersuites` does not name, whatever callback the program left."""
+    client = careless("3")
+    own = {"SG_CIPHERSUITES": "TLS_AES_128_CCM_SHA256:TLS_AES_256_GCM_SHA384",
+           "SG_RESET_SECCB": "1"}
+    backend = smtp_server(mode="plain")
+    with tls13_front(certs, backend, "TLS_AES_128_CCM_SHA256", tmp_path) as port:
+        alone = session(client, port, "implicit", baseline(), run, **own)
+        assert delivered(alone, backend), (backend.sessions, describe(alone))
+        env = shim([port], implicit=[port])
+        res = session(client, port, "implicit", env, run, **own)
+        assert res.returncode != 0, describe(res)
+        assert backend.messages() == [MESSAGE] and len(backend.credentials()) == 1, \
+            (backend.sessions, describe(res))
+        assert "TLS_AES_128_CCM_SHA256" in env.log() and "refused" in env.log(), env.log()

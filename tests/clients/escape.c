@@ -21,12 +21,23 @@
  *                 verify callback switches back to the main context: the
  *                 session runs while that real call is suspended, which is
  *                 resumed (and fails) before the program exits
+ *   gnutls_retry  gnutls_alarm verifying nothing; then gnutls_handshake on that
+ *                 same session again, from below a 64 KiB buffer never written
+ *                 (a retry after a timeout), and the message over it (implicit
+ *                 TLS, ESC_PORT) in place of the SESSION connection
+ *   ossl_freed    ossl_coroutine on the upper half of one mapping, whose half
+ *                 is then unmapped with the handshake still suspended in it
+ *                 (a fiber library freeing a cancelled fiber); the session
+ *                 runs in a second coroutine on the lower half, right below
  *   thread_cancel SSL_connect on another thread, blocked as above, ended by
  *                 pthread_cancel; the session then runs on a new thread (which
  *                 may reuse the cancelled one's stack and TLS block)
  * It prints "escaped" once the first call was left that way. Env
  * ESCAPE_DEEP=1: the first connection is made 64 KiB deeper on the stack
  * than the second (the abandoned frames lie below every later call).
+ * ESCAPE_SESSION_DEEP=1: the opposite, the second connection runs below a
+ * 64 KiB buffer its frame never writes, which covers the abandoned frames
+ * (a program whose session function keeps a large line buffer on the stack).
  *
  * SESSION, the second connection (HOST:PORT, STARTTLS), verifying nothing:
  *   ossl | gnutls | both (ossl to PORT, then gnutls to PORT again)
@@ -45,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <time.h>
 #include <ucontext.h>
@@ -122,6 +134,12 @@ static int ossl_first(const char *port, int by)
     return 0;
 }
 
+static gnutls_session_t left_gnutls; /* gnutls_retry's session */
+static int retrying;                 /* gnutls_retry: retry at once, from the jump */
+static const char *retry_msg;
+static size_t retry_len;
+static int retry_deep(const char *msg, size_t len);
+
 static int gnutls_first(const char *port, int verify)
 {
     gnutls_certificate_credentials_t cred;
@@ -136,8 +154,13 @@ static int gnutls_first(const char *port, int verify)
     gnutls_set_default_priority(s);
     gnutls_server_name_set(s, GNUTLS_NAME_DNS, host, strlen(host));
     gnutls_transport_set_int(s, fd);
-    if (sigsetjmp(out, 1))
-        return 1;
+    left_gnutls = s;
+    if (sigsetjmp(out, 1)) {
+        if (!retrying)
+            return 1;
+        /* at once: no call in between writes over the abandoned frames */
+        return retry_deep(retry_msg, retry_len) == 0 ? 3 : 4; /* delivered, failed */
+    }
     if (!verify)
         arm();
     gnutls_handshake(s);
@@ -163,17 +186,31 @@ static void co_body(void)
     co_done = 1;
 }
 
+/* ossl_freed: two coroutine stacks of FREED_HALF each, adjacent in one
+ * mapping; the first (upper) is unmapped once its handshake is suspended. */
+#define FREED_HALF ((size_t)1 << 18)
+static char *freed_map;
+
 /* 1 when the coroutine's handshake is suspended in its verify callback. */
-static int coroutine_first(const char *port)
+static int coroutine_first(const char *port, int freed)
 {
     size_t size = 1 << 18;
     co_port = port;
-    if (getcontext(&co_ctx) != 0 || !(co_ctx.uc_stack.ss_sp = malloc(size)))
+    if (freed) {
+        freed_map = mmap(NULL, 2 * FREED_HALF, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (freed_map == MAP_FAILED)
+            return -1;
+    }
+    if (getcontext(&co_ctx) != 0 ||
+        !(co_ctx.uc_stack.ss_sp = freed ? freed_map + FREED_HALF : malloc(size)))
         return -1;
     co_ctx.uc_stack.ss_size = size;
     co_ctx.uc_link = &main_ctx;
     makecontext(&co_ctx, co_body, 0);
     if (swapcontext(&main_ctx, &co_ctx) != 0)
+        return -1;
+    if (freed && co_suspended && munmap(freed_map + FREED_HALF, FREED_HALF) != 0)
         return -1;
     return co_suspended ? 1 : 0;
 }
@@ -214,10 +251,12 @@ static int first(const char *how, const char *port)
         return ossl_first(port, BY_VERIFY);
     if (strcmp(how, "gnutls_alarm") == 0 || strcmp(how, "gnutls_verify") == 0)
         return gnutls_first(port, how[7] == 'v');
+    if (strcmp(how, "gnutls_retry") == 0)
+        return retrying = 1, gnutls_first(port, 0);
     if (strcmp(how, "thread_cancel") == 0)
         return cancelled_first(port);
-    if (strcmp(how, "ossl_coroutine") == 0)
-        return coroutine_first(port);
+    if (strcmp(how, "ossl_coroutine") == 0 || strcmp(how, "ossl_freed") == 0)
+        return coroutine_first(port, how[5] == 'f');
     if (strcmp(how, "thread_alarm") == 0) {
         /* SIGALRM goes to a thread that does not block it: the other one only. */
         sigset_t alrm;
@@ -292,6 +331,18 @@ static int ossl_start(int fd, struct dlg *d)
     return 0;
 }
 
+/* gnutls_handshake until done or fatal: 0, or -1 said on stderr. */
+static int gnutls_shake(gnutls_session_t s)
+{
+    int r;
+    do
+        r = gnutls_handshake(s);
+    while (r < 0 && !gnutls_error_is_fatal(r));
+    if (r < 0)
+        fprintf(stderr, "escape: gnutls_handshake: %s\n", gnutls_strerror(r));
+    return r < 0 ? -1 : 0;
+}
+
 static int gnutls_start(int fd, struct dlg *d)
 {
     gnutls_certificate_credentials_t cred;
@@ -302,14 +353,8 @@ static int gnutls_start(int fd, struct dlg *d)
     gnutls_set_default_priority(s);
     gnutls_server_name_set(s, GNUTLS_NAME_DNS, host, strlen(host));
     gnutls_transport_set_int(s, fd);
-    int r;
-    do
-        r = gnutls_handshake(s);
-    while (r < 0 && !gnutls_error_is_fatal(r));
-    if (r < 0) {
-        fprintf(stderr, "escape: gnutls_handshake: %s\n", gnutls_strerror(r));
+    if (gnutls_shake(s) != 0)
         return -1;
-    }
     d->ctx = s;
     d->send = gnutls_send;
     d->recv = gnutls_recv;
@@ -350,6 +395,52 @@ static void *mail_thread(void *arg)
                           (both && mail("gnutls", j->port, j->msg, j->len) != 0));
 }
 
+/* ossl_freed: the session in a coroutine on the lower half of the mapping. */
+static ucontext_t second_ctx;
+static struct job *second_job;
+static void *second_failed = (void *)1L;
+
+static void second_body(void)
+{
+    second_failed = mail_thread(second_job);
+}
+
+static void *mail_below_freed(struct job *j)
+{
+    second_job = j;
+    if (getcontext(&second_ctx) != 0)
+        return (void *)1L;
+    second_ctx.uc_stack.ss_sp = freed_map;
+    second_ctx.uc_stack.ss_size = FREED_HALF;
+    second_ctx.uc_link = &main_ctx;
+    makecontext(&second_ctx, second_body, 0);
+    if (swapcontext(&main_ctx, &second_ctx) != 0)
+        return (void *)1L;
+    return second_failed;
+}
+
+/* The session below a 64 KiB buffer that is never written: the abandoned
+ * frames of the first connection lie inside it, as they were left. */
+static __attribute__((noinline)) void *mail_deep(struct job *j)
+{
+    volatile char pad[1 << 16];
+    pad[0] = 0;
+    void *r = mail_thread(j);
+    return (char *)r + pad[0];
+}
+
+/* gnutls_retry: the abandoned session's handshake again, then the message. */
+static __attribute__((noinline)) int retry_deep(const char *msg, size_t len)
+{
+    volatile char pad[1 << 16];
+    pad[0] = 0;
+    struct dlg d = {.ctx = left_gnutls, .send = gnutls_send, .recv = gnutls_recv,
+                    .who = "retry"};
+    if (gnutls_shake(left_gnutls) != 0)
+        return -1;
+    return dlg_mail(&d, 1, msg, len) + pad[0];
+}
+
 int main(int argc, char **argv)
 {
     size_t len = 0;
@@ -362,7 +453,15 @@ int main(int argc, char **argv)
     }
     host = argv[3];
     const char *msg = dlg_load(argv[6], &len);
+    retry_msg = msg, retry_len = len;
     int left = getenv("ESCAPE_DEEP") ? first_deep(argv[1], argv[4]) : first(argv[1], argv[4]);
+    if (left == 3 || left == 4) { /* gnutls_retry: its session was the message's */
+        printf("escaped\n");
+        if (left == 4)
+            return 2;
+        printf("delivered\n");
+        return 0;
+    }
     alarm(20); /* the first handshake's timer took the overall bound's place */
     if (!msg || left < 0) {
         fprintf(stderr, "escape: setup failed\n");
@@ -377,11 +476,13 @@ int main(int argc, char **argv)
     struct job j = {argv[2], argv[5], msg, len};
     void *failed = (void *)1L;
     pthread_t t;
-    if (strcmp(argv[1], "thread_cancel") != 0)
-        failed = mail_thread(&j);
+    if (strcmp(argv[1], "ossl_freed") == 0)
+        failed = mail_below_freed(&j);
+    else if (strcmp(argv[1], "thread_cancel") != 0)
+        failed = getenv("ESCAPE_SESSION_DEEP") ? mail_deep(&j) : mail_thread(&j);
     else if (pthread_create(&t, NULL, mail_thread, &j) == 0)
         pthread_join(t, &failed);
-    if (co_suspended) { /* the suspended handshake goes on, and fails */
+    if (co_suspended && !freed_map) { /* the suspended handshake goes on, and fails */
         swapcontext(&main_ctx, &co_ctx);
         if (!co_done)
             return 1;
