@@ -140,6 +140,12 @@ static gnutls_priority_t keep_if_usable(struct sg_gnutls *g, gnutls_priority_t c
     return NULL;
 }
 
+int sg_gnutls_suite_allowed(unsigned version, unsigned kx, unsigned cipher, int tls13_only)
+{
+    return version_ok(version, tls13_only) &&
+           (tls13_only || (cipher_ok(cipher) && (version == GNUTLS_TLS1_3 || kx_ok(kx))));
+}
+
 /* 1 when this GnuTLS's default priority is NORMAL: no system priority file
  * (GnuTLS then takes its built-in default, NORMAL in Debian's build, which
  * tests/test_gnutls_priority.py checks). NORMAL narrowed by the policy is

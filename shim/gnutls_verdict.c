@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "gnutls_keep.h"
 #include "gnutls_lend.h"
+#include "gnutls_prio.h"
 #include "gnutls_verdict.h"
 
 #define SESSION struct sg_gnutls_session *x = session
@@ -38,13 +40,19 @@ static int aead(gnutls_cipher_algorithm_t c)
            c == GNUTLS_CIPHER_AES_256_CCM;
 }
 
+/* Forward-secret AEAD, and a suite the policy's priority allows: a program
+ * can set its own priority again after the shim narrowed it (from a hook
+ * GnuTLS calls before the ClientHello), so the offer alone proves nothing. */
 static int fs_aead(void *session)
 {
     SESSION;
     gnutls_kx_algorithm_t kx = x->g->gnutls_kx_get(x->s);
+    gnutls_cipher_algorithm_t cipher = x->g->gnutls_cipher_get(x->s);
     int fs = version(session) >= 0x0304 || kx == GNUTLS_KX_ECDHE_RSA ||
              kx == GNUTLS_KX_ECDHE_ECDSA || kx == GNUTLS_KX_DHE_RSA || kx == GNUTLS_KX_DHE_DSS;
-    return fs && aead(x->g->gnutls_cipher_get(x->s));
+    return fs && aead(cipher) &&
+           sg_gnutls_suite_allowed((unsigned)x->g->gnutls_protocol_get_version(x->s), kx, cipher,
+                                   sg_config()->min_protocol == SG_TLS13);
 }
 
 static int import_peers(struct sg_gnutls *g, gnutls_session_t s, gnutls_x509_crt_t *crts)

@@ -198,3 +198,24 @@ def test_default_priority_is_normal_without_a_system_file(run):
     if Path(sysfile).exists():
         pytest.skip(f"{sysfile} exists: the shim narrows the default as any priority")
     assert verdict == "same", res.stdout
+
+
+def test_audit_predicts_the_refusal_of_a_suite_the_policy_leaves_out(run, smtp_server, shim,
+                                                                      certs, tmp_path):
+    """GnuTLS's default priority offers TLS 1.3's AES-128-CCM, which the policy's leaves
+    out; the server speaks only that suite. In enforce mode the narrowed offer has no
+    suite in common with it: refused, nothing received. In audit mode nothing is
+    narrowed and the handshake uses CCM: the log must say what enforce would do, "would
+    refuse" (forward-secret AEAD alone called it accepted), and the message goes."""
+    from test_cipher_choice import tls13_front
+    backend = smtp_server(mode="plain")
+    with tls13_front(certs, backend, "TLS_AES_128_CCM_SHA256", tmp_path) as port:
+        argv = [CLIENT, "no_verify", "localhost", port, "implicit"]
+        enforce = shim([port], implicit=[port])
+        res = run(argv, enforce, timeout=40)
+        assert res.returncode != 0 and backend.credentials() == [], describe(res)
+        audit = shim([port], implicit=[port], mode="audit")
+        res = run(argv, audit, timeout=40)
+        assert res.returncode == 0 and backend.messages() == [MESSAGE], describe(res)
+        assert "AES-128-CCM" in audit.log() and "audit: would refuse" in audit.log(), \
+            audit.log()
