@@ -23,7 +23,7 @@ import pytest
 
 from lib.constants import MESSAGE
 from lib.runner import CLIENTS, describe
-from test_legacy import legacy  # noqa: F401 (a fixture: `make legacy` once)
+from test_legacy import legacy, openssl_client  # noqa: F401 (legacy: a fixture)
 
 STUNNEL = "/usr/bin/stunnel4"
 OPENSSL = [pytest.param("3", id="openssl3"), pytest.param("1.1", id="openssl11")]
@@ -35,12 +35,7 @@ POLICY_TLS12 = {"ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256",
 
 @pytest.fixture
 def careless(request):
-    def pick(openssl):
-        c = CLIENTS / "careless" if openssl == "3" else \
-            request.getfixturevalue("legacy") / "careless11"
-        assert c.exists(), f"{c} is not built: run `make clients legacy`"
-        return c
-    return pick
+    return openssl_client(request, "careless")
 
 
 def tls12_server(smtp_server, ciphers):

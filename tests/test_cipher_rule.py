@@ -11,8 +11,8 @@ Without the shim (or with a shim that chains no callback) the callback allows ev
 the comparison fails, so it can fail."""
 import pytest
 
-from lib.runner import CLIENTS, describe
-from test_legacy import legacy  # noqa: F401 (a fixture: `make legacy` once)
+from lib.runner import describe
+from test_legacy import legacy, openssl_client  # noqa: F401 (legacy: a fixture)
 
 RULE = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"
 DEFAULT_SUITES = {"TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
@@ -46,12 +46,7 @@ def answers(res):
 
 @pytest.fixture
 def client(request):
-    def pick(openssl):
-        c = CLIENTS / "cipher_rule" if openssl == "3" else \
-            request.getfixturevalue("legacy") / "cipher_rule11"
-        assert c.exists(), f"{c} is not built: run `make clients legacy`"
-        return c
-    return pick
+    return openssl_client(request, "cipher_rule")
 
 
 def ask(client, server, env, run):

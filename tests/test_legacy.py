@@ -20,7 +20,7 @@ import pytest
 from lib import results
 from lib.constants import BODY, FROM, HOSTILE, MESSAGE, PASSWORD, SCENARIOS, TO, USER
 from lib.mailers import HOST, MAILERS, Command
-from lib.runner import BUILD, REPO, describe
+from lib.runner import BUILD, CLIENTS, REPO, describe
 
 LEGACY = BUILD / "legacy"
 ROOT = LEGACY / "root"
@@ -76,6 +76,17 @@ def legacy(build):
                     "prepared in build/legacy (scripts/fetch-legacy needs the Debian mirror "
                     f"that apt uses):\n{(res.stdout + res.stderr)[-3000:]}", pytrace=False)
     return LEGACY
+
+
+def openssl_client(request, name):
+    """pick(openssl) -> the test client NAME built for OpenSSL "3" (build/clients/NAME)
+    or "1.1" (build/legacy/NAME11, `make legacy` once)."""
+    def pick(openssl):
+        c = CLIENTS / name if openssl == "3" else \
+            request.getfixturevalue("legacy") / f"{name}11"
+        assert c.exists(), f"{c} is not built: run `make clients legacy`"
+        return c
+    return pick
 
 
 def legacy_env(env, certs):
