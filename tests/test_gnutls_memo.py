@@ -1,17 +1,21 @@
-"""gnutls_x509_rdn_get2 and gnutls_x509_crt_get_authority_key_id answered again
+"""gnutls_x509_rdn_get2, gnutls_x509_crt_get_authority_key_id,
+gnutls_x509_crt_get_basic_constraints and gnutls_x509_crt_get_key_usage answered again
 by the shim from what GnuTLS answered for the same bytes (shim/gnutls_memo.c,
 issue 15): both verifications of a chain, the program's and the shim's, ask
 them the same questions. The answers must be GnuTLS's own for every input:
 names and their strings under both flag values, a name cut short by a byte
 (a prefix of a remembered name), the key identifier with room enough, with
 one byte of room, with no buffer, of a certificate without one, of a
-modified (re-encoded) copy, and of certificates sharing a name."""
+modified (re-encoded) copy, and of certificates sharing a name; basic
+constraints and key usage present (critical or not, with a path length) and
+absent, each output NULL in turn, outputs starting from other values."""
 import subprocess
 
 import pytest
 
 from lib.forgery import gate  # noqa: F401 (a fixture)
-from lib.forgery import make_ca, make_leaf, printable_ca
+from lib.certs import _openssl
+from lib.forgery import make_ca, make_key, make_leaf, printable_ca
 from lib.runner import CLIENTS
 
 CHECK = CLIENTS / "gnutls_memo_check"
@@ -23,7 +27,17 @@ def cert_files(tmp_path_factory):
     ca = make_ca(d, "ca", "/CN=smtpguard memo CA/O=Example, Inc.", "EC")
     other = make_ca(d, "other", "/CN=smtpguard memo CA/O=Example, Inc.", "EC")
     return [make_leaf(d, "leaf", ca).cert, ca[0], other[0], make_leaf(d, "leaf2", other).cert,
-            printable_ca(d, "bare", "/CN=smtpguard memo CA/O=Example, Inc.")]
+            printable_ca(d, "bare", "/CN=smtpguard memo CA/O=Example, Inc."), path_ca(d)]
+
+
+def path_ca(d):
+    """A CA whose basic constraints (with a path length) and key usage are not critical."""
+    key, cert = make_key(d, "path"), str(d / "path.pem")
+    _openssl("req", "-x509", "-new", "-key", key, "-out", cert, "-days", "30",
+             "-subj", "/CN=smtpguard memo path CA", "-config", "/dev/null",
+             "-addext", "basicConstraints=CA:TRUE,pathlen:2",
+             "-addext", "keyUsage=keyCertSign,digitalSignature", cwd=d)
+    return cert
 
 
 def answers(run, env, files, gate=None):
@@ -49,7 +63,9 @@ def test_gnutls_answers(run, baseline, cert_files, expected, gate):
     assert lines == expected
     # names differ, keys are found and not, buffers are short: the cases are there
     text = "\n".join(lines)
-    for case in ("aki=0/20/0:", "aki=-56/", "aki_short=-51/20", "short/0=-", "subject/1="):
+    for case in ("aki=0/20/0:", "aki=-56/", "aki_short=-51/20", "short/0=-", "subject/1=",
+                 "bc=1/1/1/-1", "bc=1/0/1/2", "bc=0/1/0/", "bc=-56/", "ku=0/6/1", "ku=0/132/0",
+                 "ku=-56/"):
         assert case in text, case
     assert speedup < 3, speedup
 

@@ -1,5 +1,5 @@
 /* gnutls_memo_check: what gnutls_x509_rdn_get2 and
- * gnutls_x509_crt_get_authority_key_id answer, and how fast a repeated call is.
+ * gnutls_x509_crt_get_authority_key_id, basic constraints and key usage answers, and how fast a repeated call is.
  *
  *   gnutls_memo_check [--smtp PORT] CERT_FILE...
  *
@@ -65,6 +65,28 @@ static void print_key_id(gnutls_x509_crt_t c)
     printf(" aki_null=%d/%zu", r, size);
 }
 
+/* Basic constraints and key usage: outputs start as sentinels (what GnuTLS
+ * leaves alone shows), and each NULL in turn (but key usage's usage:
+ * GnuTLS itself does not check it). */
+static void print_usage(gnutls_x509_crt_t c)
+{
+    unsigned crit = 7, ca = 7, ku = 7;
+    int path = 77;
+    int r = gnutls_x509_crt_get_basic_constraints(c, &crit, &ca, &path);
+    printf(" bc=%d/%u/%u/%d", r, crit, ca, path);
+    crit = 9, ca = 9, path = 99;
+    r = gnutls_x509_crt_get_basic_constraints(c, NULL, &ca, NULL);
+    printf(" bc_ca=%d/%u/%u/%d", r, crit, ca, path);
+    r = gnutls_x509_crt_get_basic_constraints(c, &crit, NULL, &path);
+    printf(" bc_nca=%d/%u/%u/%d", r, crit, ca, path);
+    crit = 7;
+    r = gnutls_x509_crt_get_key_usage(c, &ku, &crit);
+    printf(" ku=%d/%u/%u", r, ku, crit);
+    ku = 9, crit = 9;
+    r = gnutls_x509_crt_get_key_usage(c, &ku, NULL);
+    printf(" ku_nocrit=%d/%u/%u", r, ku, crit);
+}
+
 static void print_answers(gnutls_x509_crt_t *c, int n, int round)
 {
     for (int i = 0; i < n; i++) {
@@ -79,6 +101,7 @@ static void print_answers(gnutls_x509_crt_t *c, int n, int round)
             gnutls_free(issuer.data);
         }
         print_key_id(c[i]);
+        print_usage(c[i]);
         printf("\n");
     }
 }
@@ -96,6 +119,9 @@ static double timed(gnutls_x509_crt_t c)
         if (gnutls_x509_rdn_get2(&dn, &s, 0) == 0)
             gnutls_free(s.data);
         gnutls_x509_crt_get_authority_key_id(c, id, &size, NULL);
+        unsigned crit, ca, ku;
+        gnutls_x509_crt_get_basic_constraints(c, &crit, &ca, NULL);
+        gnutls_x509_crt_get_key_usage(c, &ku, &crit);
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
     gnutls_free(dn.data);
