@@ -15,8 +15,9 @@ import pytest
 
 from lib.forgery import gate  # noqa: F401 (a fixture)
 from lib.certs import _openssl
-from lib.forgery import make_ca, make_key, make_leaf, printable_ca
-from lib.runner import CLIENTS
+from lib.constants import PASSWORD, USER
+from lib.forgery import check_refused, make_ca, make_key, make_leaf, printable_ca
+from lib.runner import CLIENTS, describe
 
 CHECK = CLIENTS / "gnutls_memo_check"
 
@@ -82,3 +83,32 @@ def test_gnutls_answers_before_any_smtp_connection(run, shim, cert_files, expect
     lines, speedup = answers(run, shim([gate]), cert_files)
     assert lines == expected
     assert speedup < 3, speedup
+
+
+# ---- the verdicts with the memo filled by the program's own verification ----
+
+CARELESS = CLIENTS / "careless_gnutls"
+
+
+@pytest.mark.parametrize("side", ("baseline", "shim"))
+@pytest.mark.parametrize("cert,decoy", [("good", "ca"), ("unknownca", "ca2"),
+                                        ("wronghost", "ca"), ("expired", "ca")])
+def test_verdicts_after_the_program_verified(cert, decoy, side, certs, smtp_server, run,
+                                             baseline, shim, message_file):
+    """The program verifies the server against its own trust (for the unknown
+    CA's server: that very CA, so its verification succeeds and the memo holds
+    GnuTLS's answers for the leaf and that CA), ignores its result and mails.
+    Without the library the bad servers get the credentials and message; with
+    it the shim's own verdict, asking GnuTLS the same questions, still refuses
+    them, and the good server gets the message."""
+    server = smtp_server(cert, "starttls")
+    env = baseline() if side == "baseline" else shim([server.port])
+    env["SG_DECOY"] = str(getattr(certs, decoy))
+    res = run([str(CARELESS), "decoy", "localhost", str(server.port), "starttls",
+               str(message_file)], env, timeout=60)
+    if cert == "good" or side == "baseline":
+        server.wait_idle(5.0)
+        assert server.credentials() == [(USER, PASSWORD, True)], describe(res)
+        assert len(server.transactions()) == 1 and res.returncode == 0, describe(res)
+    else:
+        check_refused(res, server, env, side, leaks=True)
