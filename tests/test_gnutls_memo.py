@@ -1,5 +1,6 @@
 """gnutls_x509_rdn_get2, gnutls_x509_crt_get_authority_key_id,
-gnutls_x509_crt_get_basic_constraints and gnutls_x509_crt_get_key_usage answered again
+gnutls_x509_crt_get_basic_constraints, gnutls_x509_crt_get_key_usage and
+gnutls_x509_crt_get_extension_info answered again
 by the shim from what GnuTLS answered for the same bytes (shim/gnutls_memo.c,
 issue 15): both verifications of a chain, the program's and the shim's, ask
 them the same questions. The answers must be GnuTLS's own for every input:
@@ -8,7 +9,9 @@ names and their strings under both flag values, a name cut short by a byte
 one byte of room, with no buffer, of a certificate without one, of a
 modified (re-encoded) copy, and of certificates sharing a name; basic
 constraints and key usage present (critical or not, with a path length) and
-absent, each output NULL in turn, outputs starting from other values."""
+absent, each output NULL in turn, outputs starting from other values; each
+extension's OID and criticality with room, exact room, a byte short, no
+buffer, past the last one."""
 import subprocess
 
 import pytest
@@ -66,7 +69,9 @@ def test_gnutls_answers(run, baseline, cert_files, expected, gate):
     text = "\n".join(lines)
     for case in ("aki=0/20/0:", "aki=-56/", "aki_short=-51/20", "short/0=-", "subject/1=",
                  "bc=1/1/1/-1", "bc=1/0/1/2", "bc=0/1/0/", "bc=-56/", "ku=0/6/1", "ku=0/132/0",
-                 "ku=-56/"):
+                 "ku=-56/", "ext0=0/9/1:2.5.29.19:120", "ext2=0/9/0:2.5.29.37:120",
+                 "exact=0/9:2.5.29.19:120", "short=-51/10/1:xxxx", "null=-51/10", "ext0=-56/",
+                 "ext6=-56/"):
         assert case in text, case
     assert speedup < 3, speedup
 

@@ -1,5 +1,6 @@
 /* gnutls_memo_check: what gnutls_x509_rdn_get2 and
- * gnutls_x509_crt_get_authority_key_id, basic constraints and key usage answers, and how fast a repeated call is.
+ * gnutls_x509_crt_get_authority_key_id, basic constraints, key usage and
+ * extension identities answer, and how fast a repeated call is.
  *
  *   gnutls_memo_check [--smtp PORT] CERT_FILE...
  *
@@ -87,6 +88,35 @@ static void print_usage(gnutls_x509_crt_t c)
     printf(" ku_nocrit=%d/%u/%u", r, ku, crit);
 }
 
+/* Each extension's identity (OID and criticality) with room enough, room
+ * for the OID and its NUL exactly, one byte less, no buffer, no critical. */
+static void print_extensions(gnutls_x509_crt_t c)
+{
+    for (unsigned i = 0; i < 12; i++) {
+        char oid[128];
+        memset(oid, 'x', sizeof oid);
+        size_t size = sizeof oid;
+        unsigned crit = 7;
+        int r = gnutls_x509_crt_get_extension_info(c, i, oid, &size, &crit);
+        printf(" ext%u=%d/%zu/%u:%.*s:%d", i, r, size, crit, r == 0 ? (int)size : 0, oid,
+               r == 0 ? oid[size] * 256 + oid[size + 1] : -1); /* the NUL, the byte after */
+        if (r != 0)
+            break;
+        size_t need = size + 1;
+        size = need;
+        memset(oid, 'x', sizeof oid);
+        r = gnutls_x509_crt_get_extension_info(c, i, oid, &size, NULL);
+        printf(" exact=%d/%zu:%.*s:%d", r, size, (int)size, oid, oid[need - 1] * 256 + oid[need]);
+        size = need - 1;
+        memset(oid, 'x', sizeof oid);
+        r = gnutls_x509_crt_get_extension_info(c, i, oid, &size, &crit);
+        printf(" short=%d/%zu/%u:%.4s", r, size, crit, oid);
+        size = 0;
+        r = gnutls_x509_crt_get_extension_info(c, i, NULL, &size, &crit);
+        printf(" null=%d/%zu", r, size);
+    }
+}
+
 static void print_answers(gnutls_x509_crt_t *c, int n, int round)
 {
     for (int i = 0; i < n; i++) {
@@ -102,6 +132,7 @@ static void print_answers(gnutls_x509_crt_t *c, int n, int round)
         }
         print_key_id(c[i]);
         print_usage(c[i]);
+        print_extensions(c[i]);
         printf("\n");
     }
 }
@@ -122,6 +153,9 @@ static double timed(gnutls_x509_crt_t c)
         unsigned crit, ca, ku;
         gnutls_x509_crt_get_basic_constraints(c, &crit, &ca, NULL);
         gnutls_x509_crt_get_key_usage(c, &ku, &crit);
+        char oid[128];
+        size_t oid_size = sizeof oid;
+        gnutls_x509_crt_get_extension_info(c, 0, oid, &oid_size, &crit);
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
     gnutls_free(dn.data);
