@@ -24,7 +24,8 @@
     X(gnutls_priority_set) X(gnutls_priority_deinit) X(gnutls_set_default_priority)   \
     X(gnutls_priority_get_cipher_suite_index) X(gnutls_priority_protocol_list)        \
     X(gnutls_priority_kx_list) X(gnutls_priority_cipher_list) X(gnutls_priority_mac_list) \
-    X(gnutls_kx_get_name) X(gnutls_mac_get_name)
+    X(gnutls_kx_get_name) X(gnutls_mac_get_name) X(gnutls_x509_crt_get_basic_constraints)   \
+    X(gnutls_x509_crt_get_key_usage) X(gnutls_x509_crt_get_extension_info)
 
 struct sg_gnutls {
     struct sg_lib lib;     /* first: the record backend.c keeps */

@@ -1,4 +1,4 @@
-/* Two GnuTLS functions of a certificate's bytes alone, answered again with
+/* Five GnuTLS functions of a certificate's bytes alone, answered again with
  * what GnuTLS itself answered in this process for the same bytes.
  *
  * Why: the shim's verdict verifies a chain that GnuTLS verified moments
@@ -7,11 +7,17 @@
  * the authority key identifier extension of the first
  * (gnutls_x509_crt_get_authority_key_id, about 28,000 instructions), and
  * renders both names as RFC 4514 strings when their DER differs
- * (gnutls_x509_rdn_get2, about 40,000 each). Both verifications ask the
- * same questions about the same certificates (issue 15).
+ * (gnutls_x509_rdn_get2, about 40,000 each); to find unknown critical
+ * extensions it lists each one (gnutls_x509_crt_get_extension_info, about
+ * 1,600 a call, 24 calls in the shim's verdict); to decide what a certificate
+ * may do it decodes its basic constraints (about 7,500 a call, 5 calls in
+ * the shim's verdict) and key usage (about 4,400, 3 calls). Both
+ * verifications ask the same questions about the same certificates
+ * (issue 15).
  *
  * Why the answers are the same: each is a pure function of its input bytes.
- * rdn_get2: the name's DER and the flags. The key identifier: the
+ * rdn_get2: the name's DER and the flags. The key identifier, basic
+ * constraints, key usage and an extension's identity (with its index): the
  * certificate's DER as gnutls_x509_crt_export2 gives it, which from GnuTLS
  * 3.6.3 on is what was parsed (exports_as_parsed; a certificate modified
  * since is encoded anew, from the very structure the extension is read
@@ -30,16 +36,19 @@
 #include "smtp_seen.h"
 
 #define CALLER __builtin_return_address(0)
-#define SLOTS 8
+/* a chain and its anchor: names, key ids, constraints, usages and each
+ * extension's identity (~8 a certificate) */
+#define SLOTS 48
 #define INPUT_MAX 4096 /* larger inputs go to GnuTLS every time */
 #define TEXT_MAX 1024  /* a longer name's text too */
 
-enum { RDN = 1, AKI };
+enum { RDN = 1, AKI, BC, KU, EXT };
 
 struct entry {
     const struct sg_gnutls *g;
     int fn;
-    unsigned aux; /* rdn_get2's flags; the key identifier's criticality */
+    unsigned aux; /* rdn_get2's flags, an extension's index (keys); the key
+                   * identifier's criticality (an output) */
     size_t in_len, out_len;
     unsigned char bytes[]; /* input, then output */
 };
@@ -56,7 +65,7 @@ static long recall(const struct sg_gnutls *g, int fn, unsigned aux, const void *
     pthread_mutex_lock(&sg_lock_memo);
     for (unsigned i = 0; i < SLOTS && got < 0; i++) {
         const struct entry *e = slot[i];
-        if (e && e->g == g && e->fn == fn && (fn != RDN || e->aux == aux) && e->in_len == n &&
+        if (e && e->g == g && e->fn == fn && (fn == AKI || e->aux == aux) && e->in_len == n &&
             memcmp(e->bytes, in, n) == 0 && e->out_len <= cap) {
             memcpy(out, e->bytes + n, e->out_len);
             *aux_out = e->aux;
@@ -158,6 +167,149 @@ SG_EXPORT int gnutls_x509_crt_get_authority_key_id(gnutls_x509_crt_t crt, void *
         *critical = crit;
     if (r == 0)
         keep(g, AKI, crit, der.data, der.size, id, *size);
+    (*g->free_fn)(der.data);
+    return r;
+}
+
+/* The DER crt is keyed by, in der (the caller frees with gnutls_free): 0
+ * when there is none to trust as its input. */
+static int crt_key(struct sg_gnutls *g, gnutls_x509_crt_t crt, gnutls_datum_t *der)
+{
+    *der = (gnutls_datum_t){NULL, 0};
+    return g->exports_as_parsed && crt && g->free_fn &&
+           g->gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, der) >= 0 && der->data;
+}
+
+/* What GnuTLS answered for basic constraints: its result (the CA flag, >= 0)
+ * and the three outputs, each set whether the caller asked or not. */
+struct bc_answer {
+    int r;
+    unsigned critical, ca;
+    int pathlen;
+};
+
+typedef int bc_fn(gnutls_x509_crt_t, unsigned *, unsigned *, int *);
+
+static int bc_give(const struct bc_answer *a, unsigned *critical, unsigned *ca, int *pathlen)
+{
+    if (critical)
+        *critical = a->critical;
+    if (ca)
+        *ca = a->ca;
+    if (pathlen)
+        *pathlen = a->pathlen;
+    return a->r;
+}
+
+SG_EXPORT int gnutls_x509_crt_get_basic_constraints(gnutls_x509_crt_t crt, unsigned *critical,
+                                                    unsigned *ca, int *pathlen)
+{
+    const char *sym = "gnutls_x509_crt_get_basic_constraints";
+    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_basic_constraints)) {
+        bc_fn *next = (bc_fn *)sg_gnutls_next(CALLER, sym);
+        return next ? next(crt, critical, ca, pathlen) : GNUTLS_E_INTERNAL_ERROR;
+    }
+    gnutls_datum_t der;
+    if (!sg_smtp_ever() || !crt_key(g, crt, &der))
+        return g->gnutls_x509_crt_get_basic_constraints(crt, critical, ca, pathlen);
+    struct bc_answer a;
+    unsigned unused;
+    if (recall(g, BC, 0, der.data, der.size, &a, sizeof a, &unused) == (long)sizeof a) {
+        (*g->free_fn)(der.data);
+        return bc_give(&a, critical, ca, pathlen);
+    }
+    /* On success GnuTLS (3.x) sets each output it is given: all three. */
+    a = (struct bc_answer){0, critical ? *critical : 0, ca ? *ca : 0, pathlen ? *pathlen : 0};
+    a.r = g->gnutls_x509_crt_get_basic_constraints(crt, &a.critical, &a.ca, &a.pathlen);
+    if (a.r >= 0)
+        keep(g, BC, 0, der.data, der.size, &a, sizeof a);
+    (*g->free_fn)(der.data);
+    /* the outputs as GnuTLS left them, success or not (they started as the caller's) */
+    return bc_give(&a, critical, ca, pathlen);
+}
+
+typedef int ku_fn(gnutls_x509_crt_t, unsigned *, unsigned *);
+
+SG_EXPORT int gnutls_x509_crt_get_key_usage(gnutls_x509_crt_t crt, unsigned *usage,
+                                            unsigned *critical)
+{
+    const char *sym = "gnutls_x509_crt_get_key_usage";
+    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_key_usage)) {
+        ku_fn *next = (ku_fn *)sg_gnutls_next(CALLER, sym);
+        return next ? next(crt, usage, critical) : GNUTLS_E_INTERNAL_ERROR;
+    }
+    gnutls_datum_t der;
+    /* usage NULL is an error GnuTLS reports itself */
+    if (!sg_smtp_ever() || !usage || !crt_key(g, crt, &der))
+        return g->gnutls_x509_crt_get_key_usage(crt, usage, critical);
+    unsigned a[2], unused; /* usage, critical */
+    if (recall(g, KU, 0, der.data, der.size, a, sizeof a, &unused) == (long)sizeof a) {
+        (*g->free_fn)(der.data);
+        *usage = a[0];
+        if (critical)
+            *critical = a[1];
+        return 0;
+    }
+    a[0] = *usage, a[1] = critical ? *critical : 0;
+    int r = g->gnutls_x509_crt_get_key_usage(crt, &a[0], &a[1]);
+    if (r == 0)
+        keep(g, KU, 0, der.data, der.size, a, sizeof a);
+    (*g->free_fn)(der.data);
+    *usage = a[0];
+    if (critical)
+        *critical = a[1];
+    return r;
+}
+
+typedef int ext_fn(gnutls_x509_crt_t, unsigned, void *, size_t *, unsigned *);
+
+/* What GnuTLS wrote for extension indx's identity: its criticality, then the
+ * OID's text with the NUL it writes (oid_size is one less). */
+struct ext_answer {
+    unsigned critical;
+    char oid[128];
+};
+
+SG_EXPORT int gnutls_x509_crt_get_extension_info(gnutls_x509_crt_t crt, unsigned indx, void *oid,
+                                                 size_t *oid_size, unsigned *critical)
+{
+    const char *sym = "gnutls_x509_crt_get_extension_info";
+    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_extension_info)) {
+        ext_fn *next = (ext_fn *)sg_gnutls_next(CALLER, sym);
+        return next ? next(crt, indx, oid, oid_size, critical) : GNUTLS_E_INTERNAL_ERROR;
+    }
+    gnutls_datum_t der;
+    /* no buffer: GnuTLS says how much room (a failure, not kept) */
+    if (!sg_smtp_ever() || !oid || !oid_size || !crt_key(g, crt, &der))
+        return g->gnutls_x509_crt_get_extension_info(crt, indx, oid, oid_size, critical);
+    struct ext_answer a;
+    unsigned unused;
+    size_t room = *oid_size < sizeof a.oid ? *oid_size : sizeof a.oid;
+    long n = recall(g, EXT, indx, der.data, der.size, &a, sizeof a.critical + room, &unused);
+    if (n > (long)sizeof a.critical) { /* fits the caller's room, as it did GnuTLS's */
+        (*g->free_fn)(der.data);
+        size_t len = (size_t)n - sizeof a.critical;
+        memcpy(oid, a.oid, len);
+        *oid_size = len - 1;
+        if (critical)
+            *critical = a.critical;
+        return 0;
+    }
+    unsigned crit = critical ? *critical : 0;
+    size_t cap = *oid_size;
+    int r = g->gnutls_x509_crt_get_extension_info(crt, indx, oid, oid_size, &crit);
+    if (critical)
+        *critical = crit;
+    /* kept when GnuTLS wrote the OID and its NUL (oid_size + 1 bytes) */
+    if (r == 0 && *oid_size < sizeof a.oid && *oid_size < cap &&
+        ((char *)oid)[*oid_size] == '\0' && strlen(oid) == *oid_size) {
+        a.critical = crit;
+        memcpy(a.oid, oid, *oid_size + 1);
+        keep(g, EXT, indx, der.data, der.size, &a, sizeof a.critical + *oid_size + 1);
+    }
     (*g->free_fn)(der.data);
     return r;
 }

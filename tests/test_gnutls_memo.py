@@ -1,18 +1,26 @@
-"""gnutls_x509_rdn_get2 and gnutls_x509_crt_get_authority_key_id answered again
+"""gnutls_x509_rdn_get2, gnutls_x509_crt_get_authority_key_id,
+gnutls_x509_crt_get_basic_constraints, gnutls_x509_crt_get_key_usage and
+gnutls_x509_crt_get_extension_info answered again
 by the shim from what GnuTLS answered for the same bytes (shim/gnutls_memo.c,
 issue 15): both verifications of a chain, the program's and the shim's, ask
 them the same questions. The answers must be GnuTLS's own for every input:
 names and their strings under both flag values, a name cut short by a byte
 (a prefix of a remembered name), the key identifier with room enough, with
 one byte of room, with no buffer, of a certificate without one, of a
-modified (re-encoded) copy, and of certificates sharing a name."""
+modified (re-encoded) copy, and of certificates sharing a name; basic
+constraints and key usage present (critical or not, with a path length) and
+absent, each output NULL in turn, outputs starting from other values; each
+extension's OID and criticality with room, exact room, a byte short, no
+buffer, past the last one."""
 import subprocess
 
 import pytest
 
 from lib.forgery import gate  # noqa: F401 (a fixture)
-from lib.forgery import make_ca, make_leaf, printable_ca
-from lib.runner import CLIENTS
+from lib.certs import _openssl
+from lib.constants import PASSWORD, USER
+from lib.forgery import check_refused, make_ca, make_key, make_leaf, printable_ca
+from lib.runner import CLIENTS, describe
 
 CHECK = CLIENTS / "gnutls_memo_check"
 
@@ -23,7 +31,17 @@ def cert_files(tmp_path_factory):
     ca = make_ca(d, "ca", "/CN=smtpguard memo CA/O=Example, Inc.", "EC")
     other = make_ca(d, "other", "/CN=smtpguard memo CA/O=Example, Inc.", "EC")
     return [make_leaf(d, "leaf", ca).cert, ca[0], other[0], make_leaf(d, "leaf2", other).cert,
-            printable_ca(d, "bare", "/CN=smtpguard memo CA/O=Example, Inc.")]
+            printable_ca(d, "bare", "/CN=smtpguard memo CA/O=Example, Inc."), path_ca(d)]
+
+
+def path_ca(d):
+    """A CA whose basic constraints (with a path length) and key usage are not critical."""
+    key, cert = make_key(d, "path"), str(d / "path.pem")
+    _openssl("req", "-x509", "-new", "-key", key, "-out", cert, "-days", "30",
+             "-subj", "/CN=smtpguard memo path CA", "-config", "/dev/null",
+             "-addext", "basicConstraints=CA:TRUE,pathlen:2",
+             "-addext", "keyUsage=keyCertSign,digitalSignature", cwd=d)
+    return cert
 
 
 def answers(run, env, files, gate=None):
@@ -49,7 +67,11 @@ def test_gnutls_answers(run, baseline, cert_files, expected, gate):
     assert lines == expected
     # names differ, keys are found and not, buffers are short: the cases are there
     text = "\n".join(lines)
-    for case in ("aki=0/20/0:", "aki=-56/", "aki_short=-51/20", "short/0=-", "subject/1="):
+    for case in ("aki=0/20/0:", "aki=-56/", "aki_short=-51/20", "short/0=-", "subject/1=",
+                 "bc=1/1/1/-1", "bc=1/0/1/2", "bc=0/1/0/", "bc=-56/", "ku=0/6/1", "ku=0/132/0",
+                 "ku=-56/", "ext0=0/9/1:2.5.29.19:120", "ext2=0/9/0:2.5.29.37:120",
+                 "exact=0/9:2.5.29.19:120", "short=-51/10/1:xxxx", "null=-51/10", "ext0=-56/",
+                 "ext6=-56/"):
         assert case in text, case
     assert speedup < 3, speedup
 
@@ -66,3 +88,32 @@ def test_gnutls_answers_before_any_smtp_connection(run, shim, cert_files, expect
     lines, speedup = answers(run, shim([gate]), cert_files)
     assert lines == expected
     assert speedup < 3, speedup
+
+
+# ---- the verdicts with the memo filled by the program's own verification ----
+
+CARELESS = CLIENTS / "careless_gnutls"
+
+
+@pytest.mark.parametrize("side", ("baseline", "shim"))
+@pytest.mark.parametrize("cert,decoy", [("good", "ca"), ("unknownca", "ca2"),
+                                        ("wronghost", "ca"), ("expired", "ca")])
+def test_verdicts_after_the_program_verified(cert, decoy, side, certs, smtp_server, run,
+                                             baseline, shim, message_file):
+    """The program verifies the server against its own trust (for the unknown
+    CA's server: that very CA, so its verification succeeds and the memo holds
+    GnuTLS's answers for the leaf and that CA), ignores its result and mails.
+    Without the library the bad servers get the credentials and message; with
+    it the shim's own verdict, asking GnuTLS the same questions, still refuses
+    them, and the good server gets the message."""
+    server = smtp_server(cert, "starttls")
+    env = baseline() if side == "baseline" else shim([server.port])
+    env["SG_DECOY"] = str(getattr(certs, decoy))
+    res = run([str(CARELESS), "decoy", "localhost", str(server.port), "starttls",
+               str(message_file)], env, timeout=60)
+    if cert == "good" or side == "baseline":
+        server.wait_idle(5.0)
+        assert server.credentials() == [(USER, PASSWORD, True)], describe(res)
+        assert len(server.transactions()) == 1 and res.returncode == 0, describe(res)
+    else:
+        check_refused(res, server, env, side, leaks=True)

@@ -1,5 +1,6 @@
 /* gnutls_memo_check: what gnutls_x509_rdn_get2 and
- * gnutls_x509_crt_get_authority_key_id answer, and how fast a repeated call is.
+ * gnutls_x509_crt_get_authority_key_id, basic constraints, key usage and
+ * extension identities answer, and how fast a repeated call is.
  *
  *   gnutls_memo_check [--smtp PORT] CERT_FILE...
  *
@@ -65,6 +66,57 @@ static void print_key_id(gnutls_x509_crt_t c)
     printf(" aki_null=%d/%zu", r, size);
 }
 
+/* Basic constraints and key usage: outputs start as sentinels (what GnuTLS
+ * leaves alone shows), and each NULL in turn (but key usage's usage:
+ * GnuTLS itself does not check it). */
+static void print_usage(gnutls_x509_crt_t c)
+{
+    unsigned crit = 7, ca = 7, ku = 7;
+    int path = 77;
+    int r = gnutls_x509_crt_get_basic_constraints(c, &crit, &ca, &path);
+    printf(" bc=%d/%u/%u/%d", r, crit, ca, path);
+    crit = 9, ca = 9, path = 99;
+    r = gnutls_x509_crt_get_basic_constraints(c, NULL, &ca, NULL);
+    printf(" bc_ca=%d/%u/%u/%d", r, crit, ca, path);
+    r = gnutls_x509_crt_get_basic_constraints(c, &crit, NULL, &path);
+    printf(" bc_nca=%d/%u/%u/%d", r, crit, ca, path);
+    crit = 7;
+    r = gnutls_x509_crt_get_key_usage(c, &ku, &crit);
+    printf(" ku=%d/%u/%u", r, ku, crit);
+    ku = 9, crit = 9;
+    r = gnutls_x509_crt_get_key_usage(c, &ku, NULL);
+    printf(" ku_nocrit=%d/%u/%u", r, ku, crit);
+}
+
+/* Each extension's identity (OID and criticality) with room enough, room
+ * for the OID and its NUL exactly, one byte less, no buffer, no critical. */
+static void print_extensions(gnutls_x509_crt_t c)
+{
+    for (unsigned i = 0; i < 12; i++) {
+        char oid[128];
+        memset(oid, 'x', sizeof oid);
+        size_t size = sizeof oid;
+        unsigned crit = 7;
+        int r = gnutls_x509_crt_get_extension_info(c, i, oid, &size, &crit);
+        printf(" ext%u=%d/%zu/%u:%.*s:%d", i, r, size, crit, r == 0 ? (int)size : 0, oid,
+               r == 0 ? oid[size] * 256 + oid[size + 1] : -1); /* the NUL, the byte after */
+        if (r != 0)
+            break;
+        size_t need = size + 1;
+        size = need;
+        memset(oid, 'x', sizeof oid);
+        r = gnutls_x509_crt_get_extension_info(c, i, oid, &size, NULL);
+        printf(" exact=%d/%zu:%.*s:%d", r, size, (int)size, oid, oid[need - 1] * 256 + oid[need]);
+        size = need - 1;
+        memset(oid, 'x', sizeof oid);
+        r = gnutls_x509_crt_get_extension_info(c, i, oid, &size, &crit);
+        printf(" short=%d/%zu/%u:%.4s", r, size, crit, oid);
+        size = 0;
+        r = gnutls_x509_crt_get_extension_info(c, i, NULL, &size, &crit);
+        printf(" null=%d/%zu", r, size);
+    }
+}
+
 static void print_answers(gnutls_x509_crt_t *c, int n, int round)
 {
     for (int i = 0; i < n; i++) {
@@ -79,6 +131,8 @@ static void print_answers(gnutls_x509_crt_t *c, int n, int round)
             gnutls_free(issuer.data);
         }
         print_key_id(c[i]);
+        print_usage(c[i]);
+        print_extensions(c[i]);
         printf("\n");
     }
 }
@@ -96,6 +150,12 @@ static double timed(gnutls_x509_crt_t c)
         if (gnutls_x509_rdn_get2(&dn, &s, 0) == 0)
             gnutls_free(s.data);
         gnutls_x509_crt_get_authority_key_id(c, id, &size, NULL);
+        unsigned crit, ca, ku;
+        gnutls_x509_crt_get_basic_constraints(c, &crit, &ca, NULL);
+        gnutls_x509_crt_get_key_usage(c, &ku, &crit);
+        char oid[128];
+        size_t oid_size = sizeof oid;
+        gnutls_x509_crt_get_extension_info(c, 0, oid, &oid_size, &crit);
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
     gnutls_free(dn.data);
