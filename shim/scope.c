@@ -75,11 +75,7 @@ static void *usable(void *fn)
 
 void *sg_scope_next(const void *ret, const char *sym, const char *prefix)
 {
-    /* A call that returns into the shim is a library's tail call from a
-     * function the shim called (GnuTLS's set_default_priority ends in a jump
-     * to priority_set_direct): the shim's own scope would only find the
-     * shim's own function, after a dlopen of the shim (~5,000 instructions). */
-    void *fn = sg_is_own_address(ret) ? NULL : usable(sym_in_scope_of(ret, sym));
+    void *fn = usable(sym_in_scope_of(ret, sym));
     if (!fn)
         fn = usable(dlsym(RTLD_NEXT, sym));
     if (!fn) {
