@@ -31,8 +31,8 @@ int sg_gnutls_narrow(struct sg_gnutls *g, gnutls_session_t s, int tls13_only, co
 
 /* 1 when a handshake's version, key exchange and cipher are ones the policy's
  * string allows (tls13_only: the policy's minimum is TLS 1.3, whose suites
- * are all forward-secret AEAD): the verdict asks it, whatever the program
- * set on the session after the shim narrowed it. */
+ * are all forward-secret AEAD): the verdict asks it, so that audit mode,
+ * which narrows nothing, reports what enforce mode would refuse. */
 int sg_gnutls_suite_allowed(unsigned version, unsigned kx, unsigned cipher, int tls13_only);
 
 #endif

@@ -40,18 +40,17 @@ static int aead(gnutls_cipher_algorithm_t c)
            c == GNUTLS_CIPHER_AES_256_CCM;
 }
 
-/* Forward-secret AEAD, and a suite the policy's priority allows: a program
- * can set its own priority again after the shim narrowed it (from a hook
- * GnuTLS calls before the ClientHello), so the offer alone proves nothing. */
+/* Forward-secret AEAD, in a suite the policy's priority allows. Enforce mode
+ * offers nothing else (the narrowed priority), so this answers audit mode,
+ * where nothing is narrowed: it reports what enforce refuses. The policy's
+ * rule implies forward secrecy (TLS 1.3, or an ECDHE key exchange). */
 static int fs_aead(void *session)
 {
     SESSION;
-    gnutls_kx_algorithm_t kx = x->g->gnutls_kx_get(x->s);
     gnutls_cipher_algorithm_t cipher = x->g->gnutls_cipher_get(x->s);
-    int fs = version(session) >= 0x0304 || kx == GNUTLS_KX_ECDHE_RSA ||
-             kx == GNUTLS_KX_ECDHE_ECDSA || kx == GNUTLS_KX_DHE_RSA || kx == GNUTLS_KX_DHE_DSS;
-    return fs && aead(cipher) &&
-           sg_gnutls_suite_allowed((unsigned)x->g->gnutls_protocol_get_version(x->s), kx, cipher,
+    return aead(cipher) &&
+           sg_gnutls_suite_allowed((unsigned)x->g->gnutls_protocol_get_version(x->s),
+                                   x->g->gnutls_kx_get(x->s), cipher,
                                    sg_config()->min_protocol == SG_TLS13);
 }
 
