@@ -55,6 +55,15 @@ struct sg_gnutls *sg_gnutls_for_caller(const void *ret, const char *sym);
 /* sym as the caller at ret would have reached it without the shim, for a
  * library that could not be bound (a third GnuTLS): NULL if none. */
 void *sg_gnutls_next(const void *ret, const char *sym);
+/* An interposer's answer when no GnuTLS it can drive serves its caller: the
+ * function fn of that caller's own library, called untouched, or fail when
+ * there is none. The return address is the interposer's caller. */
+#define SG_GNUTLS_PASS_ON(fn, fail, ...)                                                   \
+    do {                                                                                  \
+        __typeof__(fn) *next_ =                                                           \
+            (__typeof__(fn) *)sg_gnutls_next(__builtin_return_address(0), #fn);           \
+        return next_ ? next_(__VA_ARGS__) : (fail);                                       \
+    } while (0)
 /* The policy's trust store for GnuTLS (gnutls_store.c): a ca_file bundle
  * alone is indexed and lazy is set, the anchors a chain names are handed to
  * GnuTLS per verification (sg_gnutls_trust_for); otherwise the files are

@@ -25,15 +25,11 @@
 
 #define CALLER __builtin_return_address(0)
 
-typedef unsigned equals_fn(gnutls_x509_crt_t, gnutls_x509_crt_t);
-
 SG_EXPORT unsigned gnutls_x509_crt_equals(gnutls_x509_crt_t a, gnutls_x509_crt_t b)
 {
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_x509_crt_equals");
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_equals)) {
-        equals_fn *next = (equals_fn *)sg_gnutls_next(CALLER, "gnutls_x509_crt_equals");
-        return next ? next(a, b) : 0;
-    }
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_equals))
+        SG_GNUTLS_PASS_ON(gnutls_x509_crt_equals, 0, a, b);
     gnutls_datum_t der = {NULL, 0};
     if (!sg_smtp_ever() || !g->exports_as_parsed || !a || !b ||
         g->gnutls_x509_crt_export2(b, GNUTLS_X509_FMT_DER, &der) < 0)

@@ -21,9 +21,6 @@
 
 #define CALLER __builtin_return_address(0)
 
-typedef int get_issuer_fn(gnutls_x509_trust_list_t, gnutls_x509_crt_t, gnutls_x509_crt_t *,
-                          unsigned);
-
 static __thread struct {
     struct sg_gnutls *g; /* NULL: nothing to lend */
     gnutls_x509_trust_list_t list;
@@ -81,10 +78,9 @@ SG_EXPORT int gnutls_x509_trust_list_get_issuer(gnutls_x509_trust_list_t list,
 {
     const char *sym = "gnutls_x509_trust_list_get_issuer";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_trust_list_get_issuer)) {
-        get_issuer_fn *next = (get_issuer_fn *)sg_gnutls_next(CALLER, sym);
-        return next ? next(list, cert, issuer, flags) : GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE;
-    }
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_trust_list_get_issuer))
+        SG_GNUTLS_PASS_ON(gnutls_x509_trust_list_get_issuer, GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE,
+                          list, cert, issuer, flags);
     if (lend.g == g && list && list == lend.list && !lend.out && issuer &&
         (flags & GNUTLS_TL_GET_COPY) && sg_lib_holds(&g->lib, CALLER))
         return lent(g, list, cert, issuer, flags);

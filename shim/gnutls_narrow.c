@@ -159,7 +159,8 @@ static int default_is_normal(struct sg_gnutls *g)
     static int known; /* 0 not asked, 1 NORMAL, -1 not known to be */
     int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
     if (!k) {
-        const char *f = g->gnutls_get_system_config_file ? g->gnutls_get_system_config_file() : NULL;
+        const char *f =
+            g->gnutls_get_system_config_file ? g->gnutls_get_system_config_file() : NULL;
         struct stat st;
         k = f && stat(f, &st) != 0 && errno == ENOENT ? 1 : -1;
         __atomic_store_n(&known, k, __ATOMIC_RELAXED);

@@ -153,27 +153,12 @@ static void keep_cache(const struct sg_gnutls *g, const void *ret, gnutls_priori
         put(&caches, c, def, text);
 }
 
-/* A third GnuTLS the shim could not bind: its own function, untouched. */
-#define PASS_ON(sym, type, ...)                                                        \
-    do {                                                                              \
-        type *next_ = (type *)sg_gnutls_next(CALLER, sym);                             \
-        return next_ ? next_(__VA_ARGS__) : GNUTLS_E_INTERNAL_ERROR;                   \
-    } while (0)
-
-typedef int set_direct_fn(gnutls_session_t, const char *, const char **);
-typedef int set_fn(gnutls_session_t, gnutls_priority_t);
-typedef int set_default_fn(gnutls_session_t);
-typedef int set_default_append_fn(gnutls_session_t, const char *, const char **, unsigned);
-typedef int init_fn(gnutls_priority_t *, const char *, const char **);
-typedef int init2_fn(gnutls_priority_t *, const char *, const char **, unsigned);
-typedef void deinit_fn(gnutls_priority_t);
-
 SG_EXPORT int gnutls_priority_set_direct(gnutls_session_t s, const char *prio, const char **err)
 {
     const char *sym = "gnutls_priority_set_direct";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
     if (SG_UNLIKELY(!g || !g->gnutls_priority_set_direct))
-        PASS_ON(sym, set_direct_fn, s, prio, err);
+        SG_GNUTLS_PASS_ON(gnutls_priority_set_direct, GNUTLS_E_INTERNAL_ERROR, s, prio, err);
     int r = g->gnutls_priority_set_direct(s, prio, err);
     if (r == 0)
         keep_session(g, CALLER, s, prio == NULL, prio);
@@ -185,7 +170,7 @@ SG_EXPORT int gnutls_priority_set(gnutls_session_t s, gnutls_priority_t c)
     const char *sym = "gnutls_priority_set";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
     if (SG_UNLIKELY(!g || !g->gnutls_priority_set))
-        PASS_ON(sym, set_fn, s, c);
+        SG_GNUTLS_PASS_ON(gnutls_priority_set, GNUTLS_E_INTERNAL_ERROR, s, c);
     int r = g->gnutls_priority_set(s, c);
     if (r == 0 && by_program(g, CALLER))
         session_from_cache(s, c);
@@ -197,7 +182,7 @@ SG_EXPORT int gnutls_set_default_priority(gnutls_session_t s)
     const char *sym = "gnutls_set_default_priority";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
     if (SG_UNLIKELY(!g || !g->gnutls_set_default_priority))
-        PASS_ON(sym, set_default_fn, s);
+        SG_GNUTLS_PASS_ON(gnutls_set_default_priority, GNUTLS_E_INTERNAL_ERROR, s);
     int r = g->gnutls_set_default_priority(s);
     if (r == 0)
         keep_session(g, CALLER, s, 1, NULL);
@@ -210,7 +195,8 @@ SG_EXPORT int gnutls_set_default_priority_append(gnutls_session_t s, const char 
     const char *sym = "gnutls_set_default_priority_append";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
     if (SG_UNLIKELY(!g || !g->gnutls_set_default_priority_append))
-        PASS_ON(sym, set_default_append_fn, s, add, err, flags);
+        SG_GNUTLS_PASS_ON(gnutls_set_default_priority_append, GNUTLS_E_INTERNAL_ERROR, s, add, err,
+                          flags);
     int r = g->gnutls_set_default_priority_append(s, add, err, flags);
     if (r == 0)
         keep_session(g, CALLER, s, 1, add);
@@ -222,7 +208,7 @@ SG_EXPORT int gnutls_priority_init(gnutls_priority_t *c, const char *prio, const
     const char *sym = "gnutls_priority_init";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
     if (SG_UNLIKELY(!g || !g->gnutls_priority_init))
-        PASS_ON(sym, init_fn, c, prio, err);
+        SG_GNUTLS_PASS_ON(gnutls_priority_init, GNUTLS_E_INTERNAL_ERROR, c, prio, err);
     int r = g->gnutls_priority_init(c, prio, err);
     if (r == 0 && c)
         keep_cache(g, CALLER, *c, prio == NULL, prio);
@@ -235,7 +221,7 @@ SG_EXPORT int gnutls_priority_init2(gnutls_priority_t *c, const char *prio, cons
     const char *sym = "gnutls_priority_init2";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
     if (SG_UNLIKELY(!g || !g->gnutls_priority_init2))
-        PASS_ON(sym, init2_fn, c, prio, err, flags);
+        SG_GNUTLS_PASS_ON(gnutls_priority_init2, GNUTLS_E_INTERNAL_ERROR, c, prio, err, flags);
     int r = g->gnutls_priority_init2(c, prio, err, flags);
     if (r == 0 && c)
         keep_cache(g, CALLER, *c, prio == NULL || (flags & GNUTLS_PRIORITY_INIT_DEF_APPEND),
@@ -248,7 +234,8 @@ SG_EXPORT void gnutls_priority_deinit(gnutls_priority_t c)
     const char *sym = "gnutls_priority_deinit";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
     if (SG_UNLIKELY(!g || !g->gnutls_priority_deinit)) {
-        deinit_fn *next = (deinit_fn *)sg_gnutls_next(CALLER, sym);
+        __typeof__(gnutls_priority_deinit) *next =
+            (__typeof__(gnutls_priority_deinit) *)sg_gnutls_next(CALLER, sym);
         if (next)
             next(c);
         return;
