@@ -94,16 +94,12 @@ static void keep(const struct sg_gnutls *g, int fn, unsigned aux, const void *in
     free(old);
 }
 
-typedef int rdn_get2_fn(const gnutls_datum_t *, gnutls_datum_t *, unsigned);
-
 SG_EXPORT int gnutls_x509_rdn_get2(const gnutls_datum_t *idn, gnutls_datum_t *str,
                                    unsigned flags)
 {
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_x509_rdn_get2");
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_rdn_get2)) {
-        rdn_get2_fn *next = (rdn_get2_fn *)sg_gnutls_next(CALLER, "gnutls_x509_rdn_get2");
-        return next ? next(idn, str, flags) : GNUTLS_E_INTERNAL_ERROR;
-    }
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_rdn_get2))
+        SG_GNUTLS_PASS_ON(gnutls_x509_rdn_get2, GNUTLS_E_INTERNAL_ERROR, idn, str, flags);
     if (!sg_smtp_ever() || !idn || !idn->data || !str || !g->malloc_fn)
         return g->gnutls_x509_rdn_get2(idn, str, flags);
     char text[TEXT_MAX];
@@ -122,17 +118,21 @@ SG_EXPORT int gnutls_x509_rdn_get2(const gnutls_datum_t *idn, gnutls_datum_t *st
     return r;
 }
 
-typedef int aki_fn(gnutls_x509_crt_t, void *, size_t *, unsigned *);
+/* The DER crt is keyed by, in der (the caller frees with gnutls_free): 0
+ * when there is none to trust as its input. */
+static int crt_key(struct sg_gnutls *g, gnutls_x509_crt_t crt, gnutls_datum_t *der)
+{
+    *der = (gnutls_datum_t){NULL, 0};
+    return g->exports_as_parsed && crt && g->free_fn &&
+           g->gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, der) >= 0 && der->data;
+}
 
 /* The key identifier of crt into id (*size bytes), from the memo: 1 when
- * answered. Else the DER it is keyed by is left in der (the caller frees). */
-static int aki_recall(struct sg_gnutls *g, gnutls_x509_crt_t crt, void *id, size_t *size,
-                      unsigned *critical, gnutls_datum_t *der)
+ * answered. */
+static int aki_recall(struct sg_gnutls *g, const gnutls_datum_t *der, void *id, size_t *size,
+                      unsigned *critical)
 {
     unsigned crit;
-    if (!g->exports_as_parsed || !crt || !id || !size ||
-        g->gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, der) < 0)
-        return 0;
     long n = recall(g, AKI, 0, der->data, der->size, id, *size, &crit);
     if (n < 0)
         return 0;
@@ -147,17 +147,13 @@ SG_EXPORT int gnutls_x509_crt_get_authority_key_id(gnutls_x509_crt_t crt, void *
 {
     const char *sym = "gnutls_x509_crt_get_authority_key_id";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_authority_key_id)) {
-        aki_fn *next = (aki_fn *)sg_gnutls_next(CALLER, sym);
-        return next ? next(crt, id, size, critical) : GNUTLS_E_INTERNAL_ERROR;
-    }
-    if (!sg_smtp_ever())
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_authority_key_id))
+        SG_GNUTLS_PASS_ON(gnutls_x509_crt_get_authority_key_id, GNUTLS_E_INTERNAL_ERROR,
+                          crt, id, size, critical);
+    gnutls_datum_t der;
+    if (!sg_smtp_ever() || !id || !size || !crt_key(g, crt, &der))
         return g->gnutls_x509_crt_get_authority_key_id(crt, id, size, critical);
-    gnutls_datum_t der = {NULL, 0};
-    int answered = aki_recall(g, crt, id, size, critical, &der);
-    if (!der.data) /* nothing to key it by */
-        return g->gnutls_x509_crt_get_authority_key_id(crt, id, size, critical);
-    if (answered) {
+    if (aki_recall(g, &der, id, size, critical)) {
         (*g->free_fn)(der.data);
         return 0;
     }
@@ -171,15 +167,6 @@ SG_EXPORT int gnutls_x509_crt_get_authority_key_id(gnutls_x509_crt_t crt, void *
     return r;
 }
 
-/* The DER crt is keyed by, in der (the caller frees with gnutls_free): 0
- * when there is none to trust as its input. */
-static int crt_key(struct sg_gnutls *g, gnutls_x509_crt_t crt, gnutls_datum_t *der)
-{
-    *der = (gnutls_datum_t){NULL, 0};
-    return g->exports_as_parsed && crt && g->free_fn &&
-           g->gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, der) >= 0 && der->data;
-}
-
 /* What GnuTLS answered for basic constraints: its result (the CA flag, >= 0)
  * and the three outputs, each set whether the caller asked or not. */
 struct bc_answer {
@@ -187,8 +174,6 @@ struct bc_answer {
     unsigned critical, ca;
     int pathlen;
 };
-
-typedef int bc_fn(gnutls_x509_crt_t, unsigned *, unsigned *, int *);
 
 static int bc_give(const struct bc_answer *a, unsigned *critical, unsigned *ca, int *pathlen)
 {
@@ -206,10 +191,9 @@ SG_EXPORT int gnutls_x509_crt_get_basic_constraints(gnutls_x509_crt_t crt, unsig
 {
     const char *sym = "gnutls_x509_crt_get_basic_constraints";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_basic_constraints)) {
-        bc_fn *next = (bc_fn *)sg_gnutls_next(CALLER, sym);
-        return next ? next(crt, critical, ca, pathlen) : GNUTLS_E_INTERNAL_ERROR;
-    }
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_basic_constraints))
+        SG_GNUTLS_PASS_ON(gnutls_x509_crt_get_basic_constraints, GNUTLS_E_INTERNAL_ERROR,
+                          crt, critical, ca, pathlen);
     gnutls_datum_t der;
     if (!sg_smtp_ever() || !crt_key(g, crt, &der))
         return g->gnutls_x509_crt_get_basic_constraints(crt, critical, ca, pathlen);
@@ -229,17 +213,14 @@ SG_EXPORT int gnutls_x509_crt_get_basic_constraints(gnutls_x509_crt_t crt, unsig
     return bc_give(&a, critical, ca, pathlen);
 }
 
-typedef int ku_fn(gnutls_x509_crt_t, unsigned *, unsigned *);
-
 SG_EXPORT int gnutls_x509_crt_get_key_usage(gnutls_x509_crt_t crt, unsigned *usage,
                                             unsigned *critical)
 {
     const char *sym = "gnutls_x509_crt_get_key_usage";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_key_usage)) {
-        ku_fn *next = (ku_fn *)sg_gnutls_next(CALLER, sym);
-        return next ? next(crt, usage, critical) : GNUTLS_E_INTERNAL_ERROR;
-    }
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_key_usage))
+        SG_GNUTLS_PASS_ON(gnutls_x509_crt_get_key_usage, GNUTLS_E_INTERNAL_ERROR,
+                          crt, usage, critical);
     gnutls_datum_t der;
     /* usage NULL is an error GnuTLS reports itself */
     if (!sg_smtp_ever() || !usage || !crt_key(g, crt, &der))
@@ -263,8 +244,6 @@ SG_EXPORT int gnutls_x509_crt_get_key_usage(gnutls_x509_crt_t crt, unsigned *usa
     return r;
 }
 
-typedef int ext_fn(gnutls_x509_crt_t, unsigned, void *, size_t *, unsigned *);
-
 /* What GnuTLS wrote for extension indx's identity: its criticality, then the
  * OID's text with the NUL it writes (oid_size is one less). */
 struct ext_answer {
@@ -277,10 +256,9 @@ SG_EXPORT int gnutls_x509_crt_get_extension_info(gnutls_x509_crt_t crt, unsigned
 {
     const char *sym = "gnutls_x509_crt_get_extension_info";
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_extension_info)) {
-        ext_fn *next = (ext_fn *)sg_gnutls_next(CALLER, sym);
-        return next ? next(crt, indx, oid, oid_size, critical) : GNUTLS_E_INTERNAL_ERROR;
-    }
+    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_extension_info))
+        SG_GNUTLS_PASS_ON(gnutls_x509_crt_get_extension_info, GNUTLS_E_INTERNAL_ERROR,
+                          crt, indx, oid, oid_size, critical);
     gnutls_datum_t der;
     /* no buffer: GnuTLS says how much room (a failure, not kept) */
     if (!sg_smtp_ever() || !oid || !oid_size || !crt_key(g, crt, &der))
