@@ -33,6 +33,7 @@ struct sg_symtab {
 struct sg_search {
     void *h;
     int n;
+    const struct link_map *pending; /* whose needed libraries are not in t yet */
     struct sg_symtab t[SG_SEARCH_MAX];
 };
 void sg_scope_search_init(struct sg_search *s, void *h);

@@ -5,7 +5,9 @@
  * libraries in order (libssl: libcrypto, libc), each found as the loader
  * finds it (the first loaded object of that soname) and checked against
  * dlsym once, at its first name. A name found there is the one dlsym finds,
- * as every deeper object comes later in its search. Anything
+ * as every deeper object comes later in its search. The needed libraries are
+ * found at the first name the object itself lacks (GnuTLS's names are all its
+ * own: its 9 needed libraries cost ~13,000 instructions to find). Anything
  * out of the ordinary (no GNU hash table, a needed library not found, an
  * IFUNC or a TLS symbol, a name not found) is handed to dlsym itself. */
 #include <dlfcn.h>
@@ -153,19 +155,29 @@ void sg_scope_search_init(struct sg_search *s, void *h)
     struct link_map *m = NULL;
     s->h = h;
     s->n = 0;
+    s->pending = NULL;
     if (!h || !link_map_of(h, &m) || !table_of(m, &s->t[0]))
         return;
-    int n = 1;
+    s->t[0].checked = 1; /* the handle's own object: first in its search */
+    s->n = 1;
+    s->pending = m; /* its needed libraries: at the first name not found in it */
+}
+
+/* The needed libraries, next in the handle's search, in order: as many as
+ * are found and fit (libgnutls has 9). A name in none of them goes to dlsym,
+ * which searches the rest as the loader would. */
+static void add_needed(struct sg_search *s)
+{
+    const struct link_map *m = s->pending;
+    s->pending = NULL;
     for (const ElfW(Dyn) *d = m->l_ld; d->d_tag != DT_NULL; d++) {
         if (d->d_tag != DT_NEEDED)
             continue;
         const struct link_map *dep = loaded_as(m, s->t[0].strs + d->d_un.d_val);
-        if (!dep || n == SG_SEARCH_MAX || !table_of(dep, &s->t[n]))
-            return; /* not searched as the loader would: dlsym it is */
-        s->t[n++].checked = 0;
+        if (!dep || s->n == SG_SEARCH_MAX || !table_of(dep, &s->t[s->n]))
+            return;
+        s->t[s->n++].checked = 0;
     }
-    s->t[0].checked = 1; /* the handle's own object: first in its search */
-    s->n = n;
 }
 
 void *sg_scope_sym(struct sg_search *s, const char *name)
@@ -175,7 +187,11 @@ void *sg_scope_sym(struct sg_search *s, const char *name)
 
 void *sg_scope_sym_h(struct sg_search *s, const char *name, uint32_t h)
 {
-    for (int i = 0; i < s->n; i++) {
+    for (int i = 0;; i++) {
+        if (i == s->n && s->pending)
+            add_needed(s);
+        if (i >= s->n)
+            break;
         void *fn;
         if (!lookup(&s->t[i], name, h, &fn))
             continue;
@@ -185,7 +201,7 @@ void *sg_scope_sym_h(struct sg_search *s, const char *name, uint32_t h)
         if (fn && fn == real)
             s->t[i].checked = 1;
         else if (fn)
-            s->n = 0; /* that was not the object the loader uses */
+            s->n = 0, s->pending = NULL; /* that was not the object the loader uses */
         return real;
     }
     return dlsym(s->h, name);

@@ -1,5 +1,5 @@
 /* shim/scope_sym.c against dlsym: for each library given, every name the
- * OpenSSL backend binds (and a few that test the edges: IFUNCs, data, TLS,
+ * OpenSSL and GnuTLS backends bind (and a few that test the edges: IFUNCs, data, TLS,
  * versioned and missing names) must come out exactly as dlsym gives it; so
  * must the backend's names looked up with the hash computed when compiling
  * (SG_SCOPE_SYM), whose hashes must equal the run-time ones.
@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gnutls_api.h"
 #include "ossl.h"
 #include "scope.h"
 
 #define NAME(f) #f,
 static const char *names[] = {
     SG_OSSL_CORE_FUNCS(NAME) SG_OSSL_FUNCS(NAME) SG_OSSL_LAZY_FUNCS(NAME)
+    SG_GNUTLS_FUNCS(NAME) "gnutls_malloc", "gnutls_x509_crt_equals2", "gnutls_priority_init2",
     "SSL_get1_peer_certificate", "SSL_get_peer_certificate", "ERR_new", "ERR_set_debug",
     "ERR_set_error", "ERR_put_error", "ERR_add_error_data",
     "gnutls_handshake", "gnutls_check_version", "gnutls_free", "gnutls_record_send",
@@ -41,6 +43,7 @@ static int check_hashed(void *h, const char *lib)
 {
     const struct hashed hashed[] = {
         SG_OSSL_CORE_FUNCS(HASHED) SG_OSSL_FUNCS(HASHED) SG_OSSL_LAZY_FUNCS(HASHED)
+        SG_GNUTLS_FUNCS(HASHED)
         {"EC_POINT_get_Jprojective_coordinates_GFp",
          SG_GNU_HASH("EC_POINT_get_Jprojective_coordinates_GFp")},
         {"", SG_GNU_HASH("")}};
