@@ -75,7 +75,12 @@ static void *usable(void *fn)
 
 void *sg_scope_next(const void *ret, const char *sym, const char *prefix)
 {
-    void *fn = usable(sym_in_scope_of(ret, sym));
+    /* A call that returns into the shim is a library's tail call from a
+     * function the shim called (GnuTLS's set_default_priority ends in a jump
+     * to priority_set_direct): the shim's own scope would only find the
+     * shim's own function, after a dlopen of the shim (its first: ~14,000
+     * instructions). Its initialiser then waits for the loader's order. */
+    void *fn = sg_is_own_address(ret) ? NULL : usable(sym_in_scope_of(ret, sym));
     if (!fn)
         fn = usable(dlsym(RTLD_NEXT, sym));
     if (!fn) {
