@@ -46,18 +46,30 @@ static inline long count_arg(const char *s, const char *what)
     return n;
 }
 
-/* A TCP listener on 127.0.0.1 at a port the kernel picks; *port gets it. */
-static inline int listen_loopback(int *port)
+/* A TCP listener on 127.0.0.1 at port want, or where the kernel picks when
+ * want is 0 or taken; *port gets it. */
+static inline int listen_loopback_at(int want, int *port)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((unsigned short)want)};
     socklen_t len = sizeof a;
     int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 512) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+        die("loopback listener");
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        a.sin_port = 0;
+        if (!want || bind(fd, (struct sockaddr *)&a, sizeof a) != 0)
+            die("loopback listener");
+    }
+    if (listen(fd, 512) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0)
         die("loopback listener");
     *port = ntohs(a.sin_port);
     return fd;
+}
+
+static inline int listen_loopback(int *port)
+{
+    return listen_loopback_at(0, port);
 }
 
 static inline struct sockaddr_in loopback_addr(int port)
