@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rawsys.h" /* the policy file's own reads: no lazy bindings, no detour */
+
 #define DEFAULT_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"
 #define DEFAULT_SUITES "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 #define DEFAULT_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
@@ -826,7 +828,7 @@ static long read_all(int fd, char *buf, size_t cap)
     int retries = 0;
 
     while (got < cap) {
-        ssize_t n = read(fd, buf + got, cap - got);
+        ssize_t n = sg_sys_read(fd, buf + got, cap - got);
         if (n > 0)
             got += n;
         else if (n == 0)
@@ -850,7 +852,7 @@ static int load_file(struct ctx *c, const char *path, int privileged, char *buf,
     if ((r = check_stat(c, &st, privileged)) != SG_LOAD_OK)
         return r;
     /* O_NONBLOCK: a FIFO swapped in after the stat cannot block the open. */
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0)
+    if ((fd = sg_sys_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0)) < 0)
         return open_error(c);
     /* The size fstat gives is read, no more: no read to find the end of a
      * regular file (a writer that swaps files atomically is read whole
@@ -861,7 +863,7 @@ static int load_file(struct ctx *c, const char *path, int privileged, char *buf,
     else if ((r = check_stat(c, &st, privileged)) == SG_LOAD_OK &&
              (n = read_all(fd, buf, st.st_size > 0 ? (size_t)st.st_size : cap)) < 0)
         r = (fail(c, "read error: %s", strerror(errno)), SG_LOAD_ERROR);
-    close(fd);
+    sg_sys_close(fd);
     *got = n > 0 ? n : 0;
     if (r != SG_LOAD_OK)
         return r;

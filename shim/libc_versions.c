@@ -19,22 +19,24 @@
 #include <unistd.h>
 
 #include "auxv.h"
+#include "rawsys.h"
 
 #define HIDDEN __attribute__((visibility("hidden")))
 
+/* Raw (rawsys.h), as libc's syscall() would answer: no binding of syscall(). */
 HIDDEN int fstat(int fd, struct stat *st)
 {
-    return (int)syscall(SYS_fstat, fd, st);
+    return (int)SG_SYS(SYS_fstat, fd, st, 0, 0);
 }
 
 HIDDEN int stat(const char *restrict path, struct stat *restrict st)
 {
-    return (int)syscall(SYS_newfstatat, AT_FDCWD, path, st, 0);
+    return (int)SG_SYS(SYS_newfstatat, AT_FDCWD, path, st, 0);
 }
 
 HIDDEN int clock_gettime(clockid_t clock, struct timespec *ts)
 {
-    return (int)syscall(SYS_clock_gettime, clock, ts);
+    return (int)SG_SYS(SYS_clock_gettime, clock, ts, 0, 0);
 }
 
 /* memmove copies non-overlapping memory exactly as memcpy does (glibc runs

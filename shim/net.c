@@ -162,6 +162,8 @@ SG_EXPORT int socket(int domain, int type, int protocol)
     return fd;
 }
 
+__attribute__((alias("socket"), copy(socket))) int sg_socket(int domain, int type, int protocol);
+
 /* Not an SMTP (or DNS) port, on an untracked descriptor: a tail call. */
 SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {

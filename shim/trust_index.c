@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "name_key.h"
+#include "rawsys.h" /* the bundle's own reads: no lazy bindings, no detour */
 #include "trust_cache.h"
 #include "trust_index.h"
 
@@ -295,7 +296,7 @@ static int scan(struct sg_trust_index *x)
 
 static char *read_file(const char *path, size_t *len, struct stat *st)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = sg_sys_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
     char *buf = NULL;
     if (fd < 0)
         return NULL;
@@ -304,7 +305,7 @@ static char *read_file(const char *path, size_t *len, struct stat *st)
         size_t got = 0;
         ssize_t r = 1;
         while (got < (size_t)st->st_size && r > 0)
-            if ((r = read(fd, buf + got, (size_t)st->st_size - got)) > 0)
+            if ((r = sg_sys_read(fd, buf + got, (size_t)st->st_size - got)) > 0)
                 got += (size_t)r;
         *len = got;
         /* Changed while we read: what we hold may be neither version. */
@@ -315,7 +316,7 @@ static char *read_file(const char *path, size_t *len, struct stat *st)
             buf = NULL;
         }
     }
-    close(fd);
+    sg_sys_close(fd);
     return buf;
 }
 
@@ -465,7 +466,7 @@ static int full_pread(int fd, char *buf, size_t n, size_t off)
 {
     size_t got = 0;
     ssize_t r = 1;
-    while (got < n && (r = pread(fd, buf + got, n - got, (off_t)(off + got))) > 0)
+    while (got < n && (r = sg_sys_pread(fd, buf + got, n - got, (off_t)(off + got))) > 0)
         got += (size_t)r;
     return got == n ? 0 : -1;
 }
@@ -483,12 +484,12 @@ static int full_pread(int fd, char *buf, size_t n, size_t off)
 static int read_entry(const struct sg_trust_index *x, const struct sg_trust_entry *e, char *buf)
 {
     struct stat after;
-    int fd = open(x->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = sg_sys_open(x->path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
     if (fd < 0)
         return -1;
     int ok = full_pread(fd, buf, e->end - e->body + MARKED, e->body - 1) == 0 &&
              fstat(fd, &after) == 0 && sg_same_file(&after, &x->st);
-    close(fd);
+    sg_sys_close(fd);
     return ok ? 0 : -1;
 }
 
