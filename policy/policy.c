@@ -739,7 +739,8 @@ static int copy_line(struct ctx *c, char *buf, const char *s, size_t n)
 /* A '#' at the start or after a blank starts a comment; elsewhere it is data. */
 static void strip_comment(char *s)
 {
-    for (char *h = s; (h = strchr(h, '#')); h++)
+    const char *end = s + strlen(s); /* memchr, not strchr: one lazy binding fewer */
+    for (char *h = s; (h = memchr(h, '#', (size_t)(end - h))); h++)
         if (h == s || is_blank(h[-1])) {
             *h = '\0';
             return;
@@ -756,7 +757,7 @@ static int parse_line(struct ctx *c, char *s)
         return 0;
     if (*s == '[')
         return section(c, s);
-    if (!(eq = strchr(s, '=')) || eq == s)
+    if (!(eq = memchr(s, '=', strlen(s))) || eq == s)
         return fail(c, "expected 'key = value', got %q", s);
     *eq = '\0';
     name = trim(s);

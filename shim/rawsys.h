@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -67,11 +68,12 @@ static inline int sg_raw_get_name(char *name)
  * nothing. None of these is a cancellation point, unlike libc's: the
  * library's own short file reads are not where a thread should end. */
 #if defined(__x86_64__)
-static inline long sg_raw_call(long nr, long a, long b, long c, long d)
+static inline long sg_raw_call(long nr, long a, long b, long c, long d, long e)
 {
     register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
     long r;
-    __asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
+    __asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
                      : "rcx", "r11", "memory");
     return r;
 }
@@ -85,8 +87,9 @@ static inline long sg_raw_result(long r)
     return r;
 }
 
-#define SG_SYS(nr, a, b, c, d)                                                      \
-    sg_raw_result(sg_raw_call((long)(nr), (long)(a), (long)(b), (long)(c), (long)(d)))
+#define SG_SYS5(nr, a, b, c, d, e)                                                  \
+    sg_raw_result(sg_raw_call((long)(nr), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e)))
+#define SG_SYS(nr, a, b, c, d) SG_SYS5(nr, a, b, c, d, 0)
 
 static inline int sg_sys_open(const char *path, int flags, mode_t mode)
 {
@@ -112,13 +115,21 @@ static inline ssize_t sg_sys_readlink(const char *path, char *buf, size_t n)
 {
     return SG_SYS(SYS_readlinkat, AT_FDCWD, path, buf, n);
 }
+static inline int sg_sys_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    return (int)SG_SYS5(SYS_getsockopt, fd, level, name, val, len);
+}
+static inline int sg_sys_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+    return (int)SG_SYS(SYS_getsockname, fd, sa, len, 0);
+}
 static inline pid_t sg_sys_getpid(void)
 {
-    return (pid_t)sg_raw_call(SYS_getpid, 0, 0, 0, 0); /* never fails */
+    return (pid_t)sg_raw_call(SYS_getpid, 0, 0, 0, 0, 0); /* never fails */
 }
 static inline uid_t sg_sys_getuid(void)
 {
-    return (uid_t)sg_raw_call(SYS_getuid, 0, 0, 0, 0); /* never fails */
+    return (uid_t)sg_raw_call(SYS_getuid, 0, 0, 0, 0, 0); /* never fails */
 }
 #else
 #define sg_sys_open open
@@ -127,6 +138,8 @@ static inline uid_t sg_sys_getuid(void)
 #define sg_sys_write write
 #define sg_sys_close close
 #define sg_sys_readlink readlink
+#define sg_sys_getsockopt getsockopt
+#define sg_sys_getsockname getsockname
 #define sg_sys_getpid getpid
 #define sg_sys_getuid getuid
 #endif
