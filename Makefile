@@ -47,6 +47,14 @@ HOT_OBJ := shim/ident shim/startfiles shim/auxv shim/locks shim/real shim/inheri
            shim/net shim/guard_io shim/resolve
 LINK_OBJ := $(HOT_OBJ:%=$(BUILD)/obj/%.o) $(filter-out $(HOT_OBJ:%=$(BUILD)/obj/%.o),$(SHIM_OBJ))
 PAGE_GAP := . = ALIGN(CONSTANT(MAXPAGESIZE)) + CONSTANT(MAXPAGESIZE);
+# The loader compares the library's needed file name and version
+# ("libc.so.6\0GLIBC_2.2.5\0", the last 22 bytes of .dynstr, where ld puts the
+# version names) with strcmp some 80 times at every exec. glibc's x86-64
+# strcmp takes a slower road for a string whose 16-byte load would cross a
+# 64-byte line (address % 64 > 48): about 550 instructions of /bin/true's
+# start (callgrind) hung on where those strings happened to fall. They start
+# a line (at most 63 bytes of padding); tests/test_build.py checks it.
+DYNSTR_AT := . = ALIGN(. + SIZEOF(.dynstr) - 22, 64) + 22 - SIZEOF(.dynstr);
 $(BUILD)/hot.ld: shim/smtpguard.map Makefile
 	@mkdir -p $(dir $@)
 	@{ echo 'SECTIONS { .text.sg_hot : {'; echo '  *(.text.startup .text.startup.*)'; \
@@ -54,7 +62,8 @@ $(BUILD)/hot.ld: shim/smtpguard.map Makefile
 	  sed -e 's,/\*.*\*/,,' -e '/global:/,/local:/!d' -e 's/global:\|local:.*//' $< | \
 	      tr ' ;\t' '\n\n\n' | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)$$/  *(.text.\1)/p'; \
 	  echo '} $(PAGE_GAP) } INSERT BEFORE .text;'; \
-	  echo 'SECTIONS { $(PAGE_GAP) } INSERT BEFORE .eh_frame_hdr;'; } > $@
+	  echo 'SECTIONS { $(PAGE_GAP) } INSERT BEFORE .eh_frame_hdr;'; \
+	  echo 'SECTIONS { $(DYNSTR_AT) } INSERT BEFORE .dynstr;'; } > $@
 
 # Without the C start files (shim/startfiles.c says why), but with crtendS.o's
 # end-of-unwind-table marker; -z nodelete: never unmapped (fork handlers stay valid);

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rawsys.h" /* the policy file's own reads: no lazy bindings, no detour */
+
 #define DEFAULT_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"
 #define DEFAULT_SUITES "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 #define DEFAULT_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
@@ -737,7 +739,8 @@ static int copy_line(struct ctx *c, char *buf, const char *s, size_t n)
 /* A '#' at the start or after a blank starts a comment; elsewhere it is data. */
 static void strip_comment(char *s)
 {
-    for (char *h = s; (h = strchr(h, '#')); h++)
+    const char *end = s + strlen(s); /* memchr, not strchr: one lazy binding fewer */
+    for (char *h = s; (h = memchr(h, '#', (size_t)(end - h))); h++)
         if (h == s || is_blank(h[-1])) {
             *h = '\0';
             return;
@@ -754,7 +757,7 @@ static int parse_line(struct ctx *c, char *s)
         return 0;
     if (*s == '[')
         return section(c, s);
-    if (!(eq = strchr(s, '=')) || eq == s)
+    if (!(eq = memchr(s, '=', strlen(s))) || eq == s)
         return fail(c, "expected 'key = value', got %q", s);
     *eq = '\0';
     name = trim(s);
@@ -826,7 +829,7 @@ static long read_all(int fd, char *buf, size_t cap)
     int retries = 0;
 
     while (got < cap) {
-        ssize_t n = read(fd, buf + got, cap - got);
+        ssize_t n = sg_sys_read(fd, buf + got, cap - got);
         if (n > 0)
             got += n;
         else if (n == 0)
@@ -850,7 +853,7 @@ static int load_file(struct ctx *c, const char *path, int privileged, char *buf,
     if ((r = check_stat(c, &st, privileged)) != SG_LOAD_OK)
         return r;
     /* O_NONBLOCK: a FIFO swapped in after the stat cannot block the open. */
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0)
+    if ((fd = sg_sys_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0)) < 0)
         return open_error(c);
     /* The size fstat gives is read, no more: no read to find the end of a
      * regular file (a writer that swaps files atomically is read whole
@@ -861,7 +864,7 @@ static int load_file(struct ctx *c, const char *path, int privileged, char *buf,
     else if ((r = check_stat(c, &st, privileged)) == SG_LOAD_OK &&
              (n = read_all(fd, buf, st.st_size > 0 ? (size_t)st.st_size : cap)) < 0)
         r = (fail(c, "read error: %s", strerror(errno)), SG_LOAD_ERROR);
-    close(fd);
+    sg_sys_close(fd);
     *got = n > 0 ? n : 0;
     if (r != SG_LOAD_OK)
         return r;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "auxv.h"
+#include "rawsys.h"
 
 #define MAX_ENTRIES 64
 
@@ -44,11 +45,11 @@ static int find(const unsigned long *a, int n, unsigned long type, unsigned long
 static int from_proc(unsigned long type, unsigned long *value)
 {
     unsigned long a[2 * MAX_ENTRIES] = {0};
-    long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/auxv", O_RDONLY | O_CLOEXEC);
+    int fd = sg_sys_open("/proc/self/auxv", O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return 0;
-    long got = syscall(SYS_read, fd, a, sizeof a - 2 * sizeof a[0]);
-    syscall(SYS_close, fd);
+    long got = sg_sys_read(fd, a, sizeof a - 2 * sizeof a[0]);
+    sg_sys_close(fd);
     return got > 0 && find(a, (int)(got / (2 * sizeof a[0])), type, value);
 }
 

@@ -133,7 +133,7 @@ static int bind_loaded(struct dl_phdr_info *info, size_t size, void *arg)
     const struct sg_backend *b = arg;
     (void)size;
     const char *name = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
-    if (!name || strncmp(name + 1, b->prefix, strlen(b->prefix)) != 0)
+    if (!name || !sg_starts(name + 1, b->prefix))
         return 0;
     void *h = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
     void *fn = h ? dlsym(h, b->probe) : NULL;

@@ -20,6 +20,7 @@
 #include "guard.h"
 #include "inside.h"
 #include "locks.h"
+#include "rawsys.h"
 #include "real.h"
 #include "smtp_seen.h"
 #include "tlsbind.h"
@@ -61,7 +62,7 @@ static int local_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+    if (sg_sys_getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
         return 0;
     return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                           : ((struct sockaddr_in *)&ss)->sin_port);

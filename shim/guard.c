@@ -76,7 +76,8 @@ int sg_guard_injected(int fd)
     if (!c || c->implicit)
         return 0;
     char byte;
-    return c->injected || recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+    /* REAL: what our recv() does with MSG_PEEK, without binding to itself. */
+    return c->injected || REAL(recv)(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 static void log_plain(struct sg_conn *c, int verdict, const char *check, const char *reason)

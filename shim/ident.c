@@ -141,7 +141,7 @@ static int is_regular(const char *path)
 
 static void resolve(void)
 {
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ssize_t n = sg_sys_readlink("/proc/self/exe", exe, sizeof exe - 1); /* raw: no binding */
     exe[n > 0 ? n : 0] = '\0';
     if (!comm[0]) /* loaded without our constructor having run (dlopen from a constructor) */
         prctl(PR_GET_NAME, comm);

@@ -22,6 +22,7 @@
 #include "fdstate.h"
 #include "ident.h"
 #include "logsink.h"
+#include "rawsys.h"
 #include "real.h"
 #include "utc.h"
 
@@ -49,7 +50,7 @@ static int stderr_usable(void)
 
 static void write_fd(int fd, const char *s, size_t n)
 {
-    if (fd >= 0 && REAL(write)(fd, s, n) < 0)
+    if (fd >= 0 && sg_sys_write(fd, s, n) < 0) /* raw: our own line, no lookup of write */
         return; /* nowhere left to report it */
 }
 
@@ -72,10 +73,10 @@ static void to_file(const struct sg_policy *p, const struct sg_line *l)
 {
     char o[SG_LOG_LINE];
     size_t n = format(p, l, o, SG_TEXT_STAMP | SG_TEXT_HEAD | SG_TEXT_TAIL);
-    int fd = open(p->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    int fd = sg_sys_open(p->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
     write_fd(fd, o, n);
     if (fd >= 0)
-        REAL(close)(fd);
+        sg_sys_close(fd);
 }
 
 /* One datagram of iovecs to a local socket; 0 when it was taken. */
@@ -84,14 +85,14 @@ static int send_dgram(const char *path, struct iovec *iov, int n)
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct timeval tv = {1, 0}; /* a stuck log daemon may not stall the program long */
     strncpy(sa.sun_path, path, sizeof sa.sun_path - 1);
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = sg_socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     struct msghdr m = {.msg_name = &sa, .msg_namelen = sizeof sa, .msg_iov = iov,
                        .msg_iovlen = n};
     ssize_t r = REAL(sendmsg)(fd, &m, MSG_NOSIGNAL);
-    REAL(close)(fd);
+    sg_sys_close(fd);
     return r < 0 ? -1 : 0;
 }
 

@@ -17,6 +17,7 @@
 #include "ident.h"
 #include "log.h"
 #include "ossl.h"
+#include "rawsys.h"
 #include "real.h"
 #include "resolve.h"
 #include "trust_follow.h"
@@ -36,7 +37,7 @@ static int is_stream(int fd)
 {
     int type = 0;
     socklen_t len = sizeof type;
-    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+    return sg_sys_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
 }
 
 static void format_addr(const struct sockaddr *sa, char *out, size_t len)
@@ -161,6 +162,8 @@ SG_EXPORT int socket(int domain, int type, int protocol)
     __atomic_store_n(&sg_fdtab[fd], mark, __ATOMIC_RELAXED);
     return fd;
 }
+
+__attribute__((alias("socket"), copy(socket))) int sg_socket(int domain, int type, int protocol);
 
 /* Not an SMTP (or DNS) port, on an untracked descriptor: a tail call. */
 SG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)

@@ -10,6 +10,7 @@
 #include "ossl.h"
 #include "ossl_bind.h"
 #include "real.h"
+#include "scope.h"
 
 #define MAX_LIBS 4
 
@@ -19,8 +20,7 @@ _Static_assert(sizeof libs[0] <= SG_RECORD_MAX, "backend.c binds a record on the
 static int is_libssl(const char *path)
 {
     const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    return strncmp(base, "libssl.so", 9) == 0;
+    return sg_starts(base ? base + 1 : path, "libssl.so");
 }
 
 /* What only SMTP sessions need, into o from lib (a copy: its checks are

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "locks.h"
 #include "ossl_ciphers.h"
+#include "scope.h"
 
 /* The policy's default TLS 1.2 rule, which the predicate below answers for
  * without OpenSSL's rule parser (tests/test_cipher_rule.py proves it selects
@@ -63,14 +64,16 @@ static int default_rule_selects(struct sg_ossl *o, const SSL_CIPHER *c)
 }
 
 /* A TLS 1.3 suite's name (OpenSSL names them by their standard names) is an
- * entry of the policy's colon-separated ciphersuites. (strchr, not strcspn:
- * a libc function the library did not import yet cost every exec ~650 more
- * instructions in the loader, callgrind on /bin/true.) */
+ * entry of the policy's colon-separated ciphersuites. (memchr and sg_starts:
+ * strcspn, a libc function the library did not import, cost every exec ~650
+ * more instructions in the loader, callgrind on /bin/true; strchr and
+ * strncmp a lazy binding each in every OpenSSL process.) */
 static int in_suites(const char *list, const char *name)
 {
     size_t n = name ? strlen(name) : 0;
-    for (const char *e = list; n && e; e = strchr(e, ':'), e = e ? e + 1 : NULL)
-        if (strncmp(e, name, n) == 0 && (e[n] == ':' || e[n] == 0))
+    const char *end = list + strlen(list);
+    for (const char *e = list; n && e; e = memchr(e, ':', (size_t)(end - e)), e = e ? e + 1 : NULL)
+        if (sg_starts(e, name) && (e[n] == ':' || e[n] == 0))
             return 1;
     return 0;
 }

@@ -80,6 +80,12 @@ void *sg_real_bind(void **slot, const char *name);
          ? sg_libc.name                                                             \
          : (__typeof__(sg_libc.name))sg_real_bind((void **)&sg_libc.name, #name))
 
+/* The library's own socket() interposer (shim/net.c), called directly by a
+ * hidden alias, for its own log socket: the same work (a number the kernel
+ * hands out again drops a stale state), without the lazy binding of the
+ * library to itself that a call by name costs in every process. */
+int sg_socket(int domain, int type, int protocol);
+
 /* Is this address inside libsmtpguard.so itself? */
 int sg_is_own_address(const void *addr);
 

@@ -141,12 +141,15 @@ void sg_resolve_remember(const char *name, int family, const void *addr, const v
 {
     char clean[SG_HOST_MAX];
     unsigned char a[16];
-    if (!name || !*name || strlen(name) >= SG_HOST_MAX || !to16(family, addr, a))
+    size_t n = name ? strlen(name) : 0;
+    if (!n || n >= SG_HOST_MAX || !to16(family, addr, a))
         return;
     int literal = is_literal(name);
     if (literal && !list)
         return;
-    strcpy(clean, name);
+    /* memcpy, not strcpy: two lazy bindings fewer (the length is known; a
+     * normalised name is no longer, its end within the n + 1 bytes). */
+    memcpy(clean, name, n + 1);
     sg_name_normalise(clean);
     pthread_mutex_lock(&lock);
     /* A slot never written holds nothing to forget and is not read: its page
@@ -157,7 +160,7 @@ void sg_resolve_remember(const char *name, int family, const void *addr, const v
         note_forgotten(e);
     lists += (list != NULL) - (reused && e->list != NULL);
     memcpy(e->addr, a, 16);
-    strcpy(e->name, clean);
+    memcpy(e->name, clean, n + 1);
     e->literal = literal;
     e->list = list;
     e->sa = sa;

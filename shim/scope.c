@@ -9,8 +9,7 @@
 static int basename_starts(const char *path, const char *prefix)
 {
     const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    return strncmp(base, prefix, strlen(prefix)) == 0;
+    return sg_starts(base ? base + 1 : path, prefix);
 }
 
 /* The object whose mapped segments hold addr: a walk over the loaded

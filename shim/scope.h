@@ -3,6 +3,16 @@
 #ifndef SG_SCOPE_H
 #define SG_SCOPE_H
 
+/* Whether s starts with prefix: strncmp(s, prefix, strlen(prefix)) == 0
+ * without the lazy binding of strncmp, which the first TLS call of every
+ * process would pay for (issue 15); the prefixes are short. */
+static inline int sg_starts(const char *s, const char *prefix)
+{
+    while (*prefix && *s == *prefix)
+        s++, prefix++;
+    return !*prefix;
+}
+
 /* The function sym the caller at ret would have reached without us: its own
  * scope first (a library loaded with RTLD_LOCAL: Python's _ssl, Perl's
  * Net::SSLeay), then the global scope after us, then any loaded library

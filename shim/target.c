@@ -9,7 +9,6 @@
  *     address: the address is the identity (its IP SAN), as curl and
  *     OpenSSL check an address literal. */
 #include <arpa/inet.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
@@ -17,9 +16,13 @@
 #include "resolve.h"
 #include "target.h"
 
+/* As snprintf(dst, cap, "%s", src) would, without its lazy binding. */
 static void copy(char *dst, size_t cap, const char *src)
 {
-    snprintf(dst, cap, "%s", src ? src : "");
+    size_t n = src ? strlen(src) : 0;
+    n = n < cap ? n : cap - 1;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
 }
 
 static int is_ip(const char *s)

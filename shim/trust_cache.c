@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rawsys.h" /* the cache's own reads: no lazy bindings, no detour */
 #include "trust_cache.h"
 
 #define MAGIC "SGTIDX1"
@@ -42,7 +43,7 @@ static int full_read(int fd, void *buf, size_t n)
 {
     size_t got = 0;
     ssize_t r = 1;
-    while (got < n && (r = read(fd, (char *)buf + got, n - got)) > 0)
+    while (got < n && (r = sg_sys_read(fd, (char *)buf + got, n - got)) > 0)
         got += (size_t)r;
     return got == n ? 0 : -1;
 }
@@ -74,7 +75,7 @@ int sg_trust_cache_read(const char *ca_file, const struct stat *st, struct sg_tr
     char path[4096];
     struct stat cs;
     sg_trust_cache_path(dir && *dir ? dir : SG_TRUST_CACHE_DIR, ca_file, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+    int fd = sg_sys_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0);
     if (fd < 0)
         return -1;
     int n = -1;
@@ -85,7 +86,7 @@ int sg_trust_cache_read(const char *ca_file, const struct stat *st, struct sg_tr
         (size_t)cs.st_size <= MAX_FILE && (buf = malloc((size_t)cs.st_size)) != NULL &&
         full_read(fd, buf, (size_t)cs.st_size) == 0)
         n = parse(buf, (size_t)cs.st_size, ca_file, st);
-    close(fd);
+    sg_sys_close(fd);
     if (n > 0)
         *out = (struct sg_trust_entry *)buf; /* malloc'd: aligned for the entries */
     else

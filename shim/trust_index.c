@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "name_key.h"
+#include "rawsys.h" /* the bundle's own reads: no lazy bindings, no detour */
 #include "trust_cache.h"
 #include "trust_index.h"
 
@@ -295,7 +296,7 @@ static int scan(struct sg_trust_index *x)
 
 static char *read_file(const char *path, size_t *len, struct stat *st)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = sg_sys_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
     char *buf = NULL;
     if (fd < 0)
         return NULL;
@@ -304,7 +305,7 @@ static char *read_file(const char *path, size_t *len, struct stat *st)
         size_t got = 0;
         ssize_t r = 1;
         while (got < (size_t)st->st_size && r > 0)
-            if ((r = read(fd, buf + got, (size_t)st->st_size - got)) > 0)
+            if ((r = sg_sys_read(fd, buf + got, (size_t)st->st_size - got)) > 0)
                 got += (size_t)r;
         *len = got;
         /* Changed while we read: what we hold may be neither version. */
@@ -315,7 +316,7 @@ static char *read_file(const char *path, size_t *len, struct stat *st)
             buf = NULL;
         }
     }
-    close(fd);
+    sg_sys_close(fd);
     return buf;
 }
 
@@ -384,6 +385,14 @@ struct sg_trust_index *sg_trust_index_from_text(char *pem, size_t len)
     return x;
 }
 
+/* strdup, without its lazy binding (malloc is bound by then). */
+static char *copy_of(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    return c ? memcpy(c, s, n) : NULL;
+}
+
 /* A prepared cache that matches the file: keep its entries and the file's
  * identity, read nothing of the bundle (a 220 KB read is about 50 page
  * faults, 190 us per process, for the one or two anchors a chain needs).
@@ -394,7 +403,7 @@ static int file_backed(struct sg_trust_index *x, const char *ca_file, const stru
     if (st)
         x->st = *st;
     return (st || stat(ca_file, &x->st) == 0) && S_ISREG(x->st.st_mode) && x->st.st_size > 0 &&
-           (size_t)x->st.st_size <= MAX_FILE && (x->path = strdup(ca_file)) != NULL &&
+           (size_t)x->st.st_size <= MAX_FILE && (x->path = copy_of(ca_file)) != NULL &&
            from_cache(x, ca_file, &x->st) == 0;
 }
 
@@ -465,7 +474,7 @@ static int full_pread(int fd, char *buf, size_t n, size_t off)
 {
     size_t got = 0;
     ssize_t r = 1;
-    while (got < n && (r = pread(fd, buf + got, n - got, (off_t)(off + got))) > 0)
+    while (got < n && (r = sg_sys_pread(fd, buf + got, n - got, (off_t)(off + got))) > 0)
         got += (size_t)r;
     return got == n ? 0 : -1;
 }
@@ -483,12 +492,12 @@ static int full_pread(int fd, char *buf, size_t n, size_t off)
 static int read_entry(const struct sg_trust_index *x, const struct sg_trust_entry *e, char *buf)
 {
     struct stat after;
-    int fd = open(x->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = sg_sys_open(x->path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
     if (fd < 0)
         return -1;
     int ok = full_pread(fd, buf, e->end - e->body + MARKED, e->body - 1) == 0 &&
              fstat(fd, &after) == 0 && sg_same_file(&after, &x->st);
-    close(fd);
+    sg_sys_close(fd);
     return ok ? 0 : -1;
 }
 

@@ -85,6 +85,26 @@ def test_loader_work_at_exec_stays_small(build):
     assert "NODELETE" in _out("readelf", "-d", LIB)  # fork handlers never left dangling
 
 
+def test_strings_the_loader_compares_start_a_cache_line(build):
+    """The needed file name and version, which the loader compares with strcmp
+    some 80 times at every exec: glibc's x86-64 strcmp is slower for a string
+    within 16 bytes of a 64-byte line's end, about 550 instructions of
+    /bin/true's start (the Makefile's DYNSTR_AT)."""
+    if sanitize.ENABLED or platform.machine() != "x86_64":
+        return
+    sec = re.search(r"\.dynstr\s+STRTAB\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)",
+                    _out("readelf", "-S", "-W", LIB))
+    assert sec, "no .dynstr"
+    addr, off, size = (int(x, 16) for x in sec.groups())
+    with open(LIB, "rb") as f:
+        f.seek(off)
+        strs = f.read(size)
+    for name in (b"libc.so.6", b"GLIBC_2.2.5"):
+        at = strs.find(b"\0" + name + b"\0") + 1
+        assert at > 0, name
+        assert (addr + at) % 64 <= 48, f"{name} at {addr + at:#x}: {(addr + at) % 64} into its line"
+
+
 def test_own_memcpy_does_not_call_itself(build):
     """shim/libc_versions.c's memcpy hands over to memmove; a compiler that turned
     that back into memcpy would make it loop forever."""

@@ -2,6 +2,7 @@
  * fuzz target: a policy the target sets per input, and a log that only checks
  * what it is given (a refusal always carries a reason; no line carries bytes of
  * the program's data, which the target makes sure contain no '\x01'). */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,20 @@
 #include "dns_sock.h"
 #include "inside.h"
 #include "log.h"
+#include "real.h"
 #include "tlsbind.h"
 #include "wire_io.h"
+
+/* guard.c's REAL(recv) (its MSG_PEEK injection check): libc's own, bound as
+ * shim/real.c binds it. */
+struct sg_libc sg_libc;
+
+void *sg_real_bind(void **slot, const char *name)
+{
+    void *fn = dlsym(RTLD_NEXT, name);
+    __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
+    return fn;
+}
 
 struct sg_policy fuzz_policy;
 const struct sg_policy *sg_config_loaded = &fuzz_policy;
