@@ -27,6 +27,7 @@
  *
  * Only after the process has had an SMTP connection (smtp_seen.h): before,
  * each call is one branch and GnuTLS's own function. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,8 +38,9 @@
 
 #define CALLER __builtin_return_address(0)
 /* a chain and its anchor: names, key ids, constraints, usages and each
- * extension's identity (~8 a certificate) */
-#define SLOTS 48
+ * extension's identity (~8 a certificate), in SETS sets of WAYS entries */
+#define SETS 16
+#define WAYS 4
 #define INPUT_MAX 4096 /* larger inputs go to GnuTLS every time */
 #define TEXT_MAX 1024  /* a longer name's text too */
 
@@ -46,6 +48,7 @@ enum { RDN = 1, AKI, BC, KU, EXT };
 
 struct entry {
     const struct sg_gnutls *g;
+    uint32_t tag; /* tag_of its key */
     int fn;
     unsigned aux; /* rdn_get2's flags, an extension's index (keys); the key
                    * identifier's criticality (an output) */
@@ -53,8 +56,35 @@ struct entry {
     unsigned char bytes[]; /* input, then output */
 };
 
-static struct entry *slot[SLOTS]; /* under sg_lock_memo */
-static unsigned next_slot;
+/* Under sg_lock_memo. A key is looked for in one set only: a handful of
+ * comparisons, where a scan of every entry cost ~350 instructions a call. */
+static struct entry *slot[SETS][WAYS];
+static unsigned char turn[SETS]; /* the way the set's next entry replaces */
+
+/* aux as part of the key: none for the key identifier (there an output). */
+static unsigned key_aux(int fn, unsigned aux)
+{
+    return fn == AKI ? 0 : aux;
+}
+
+/* A tag of the key (fn, aux, in): equal keys, equal tags. Cheap: the length
+ * and 16 of the bytes (a certificate ends with its signature, a name with
+ * its last value); only the full comparison of an entry decides. */
+static uint32_t tag_of(int fn, unsigned aux, const unsigned char *in, size_t n)
+{
+    const uint64_t k = 0x9e3779b97f4a7c15u;
+    uint64_t h = (((uint64_t)(unsigned)fn << 32 | key_aux(fn, aux)) ^ n) * k, w;
+    if (n >= 8) {
+        memcpy(&w, in + n - 8, 8);
+        h = (h ^ w) * k;
+        memcpy(&w, in + n / 2 - 4, 8);
+        h = (h ^ w) * k;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ in[i]) * k;
+    }
+    return (uint32_t)(h >> 32);
+}
 
 /* The output kept for (g, fn, aux, in): copied into out (cap bytes), its
  * length; -1 when none or it does not fit. aux_out: the kept aux. */
@@ -62,10 +92,13 @@ static long recall(const struct sg_gnutls *g, int fn, unsigned aux, const void *
                    void *out, size_t cap, unsigned *aux_out)
 {
     long got = -1;
+    uint32_t tag = tag_of(fn, aux, in, n);
+    struct entry *const *set = slot[tag % SETS];
     pthread_mutex_lock(&sg_lock_memo);
-    for (unsigned i = 0; i < SLOTS && got < 0; i++) {
-        const struct entry *e = slot[i];
-        if (e && e->g == g && e->fn == fn && (fn == AKI || e->aux == aux) && e->in_len == n &&
+    for (unsigned i = 0; i < WAYS && got < 0; i++) {
+        const struct entry *e = set[i];
+        if (e && e->tag == tag && e->g == g && e->fn == fn &&
+            key_aux(fn, e->aux) == key_aux(fn, aux) && e->in_len == n &&
             memcmp(e->bytes, in, n) == 0 && e->out_len <= cap) {
             memcpy(out, e->bytes + n, e->out_len);
             *aux_out = e->aux;
@@ -83,13 +116,21 @@ static void keep(const struct sg_gnutls *g, int fn, unsigned aux, const void *in
                           ? malloc(sizeof *e + n + out_len) : NULL;
     if (!e)
         return;
-    *e = (struct entry){g, fn, aux, n, out_len};
+    uint32_t tag = tag_of(fn, aux, in, n);
+    *e = (struct entry){g, tag, fn, aux, n, out_len};
     memcpy(e->bytes, in, n);
     memcpy(e->bytes + n, out, out_len);
+    unsigned s = tag % SETS;
     pthread_mutex_lock(&sg_lock_memo);
-    struct entry *old = slot[next_slot];
-    slot[next_slot] = e;
-    next_slot = (next_slot + 1) % SLOTS;
+    unsigned way = turn[s];
+    for (unsigned i = 0; i < WAYS; i++)
+        if (!slot[s][i]) {
+            way = i;
+            break;
+        }
+    struct entry *old = slot[s][way];
+    slot[s][way] = e;
+    turn[s] = (unsigned char)((way + 1) % WAYS);
     pthread_mutex_unlock(&sg_lock_memo);
     free(old);
 }
