@@ -566,9 +566,11 @@ int sg_trust_index_select(const struct sg_trust_index *x, const unsigned char *c
             nn += 2;
     }
     /* Each pass takes the anchors that answer a name seen so far; their
-     * issuers are new names. Ends when a pass takes none. */
-    for (int took = 1; took && found < max;) {
-        took = 0;
+     * issuers are new names. Ends when a pass adds no name: it has weighed
+     * every anchor against every name there is, so another would take
+     * none (a self-signed anchor adds none: its issuer is its subject). */
+    for (int grew = 1; grew && found < max;) {
+        grew = 0;
         for (int i = 0; i < x->n && found < max; i++) {
             if (!member(names, nn, x->a[i].subject))
                 continue;
@@ -584,9 +586,9 @@ int sg_trust_index_select(const struct sg_trust_index *x, const unsigned char *c
                 got[found] = (struct sg_der){d, d ? dn : 0};
             else
                 free(d);
-            out[found++] = i, took = 1;
+            out[found++] = i;
             if (nn < NAMES && issuer && !member(names, nn, issuer))
-                names[nn++] = issuer;
+                names[nn++] = issuer, grew = 1;
         }
     }
     return found;
