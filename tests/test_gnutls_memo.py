@@ -22,6 +22,7 @@ from lib.forgery import gate  # noqa: F401 (a fixture)
 from lib.certs import _openssl
 from lib.constants import PASSWORD, USER
 from lib.forgery import check_refused, make_ca, make_key, make_leaf, printable_ca
+from lib.forgery import subject_of
 from lib.runner import CLIENTS, describe
 
 CHECK = CLIENTS / "gnutls_memo_check"
@@ -124,3 +125,36 @@ def test_verdicts_after_the_program_verified(cert, decoy, side, certs, smtp_serv
         assert len(server.transactions()) == 1 and res.returncode == 0, describe(res)
     else:
         check_refused(res, server, env, side, leaks=True)
+
+
+def intermediate_of(d, root):
+    """A CA for /CN=smtpguard memo intermediate, signed by root = (cert, key)."""
+    key, csr, cert = make_key(d, "inter"), str(d / "inter.csr"), str(d / "inter.pem")
+    _openssl("req", "-new", "-key", key, "-out", csr, "-subj", "/CN=smtpguard memo intermediate",
+             "-config", "/dev/null", cwd=d)
+    (d / "inter.ext").write_text("basicConstraints=critical,CA:TRUE\n"
+                                 "keyUsage=critical,keyCertSign,cRLSign\n"
+                                 "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    _openssl("x509", "-req", "-in", csr, "-CA", root[0], "-CAkey", root[1], "-set_serial",
+             "4712", "-days", "30", "-extfile", str(d / "inter.ext"), "-out", cert, cwd=d)
+    return cert, key
+
+
+@pytest.mark.parametrize("side", ("baseline", "shim"))
+def test_missing_intermediate_after_the_program_verified(side, tmp_path, smtp_server, run,
+                                                         baseline, shim, message_file):
+    """The server sends its leaf without the intermediate that links it to the
+    policy's root. The program trusts that intermediate itself and verifies
+    (GnuTLS parses the leaf twice and copies the intermediate during the
+    handshake), ignores its result and mails: without the library the server
+    gets the message; with it the policy's store lacks the link and the shim
+    refuses."""
+    root = make_ca(tmp_path, "root", "/CN=smtpguard memo root", "EC")
+    inter = intermediate_of(tmp_path, root)
+    assert subject_of(inter[0]) != subject_of(root[0])
+    server = smtp_server(make_leaf(tmp_path, "ileaf", inter), "starttls")
+    env = baseline() if side == "baseline" else shim([server.port], ca=root[0])
+    env["SG_DECOY"] = inter[0]
+    res = run([str(CARELESS), "decoy", "localhost", str(server.port), "starttls",
+               str(message_file)], env, timeout=60)
+    check_refused(res, server, env, side, leaks=True)
