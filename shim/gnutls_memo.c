@@ -43,8 +43,9 @@
 #include "smtp_seen.h"
 
 #define CALLER __builtin_return_address(0)
-/* a chain and its anchor: names, key ids, constraints, usages and each
- * extension's identity (~8 a certificate), in SETS sets of WAYS entries */
+/* a chain and its anchor: names, key ids, validity bounds, constraints,
+ * usages and each extension's identity (~12 a certificate), in SETS sets of
+ * WAYS entries */
 #define SETS 16
 #define WAYS 4
 #define INPUT_MAX 4096 /* larger inputs go to GnuTLS every time */
