@@ -25,7 +25,9 @@
     X(gnutls_priority_get_cipher_suite_index) X(gnutls_priority_protocol_list)        \
     X(gnutls_priority_kx_list) X(gnutls_priority_cipher_list) X(gnutls_priority_mac_list) \
     X(gnutls_kx_get_name) X(gnutls_mac_get_name) X(gnutls_x509_crt_get_basic_constraints)   \
-    X(gnutls_x509_crt_get_key_usage) X(gnutls_x509_crt_get_extension_info)
+    X(gnutls_x509_crt_get_key_usage) X(gnutls_x509_crt_get_extension_info)          \
+    X(gnutls_x509_crt_get_subject_key_id) X(gnutls_x509_crt_get_activation_time)        \
+    X(gnutls_x509_crt_get_expiration_time)
 
 struct sg_gnutls {
     struct sg_lib lib;     /* first: the record backend.c keeps */

@@ -19,6 +19,7 @@ static __thread struct {
     int open;            /* inside the real handshake call */
     int n;
     gnutls_x509_crt_t crt[KEEP];
+    gnutls_x509_crt_t spare; /* a copy of one kept: the verdict's stand-in (gnutls_lend.c) */
 } kept __attribute__((tls_model("initial-exec")));
 
 void sg_gnutls_keep_open(struct sg_gnutls *g)
@@ -38,6 +39,9 @@ void sg_gnutls_keep_release(void)
 {
     for (int i = 0; i < kept.n; i++)
         kept.g->gnutls_x509_crt_deinit(kept.crt[i]);
+    if (kept.spare)
+        kept.g->gnutls_x509_crt_deinit(kept.spare);
+    kept.spare = NULL;
     kept.n = 0;
     kept.g = NULL;
     kept.open = 0;
@@ -69,8 +73,20 @@ int sg_gnutls_crt_of(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x509
     return 1;
 }
 
+gnutls_x509_crt_t sg_gnutls_spare_take(struct sg_gnutls *g)
+{
+    gnutls_x509_crt_t crt = kept.g == g ? kept.spare : NULL;
+    if (crt)
+        kept.spare = NULL;
+    return crt;
+}
+
 /* Worth keeping: not a copy of one kept already (GnuTLS parses the server's
- * certificate twice when the program verifies; a parse holds ~16 KiB). */
+ * certificate twice when the program verifies; a parse holds ~16 KiB). The
+ * first copy is kept as the spare instead: a certificate GnuTLS made, freed
+ * later rather than now, that the verdict lends for the copy of its anchor
+ * GnuTLS asks for only to free it (gnutls_lend.c), where making an empty one
+ * costs ~80,000 instructions with its free. */
 static int worth_keeping(struct sg_gnutls *g, gnutls_x509_crt_t crt)
 {
     gnutls_datum_t der = {NULL, 0};
@@ -81,6 +97,10 @@ static int worth_keeping(struct sg_gnutls *g, gnutls_x509_crt_t crt)
     for (int i = 0; fresh && i < kept.n; i++)
         fresh = !g->gnutls_x509_crt_equals2(kept.crt[i], &der);
     (*g->free_fn)(der.data);
+    if (!fresh && !kept.spare) {
+        kept.spare = crt;
+        return -1;
+    }
     return fresh;
 }
 
@@ -97,10 +117,12 @@ SG_EXPORT void gnutls_x509_crt_deinit(gnutls_x509_crt_t crt)
         return;
     /* Only GnuTLS's own frees: a certificate the program made may carry its
      * flags (GNUTLS_X509_CRT_FLAG_IGNORE_SANITY). */
-    if (kept.open && kept.g == g && crt && sg_lib_holds(&g->lib, CALLER) &&
-        worth_keeping(g, crt)) {
-        kept.crt[kept.n++] = crt;
-        return;
+    if (kept.open && kept.g == g && crt && sg_lib_holds(&g->lib, CALLER)) {
+        int worth = worth_keeping(g, crt);
+        if (worth > 0)
+            kept.crt[kept.n++] = crt;
+        if (worth)
+            return;
     }
     g->gnutls_x509_crt_deinit(crt);
 }

@@ -17,4 +17,9 @@ void sg_gnutls_keep_release(void);
  * 0 when they do not parse. */
 int sg_gnutls_crt_of(struct sg_gnutls *g, const gnutls_datum_t *der, gnutls_x509_crt_t *out);
 
+/* A certificate g made and freed during the handshake call, a copy of one
+ * kept, now the caller's (it deinits it); NULL when there is none. Its
+ * content is no one's concern: it only stands in (gnutls_lend.c). */
+gnutls_x509_crt_t sg_gnutls_spare_take(struct sg_gnutls *g);
+
 #endif

@@ -6,16 +6,20 @@
  *
  * During the shim's own verification, against a list the shim made for that
  * verdict alone, GnuTLS's own request for a copy is answered by the list
- * (found or not, as before) and, when found, with a stand-in for the copy: an
- * empty certificate of the shim's, made once per verdict (~80,000
- * instructions with its free), whose free by GnuTLS (gnutls_keep.c sees every
- * one) is its return and frees nothing.
+ * (found or not, as before) and, when found, with a stand-in for the copy,
+ * whose free by GnuTLS (gnutls_keep.c sees every one) is its return and frees
+ * nothing. The stand-in is the spare (gnutls_keep.h): a copy of the server's
+ * certificate GnuTLS made and freed during the handshake, freed after the
+ * verdict instead; without one, an empty certificate of the shim's, made once
+ * per verdict (~80,000 instructions with its free). Either is GnuTLS's own
+ * certificate, which GnuTLS may free, and nothing else holds.
  *
  * Never the list's own certificate: a GnuTLS whose free skipped the shim (a
  * build whose internal calls bypass its PLT) would free the anchor under the
  * verification. A stand-in freed or kept that way harms nothing: the shim
  * leaves it alone and that library lends no more. Only for the versions whose
  * use of the copy is that one look (bind_library: lends). */
+#include "gnutls_keep.h"
 #include "gnutls_lend.h"
 #include "real.h"
 
@@ -63,6 +67,8 @@ static int lent(struct sg_gnutls *g, gnutls_x509_trust_list_t list, gnutls_x509_
     int r = g->gnutls_x509_trust_list_get_issuer(list, cert, &own, flags & ~GNUTLS_TL_GET_COPY);
     if (r != 0)
         return r;
+    if (!lend.stand_in)
+        lend.stand_in = sg_gnutls_spare_take(g);
     if (!lend.stand_in && g->gnutls_x509_crt_init(&lend.stand_in) < 0) {
         lend.stand_in = NULL;
         return g->gnutls_x509_trust_list_get_issuer(list, cert, issuer, flags);

@@ -551,6 +551,25 @@ static int member(const uint64_t *set, int n, uint64_t key)
     return 0;
 }
 
+/* A set of name keys with a one-word filter (a bit per key's low six bits):
+ * most anchors of a bundle are told apart by one test, not by comparing
+ * with every name. The keys are hashes (name_key.h). */
+struct names {
+    uint64_t key[64], filter;
+    int n;
+};
+
+static int names_has(const struct names *s, uint64_t key)
+{
+    return (s->filter >> (key & 63) & 1) && member(s->key, s->n, key);
+}
+
+static void names_add(struct names *s, uint64_t key)
+{
+    s->key[s->n++] = key;
+    s->filter |= 1ull << (key & 63);
+}
+
 /* The issuer key of a selected anchor, from its DER. 0 when unknown (no name
  * has key 0 in practice; if one did, an anchor's issuer would only be looked
  * for in vain). */
@@ -567,19 +586,22 @@ int sg_trust_index_select(const struct sg_trust_index *x, const unsigned char *c
                           const size_t *len, int n, int *out, struct sg_der *got, int max)
 {
     enum { NAMES = 64 };
-    uint64_t names[NAMES];
-    int nn = 0, found = 0;
-    for (int i = 0; i < n && nn + 2 <= NAMES; i++) {
+    struct names names = {.n = 0};
+    int found = 0;
+    for (int i = 0; i < n && names.n + 2 <= NAMES; i++) {
         size_t total;
-        if (sg_cert_name_keys(der[i], len[i], &names[nn], &names[nn + 1], &total) == 0)
-            nn += 2;
+        uint64_t issuer, subject;
+        if (sg_cert_name_keys(der[i], len[i], &issuer, &subject, &total) == 0)
+            names_add(&names, issuer), names_add(&names, subject);
     }
     /* Each pass takes the anchors that answer a name seen so far; their
-     * issuers are new names. Ends when a pass takes none. */
-    for (int took = 1; took && found < max;) {
-        took = 0;
+     * issuers are new names. Ends when a pass adds no name: it has weighed
+     * every anchor against every name there is, so another would take
+     * none (a self-signed anchor adds none: its issuer is its subject). */
+    for (int grew = 1; grew && found < max;) {
+        grew = 0;
         for (int i = 0; i < x->n && found < max; i++) {
-            if (!member(names, nn, x->a[i].subject))
+            if (!names_has(&names, x->a[i].subject))
                 continue;
             int dup = 0;
             for (int k = 0; k < found && !dup; k++)
@@ -593,9 +615,9 @@ int sg_trust_index_select(const struct sg_trust_index *x, const unsigned char *c
                 got[found] = (struct sg_der){d, d ? dn : 0};
             else
                 free(d);
-            out[found++] = i, took = 1;
-            if (nn < NAMES && issuer && !member(names, nn, issuer))
-                names[nn++] = issuer;
+            out[found++] = i;
+            if (names.n < NAMES && issuer && !names_has(&names, issuer))
+                names_add(&names, issuer), grew = 1;
         }
     }
     return found;

@@ -37,7 +37,8 @@ EXPORTED = {
     "gnutls_x509_trust_list_get_issuer",  # the anchor lent, not copied (gnutls_lend.c)
     "gnutls_x509_rdn_get2", "gnutls_x509_crt_get_authority_key_id",  # answered again (gnutls_memo.c)
     "gnutls_x509_crt_get_basic_constraints", "gnutls_x509_crt_get_key_usage",  # gnutls_memo.c
-    "gnutls_x509_crt_get_extension_info",  # gnutls_memo.c
+    "gnutls_x509_crt_get_extension_info", "gnutls_x509_crt_get_subject_key_id",  # gnutls_memo.c
+    "gnutls_x509_crt_get_activation_time", "gnutls_x509_crt_get_expiration_time",  # gnutls_memo.c
 }
 # A SANITIZE=1 build also needs the sanitizer runtimes.
 ALLOWED_NEEDED = re.compile(r"^(libc|libdl|libpthread|libasan|libubsan)\.so\.\d+$"

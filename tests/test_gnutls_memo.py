@@ -1,13 +1,15 @@
 """gnutls_x509_rdn_get2, gnutls_x509_crt_get_authority_key_id,
-gnutls_x509_crt_get_basic_constraints, gnutls_x509_crt_get_key_usage and
-gnutls_x509_crt_get_extension_info answered again
-by the shim from what GnuTLS answered for the same bytes (shim/gnutls_memo.c,
-issue 15): both verifications of a chain, the program's and the shim's, ask
-them the same questions. The answers must be GnuTLS's own for every input:
-names and their strings under both flag values, a name cut short by a byte
-(a prefix of a remembered name), the key identifier with room enough, with
-one byte of room, with no buffer, of a certificate without one, of a
-modified (re-encoded) copy, and of certificates sharing a name; basic
+gnutls_x509_crt_get_subject_key_id, gnutls_x509_crt_get_activation_time,
+gnutls_x509_crt_get_expiration_time, gnutls_x509_crt_get_basic_constraints,
+gnutls_x509_crt_get_key_usage and gnutls_x509_crt_get_extension_info answered
+again by the shim from what GnuTLS answered for the same bytes
+(shim/gnutls_memo.c, issue 15): both verifications of a chain, the program's
+and the shim's, ask them the same questions. The answers must be GnuTLS's own
+for every input: names and their strings under both flag values, a name cut
+short by a byte (a prefix of a remembered name), each key identifier with room
+enough, with one byte of room, with no buffer, of a certificate without one,
+of a modified (re-encoded) copy, and of certificates sharing a name; the
+validity bounds (UTCTime and GeneralizedTime) of each; basic
 constraints and key usage present (critical or not, with a path length) and
 absent, each output NULL in turn, outputs starting from other values; each
 extension's OID and criticality with room, exact room, a byte short, no
@@ -20,6 +22,7 @@ from lib.forgery import gate  # noqa: F401 (a fixture)
 from lib.certs import _openssl
 from lib.constants import PASSWORD, USER
 from lib.forgery import check_refused, make_ca, make_key, make_leaf, printable_ca
+from lib.forgery import subject_of
 from lib.runner import CLIENTS, describe
 
 CHECK = CLIENTS / "gnutls_memo_check"
@@ -35,9 +38,10 @@ def cert_files(tmp_path_factory):
 
 
 def path_ca(d):
-    """A CA whose basic constraints (with a path length) and key usage are not critical."""
+    """A CA whose basic constraints (with a path length) and key usage are not
+    critical, valid until after 2049 (a GeneralizedTime)."""
     key, cert = make_key(d, "path"), str(d / "path.pem")
-    _openssl("req", "-x509", "-new", "-key", key, "-out", cert, "-days", "30",
+    _openssl("req", "-x509", "-new", "-key", key, "-out", cert, "-days", "20000",
              "-subj", "/CN=smtpguard memo path CA", "-config", "/dev/null",
              "-addext", "basicConstraints=CA:TRUE,pathlen:2",
              "-addext", "keyUsage=keyCertSign,digitalSignature", cwd=d)
@@ -68,11 +72,15 @@ def test_gnutls_answers(run, baseline, cert_files, expected, gate):
     # names differ, keys are found and not, buffers are short: the cases are there
     text = "\n".join(lines)
     for case in ("aki=0/20/0:", "aki=-56/", "aki_short=-51/20", "short/0=-", "subject/1=",
+                 "ski=0/20/0:", "ski=-56/", "ski_short=-51/20", "ski_null=-51/20",
                  "bc=1/1/1/-1", "bc=1/0/1/2", "bc=0/1/0/", "bc=-56/", "ku=0/6/1", "ku=0/132/0",
                  "ku=-56/", "ext0=0/9/1:2.5.29.19:120", "ext2=0/9/0:2.5.29.37:120",
                  "exact=0/9:2.5.29.19:120", "short=-51/10/1:xxxx", "null=-51/10", "ext0=-56/",
                  "ext6=-56/"):
         assert case in text, case
+    bounds = [int(w.split("=")[1]) for w in text.split() if w.startswith(("not_before=",
+                                                                          "not_after="))]
+    assert len(bounds) == 2 * len(lines) and max(bounds) > 2524608000, bounds  # 2050
     assert speedup < 3, speedup
 
 
@@ -117,3 +125,36 @@ def test_verdicts_after_the_program_verified(cert, decoy, side, certs, smtp_serv
         assert len(server.transactions()) == 1 and res.returncode == 0, describe(res)
     else:
         check_refused(res, server, env, side, leaks=True)
+
+
+def intermediate_of(d, root):
+    """A CA for /CN=smtpguard memo intermediate, signed by root = (cert, key)."""
+    key, csr, cert = make_key(d, "inter"), str(d / "inter.csr"), str(d / "inter.pem")
+    _openssl("req", "-new", "-key", key, "-out", csr, "-subj", "/CN=smtpguard memo intermediate",
+             "-config", "/dev/null", cwd=d)
+    (d / "inter.ext").write_text("basicConstraints=critical,CA:TRUE\n"
+                                 "keyUsage=critical,keyCertSign,cRLSign\n"
+                                 "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    _openssl("x509", "-req", "-in", csr, "-CA", root[0], "-CAkey", root[1], "-set_serial",
+             "4712", "-days", "30", "-extfile", str(d / "inter.ext"), "-out", cert, cwd=d)
+    return cert, key
+
+
+@pytest.mark.parametrize("side", ("baseline", "shim"))
+def test_missing_intermediate_after_the_program_verified(side, tmp_path, smtp_server, run,
+                                                         baseline, shim, message_file):
+    """The server sends its leaf without the intermediate that links it to the
+    policy's root. The program trusts that intermediate itself and verifies
+    (GnuTLS parses the leaf twice and copies the intermediate during the
+    handshake), ignores its result and mails: without the library the server
+    gets the message; with it the policy's store lacks the link and the shim
+    refuses."""
+    root = make_ca(tmp_path, "root", "/CN=smtpguard memo root", "EC")
+    inter = intermediate_of(tmp_path, root)
+    assert subject_of(inter[0]) != subject_of(root[0])
+    server = smtp_server(make_leaf(tmp_path, "ileaf", inter), "starttls")
+    env = baseline() if side == "baseline" else shim([server.port], ca=root[0])
+    env["SG_DECOY"] = inter[0]
+    res = run([str(CARELESS), "decoy", "localhost", str(server.port), "starttls",
+               str(message_file)], env, timeout=60)
+    check_refused(res, server, env, side, leaks=True)

@@ -1,6 +1,6 @@
-/* gnutls_memo_check: what gnutls_x509_rdn_get2 and
- * gnutls_x509_crt_get_authority_key_id, basic constraints, key usage and
- * extension identities answer, and how fast a repeated call is.
+/* gnutls_memo_check: what gnutls_x509_rdn_get2, the authority's and the
+ * subject's key identifiers, the validity bounds, basic constraints, key
+ * usage and extension identities answer, and how fast a repeated call is.
  *
  *   gnutls_memo_check [--smtp PORT] CERT_FILE...
  *
@@ -10,8 +10,9 @@
  * (smtp_gate.h), after which the shim answers repeated calls from its memo
  * (shim/gnutls_memo.c). Then, twice over, every object's answers are printed:
  * the subject and issuer names as strings (flags 0 and COMPAT), the names cut
- * short by a byte, and the key identifier asked four ways (room enough, no
- * criticality wanted, one byte of room, no buffer). Last the same calls are
+ * short by a byte, each key identifier asked four ways (room enough, no
+ * criticality wanted, one byte of room, no buffer), the validity bounds,
+ * basic constraints, key usage and extensions. Last the same calls are
  * timed again: "speedup" is the first time over the second. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,24 +47,40 @@ static void print_names(const char *what, gnutls_datum_t dn)
     }
 }
 
-static void print_key_id(gnutls_x509_crt_t c)
+typedef int key_id_fn(gnutls_x509_crt_t, void *, size_t *, unsigned *);
+
+/* A key identifier (the authority's or the subject's) asked four ways. */
+static void print_one_key_id(const char *what, key_id_fn *get, gnutls_x509_crt_t c)
 {
     unsigned char id[64];
     size_t size = sizeof id;
     unsigned crit = 7;
-    int r = gnutls_x509_crt_get_authority_key_id(c, id, &size, &crit);
-    printf(" aki=%d/%zu/%u:", r, size, crit);
+    int r = get(c, id, &size, &crit);
+    printf(" %s=%d/%zu/%u:", what, r, size, crit);
     for (size_t i = 0; r == 0 && i < size; i++)
         printf("%02x", id[i]);
     size = sizeof id;
-    r = gnutls_x509_crt_get_authority_key_id(c, id, &size, NULL);
-    printf(" aki_nocrit=%d/%zu", r, size);
+    r = get(c, id, &size, NULL);
+    printf(" %s_nocrit=%d/%zu", what, r, size);
     size = 1;
-    r = gnutls_x509_crt_get_authority_key_id(c, id, &size, NULL);
-    printf(" aki_short=%d/%zu", r, size);
+    r = get(c, id, &size, NULL);
+    printf(" %s_short=%d/%zu", what, r, size);
     size = 0;
-    r = gnutls_x509_crt_get_authority_key_id(c, NULL, &size, NULL);
-    printf(" aki_null=%d/%zu", r, size);
+    r = get(c, NULL, &size, NULL);
+    printf(" %s_null=%d/%zu", what, r, size);
+}
+
+static void print_key_id(gnutls_x509_crt_t c)
+{
+    print_one_key_id("aki", gnutls_x509_crt_get_authority_key_id, c);
+    print_one_key_id("ski", gnutls_x509_crt_get_subject_key_id, c);
+}
+
+/* The validity bounds, as numbers. */
+static void print_times(gnutls_x509_crt_t c)
+{
+    printf(" not_before=%lld not_after=%lld", (long long)gnutls_x509_crt_get_activation_time(c),
+           (long long)gnutls_x509_crt_get_expiration_time(c));
 }
 
 /* Basic constraints and key usage: outputs start as sentinels (what GnuTLS
@@ -131,6 +148,7 @@ static void print_answers(gnutls_x509_crt_t *c, int n, int round)
             gnutls_free(issuer.data);
         }
         print_key_id(c[i]);
+        print_times(c[i]);
         print_usage(c[i]);
         print_extensions(c[i]);
         printf("\n");
@@ -150,6 +168,10 @@ static double timed(gnutls_x509_crt_t c)
         if (gnutls_x509_rdn_get2(&dn, &s, 0) == 0)
             gnutls_free(s.data);
         gnutls_x509_crt_get_authority_key_id(c, id, &size, NULL);
+        size = sizeof id;
+        gnutls_x509_crt_get_subject_key_id(c, id, &size, NULL);
+        gnutls_x509_crt_get_activation_time(c);
+        gnutls_x509_crt_get_expiration_time(c);
         unsigned crit, ca, ku;
         gnutls_x509_crt_get_basic_constraints(c, &crit, &ca, NULL);
         gnutls_x509_crt_get_key_usage(c, &ku, &crit);
