@@ -65,7 +65,7 @@ static inline int sg_raw_get_name(char *name)
  * first costs a lazy binding in every process that speaks SMTP (issue 15),
  * and read() or close() of the library's own descriptor would also pass
  * through its own interposer (a binding to itself, then one to libc) for
- * nothing. None of these is a cancellation point, unlike libc's: the
+ * nothing. On x86-64 none of these is a cancellation point, unlike libc's: the
  * library's own short file reads are not where a thread should end. */
 #if defined(__x86_64__)
 static inline long sg_raw_call(long nr, long a, long b, long c, long d, long e)
@@ -132,11 +132,23 @@ static inline uid_t sg_sys_getuid(void)
     return (uid_t)sg_raw_call(SYS_getuid, 0, 0, 0, 0, 0); /* never fails */
 }
 #else
+/* Elsewhere libc's: syscall(2) for the three the library interposes, which by
+ * name would reach its own read(), write() and close() (a binding to itself,
+ * and its log written through its own guard); the others by name. */
+static inline ssize_t sg_sys_read(int fd, void *buf, size_t n)
+{
+    return syscall(SYS_read, fd, buf, n);
+}
+static inline ssize_t sg_sys_write(int fd, const void *buf, size_t n)
+{
+    return syscall(SYS_write, fd, buf, n);
+}
+static inline int sg_sys_close(int fd)
+{
+    return (int)syscall(SYS_close, fd);
+}
 #define sg_sys_open open
-#define sg_sys_read read
 #define sg_sys_pread pread
-#define sg_sys_write write
-#define sg_sys_close close
 #define sg_sys_readlink readlink
 #define sg_sys_getsockopt getsockopt
 #define sg_sys_getsockname getsockname
