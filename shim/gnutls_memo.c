@@ -215,27 +215,18 @@ static int key_id(struct sg_gnutls *g, int fn, key_id_fn *real, gnutls_x509_crt_
     return r;
 }
 
-SG_EXPORT int gnutls_x509_crt_get_authority_key_id(gnutls_x509_crt_t crt, void *id, size_t *size,
-                                                   unsigned *critical)
-{
-    const char *sym = "gnutls_x509_crt_get_authority_key_id";
-    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_authority_key_id))
-        SG_GNUTLS_PASS_ON(gnutls_x509_crt_get_authority_key_id, GNUTLS_E_INTERNAL_ERROR,
-                          crt, id, size, critical);
-    return key_id(g, AKI, g->gnutls_x509_crt_get_authority_key_id, crt, id, size, critical);
-}
-
-SG_EXPORT int gnutls_x509_crt_get_subject_key_id(gnutls_x509_crt_t crt, void *id, size_t *size,
-                                                 unsigned *critical)
-{
-    const char *sym = "gnutls_x509_crt_get_subject_key_id";
-    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_subject_key_id))
-        SG_GNUTLS_PASS_ON(gnutls_x509_crt_get_subject_key_id, GNUTLS_E_INTERNAL_ERROR,
-                          crt, id, size, critical);
-    return key_id(g, SKI, g->gnutls_x509_crt_get_subject_key_id, crt, id, size, critical);
-}
+/* The two exported alike: the library of the caller answers, through the
+ * memo; one without the function passes the call on. */
+#define KEY_ID_INTERPOSER(fn, kind)                                                        \
+    SG_EXPORT int fn(gnutls_x509_crt_t crt, void *id, size_t *size, unsigned *critical)    \
+    {                                                                                      \
+        struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, #fn);                           \
+        if (SG_UNLIKELY(!g || !g->fn))                                                     \
+            SG_GNUTLS_PASS_ON(fn, GNUTLS_E_INTERNAL_ERROR, crt, id, size, critical);       \
+        return key_id(g, kind, g->fn, crt, id, size, critical);                            \
+    }
+KEY_ID_INTERPOSER(gnutls_x509_crt_get_authority_key_id, AKI)
+KEY_ID_INTERPOSER(gnutls_x509_crt_get_subject_key_id, SKI)
 
 typedef time_t time_fn(gnutls_x509_crt_t);
 
@@ -258,23 +249,17 @@ static time_t validity(struct sg_gnutls *g, int fn, time_fn *real, gnutls_x509_c
     return t;
 }
 
-SG_EXPORT time_t gnutls_x509_crt_get_activation_time(gnutls_x509_crt_t crt)
-{
-    const char *sym = "gnutls_x509_crt_get_activation_time";
-    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_activation_time))
-        SG_GNUTLS_PASS_ON(gnutls_x509_crt_get_activation_time, (time_t)-1, crt);
-    return validity(g, NOT_BEFORE, g->gnutls_x509_crt_get_activation_time, crt);
-}
-
-SG_EXPORT time_t gnutls_x509_crt_get_expiration_time(gnutls_x509_crt_t crt)
-{
-    const char *sym = "gnutls_x509_crt_get_expiration_time";
-    struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, sym);
-    if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_get_expiration_time))
-        SG_GNUTLS_PASS_ON(gnutls_x509_crt_get_expiration_time, (time_t)-1, crt);
-    return validity(g, NOT_AFTER, g->gnutls_x509_crt_get_expiration_time, crt);
-}
+/* The two bounds alike (as KEY_ID_INTERPOSER). */
+#define VALIDITY_INTERPOSER(fn, kind)                                                      \
+    SG_EXPORT time_t fn(gnutls_x509_crt_t crt)                                             \
+    {                                                                                      \
+        struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, #fn);                           \
+        if (SG_UNLIKELY(!g || !g->fn))                                                     \
+            SG_GNUTLS_PASS_ON(fn, (time_t)-1, crt);                                        \
+        return validity(g, kind, g->fn, crt);                                              \
+    }
+VALIDITY_INTERPOSER(gnutls_x509_crt_get_activation_time, NOT_BEFORE)
+VALIDITY_INTERPOSER(gnutls_x509_crt_get_expiration_time, NOT_AFTER)
 
 /* What GnuTLS answered for basic constraints: its result (the CA flag, >= 0)
  * and the three outputs, each set whether the caller asked or not. */
