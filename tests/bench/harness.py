@@ -402,13 +402,16 @@ def summary(values):
 
 def alternate(rounds, sides, n, warm):
     """sides: {name: fn(count) -> {"wall": ns, "cpu": ns}}. One warm-up run of
-    each with count warm, then `rounds` rounds of the sides in turn (A B A B
-    ...). Returns {name: {metric: summary}} of the values divided by n."""
+    each with count warm, then `rounds` rounds of the sides in turn, the order
+    reversed every other round (A B, B A, ...: a side gains nothing from always
+    running first or second). Returns {name: {metric: summary}} of the values
+    divided by n."""
     for fn in sides.values():
         fn(warm)
     runs = {name: [] for name in sides}
-    for _ in range(rounds):
-        for name, fn in sides.items():
+    for r in range(rounds):
+        order = list(sides.items())
+        for name, fn in (order[::-1] if r % 2 else order):
             runs[name].append(fn(n))
     return {name: {m: summary([v[m] / n for v in values]) for m in METRICS}
             for name, values in runs.items()}

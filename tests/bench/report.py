@@ -140,8 +140,10 @@ def markdown(res, command):
         for r in rows(res))
     return (f"Measured with `{command}` on {m['cores']} cores ({m['cpu']}, Linux {m['kernel']}, "
             f"{m['openssl'].split(' (')[0]}, {m['stunnel'].split(' on ')[0]}): medians of "
-            f"{cfg['rounds']} alternating rounds (min-max in brackets). Ratios are the median "
+            f"{cfg['rounds']} alternating rounds ({cfg.get('fine_rounds', cfg['rounds'])} "
+            "for the fast path, sessions and bulk; min-max in brackets). Ratios are the median "
             "of the rounds' ratios of wall-clock time shim/baseline (the sides alternate "
-            "within a round), or of throughput where the row says so; the CPU ratio is the "
+            "within a round, in the other order every other round), or of throughput where "
+            "the row says so; the CPU ratio is the "
             "measured client's CPU time (with stunnel: client plus stunnel), shim/baseline; "
             "instructions are callgrind counts.\n\n" + head + body)

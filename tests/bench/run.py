@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """`make bench`: what libsmtpguard.so costs, as ratios measured in one run.
 
-Every comparison runs its sides alternately (A B A B ...) for several rounds,
+Every comparison runs its sides alternately (A B, B A, ...) for several rounds,
 after one small warm-up run of each side, and reports each side's median,
 min and max and the median of the per-round ratios shim / baseline with
 their range, for wall-clock time and for CPU time. Instruction counts from
@@ -28,14 +28,17 @@ from harness import (BIN, BUILD, EMPTY, INDEXER, KIB, LIB, MEMORY, MIB, NAME,
                      write_policy)
 from report import machine, markdown
 
-FULL = dict(rounds=5, pairs=2_000_000, connects=20_000, execs=2000, pyexecs=50,
-            mem_rounds=5, sessions=300, message=10 * KIB, bulk=50 * MIB,
+# The fast path, sessions and bulk: 20 short rounds rather than 5 long ones
+# (the same work, bulk's message aside), so that the sides alternate within the
+# machine's slower drifts; a round of either side takes a fraction of a second.
+FULL = dict(rounds=5, fine_rounds=20, pairs=500_000, connects=5_000, execs=2000, pyexecs=50,
+            mem_rounds=5, sessions=75, message=10 * KIB, bulk=50 * MIB,
             threads=8, thread_sessions=100, oneshots=50,
             cg_pairs=(20_000, 100_000), cg_connect=(2_000, 10_000), cg_sessions=(10, 30))
-QUICK = dict(FULL, rounds=2, pairs=200_000, connects=2_000, execs=200, pyexecs=5,
+QUICK = dict(FULL, rounds=2, fine_rounds=2, pairs=200_000, connects=2_000, execs=200, pyexecs=5,
              mem_rounds=2, sessions=30, bulk=5 * MIB, thread_sessions=10, oneshots=10,
              cg_pairs=(2_000, 10_000), cg_connect=(200, 1_000), cg_sessions=(2, 4))
-SMOKE = dict(QUICK, rounds=1, pairs=1_000, connects=100, execs=5, pyexecs=1, mem_rounds=1,
+SMOKE = dict(QUICK, rounds=1, fine_rounds=1, pairs=1_000, connects=100, execs=5, pyexecs=1, mem_rounds=1,
              sessions=3, bulk=MIB, threads=2, thread_sessions=2, oneshots=2,
              cg_pairs=(100, 200), cg_connect=(20, 40), cg_sessions=(1, 2))
 
@@ -68,8 +71,8 @@ def bench_fastpath(cfg, sides):
     # stream socket, issue 11), connect() and two close(); accept() is not interposed.
     for op, n, calls, what in (("pairs", cfg["pairs"], 2, "write+read pair"),
                                ("connect", cfg["connects"], 4, "connect+accept+close cycle")):
-        log(f"fast path: {n} x {what}, {cfg['rounds']} rounds")
-        res = alternate(cfg["rounds"], both(sides, lambda k, env, op=op:
+        log(f"fast path: {n} x {what}, {cfg['fine_rounds']} rounds")
+        res = alternate(cfg["fine_rounds"], both(sides, lambda k, env, op=op:
                                             timed(fastpath(op, k, env))), n, warm(n))
         log(f"fast path: callgrind, {cfg['cg_' + op]} x {what}")
         ir = per_side(sides, lambda env, op=op: per_unit(
@@ -135,13 +138,13 @@ def bench_smtp(cfg, sides, ca, port, work):
             "starttls", port, ca, k, threads, nbytes, env), k * threads))
 
     out, n = {}, cfg["sessions"]
-    log(f"SMTP sessions: {n} sequential, direct / shim / stunnel, {cfg['rounds']} rounds")
+    log(f"SMTP sessions: {n} sequential, direct / shim / stunnel, {cfg['fine_rounds']} rounds")
     with stunnel(port, ca, sides.base, work) as proxy:
         def via_stunnel(k):
             before = process_cpu_ns(proxy.proc.pid)
             r = smtp_client("plain", proxy.port, ca, k, 1, size, sides.base)
             return {"wall": r["ns"], "cpu": r["cpu_ns"] + process_cpu_ns(proxy.proc.pid) - before}
-        res = alternate(cfg["rounds"], {**both(sides, session), "stunnel": via_stunnel},
+        res = alternate(cfg["fine_rounds"], {**both(sides, session), "stunnel": via_stunnel},
                         n, warm(n))
     log(f"SMTP sessions: callgrind, {cfg['cg_sessions']} sessions")
     ir = per_side(sides, lambda env: per_unit(
@@ -156,8 +159,8 @@ def bench_smtp(cfg, sides, ca, port, work):
                       "instructions": {**ir, "added_per_session": ir["shim"] - ir["base"]}}
 
     bulk = cfg["bulk"]
-    log(f"bulk: one session with a {bulk // MIB} MiB message, {cfg['rounds']} rounds")
-    res = alternate(cfg["rounds"], both(sides, lambda b, env: session(1, env, nbytes=b)),
+    log(f"bulk: one session with a {bulk // MIB} MiB message, {cfg['fine_rounds']} rounds")
+    res = alternate(cfg["fine_rounds"], both(sides, lambda b, env: session(1, env, nbytes=b)),
                     bulk, max(bulk // 10, MIB))
     out["bulk"] = {"unit": "ns per byte", "message_bytes": bulk, **res,
                    "mib_per_s": {k: rate(v, 1 / MIB) for k, v in res.items()},
@@ -298,7 +301,7 @@ def main():
     args = ap.parse_args()
     cfg = dict(SMOKE if args.smoke else QUICK if args.quick else FULL)
     if args.rounds:
-        cfg["rounds"] = args.rounds
+        cfg["rounds"], cfg["fine_rounds"] = args.rounds, 4 * args.rounds
     only = [s for s in args.only.split(",") if s]
     unknown = set(only) - set(SECTIONS)
     if unknown:
