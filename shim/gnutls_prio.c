@@ -71,13 +71,16 @@ static void put_locked(const struct table *t, const void *key, int def, const ch
         drop_locked(t, key);
         return;
     }
-    int i = find_locked(t, key);
+    int i = find_locked(t, key), fresh = 0;
     if (i < 0 && *t->used < t->ring->filled) /* a freed slot first: no live entry is lost */
         i = find_locked(t, NULL);
-    if (i < 0)
+    if (i < 0) {
+        unsigned filled = t->ring->filled;
         i = (int)sg_ring_take(t->ring, t->cap);
-    if (t->key[i] != key) {
-        *t->used += t->key[i] == NULL;
+        fresh = (unsigned)i >= filled; /* never written: not read (ring.h) */
+    }
+    if (fresh || t->key[i] != key) {
+        *t->used += fresh || t->key[i] == NULL;
         t->key[i] = key;
     }
     t->prio[i].def = def;

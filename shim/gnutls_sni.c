@@ -40,8 +40,8 @@ static void remember(gnutls_session_t s, const void *name, size_t len)
         return;
     pthread_mutex_lock(&sg_lock_tls);
     forget_locked(s);
-    unsigned i = sg_ring_take(&ring, SLOTS);
-    used += session[i] == NULL;
+    unsigned filled = ring.filled, i = sg_ring_take(&ring, SLOTS);
+    used += i >= filled || session[i] == NULL; /* a slot never written is not read (ring.h) */
     session[i] = s;
     memcpy(names[i], name, len);
     names[i][len] = 0;

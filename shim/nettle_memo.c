@@ -110,21 +110,22 @@ static int bind_real(void)
 
 /* The function the caller at ret reaches: libhogweed.so.6's (then
  * memoised) or another nettle's (called as it is). NULL: none at all. */
-static void *reached(struct sg_callsites *sites, const void *ret, const char *name)
+static void *reached(struct sg_callsites *sites, int *used, const void *ret, const char *name)
 {
-    void *fn = sg_callsite_get(sites, ret);
+    void *fn = sg_callsite_recall(sites, used, ret);
     if (SG_LIKELY(fn != NULL))
         return fn;
     fn = sg_scope_next(ret, name, "libhogweed.so");
     if (fn) {
         pthread_mutex_lock(&sg_lock_memo);
-        sg_callsite_put(sites, ret, fn);
+        sg_callsite_remember(sites, used, ret, fn);
         pthread_mutex_unlock(&sg_lock_memo);
     }
     return fn;
 }
 
 static struct sg_callsites ecdsa_sites SG_TABLE, rsa_sites SG_TABLE;
+static int ecdsa_used, rsa_used;
 
 /* ---- a check's whole input, as bytes --------------------------------------
  * Every variable part is preceded by its length: equal blobs, equal inputs. */
@@ -199,7 +200,7 @@ __attribute__((noinline)) static int ecdsa_memo(const struct ecc_point *pub, siz
 SG_EXPORT int nettle_ecdsa_verify(const struct ecc_point *pub, size_t length,
                                   const uint8_t *digest, const struct dsa_signature *signature)
 {
-    ecdsa_fn *fn = (ecdsa_fn *)reached(&ecdsa_sites, __builtin_return_address(0),
+    ecdsa_fn *fn = (ecdsa_fn *)reached(&ecdsa_sites, &ecdsa_used, __builtin_return_address(0),
                                        "nettle_ecdsa_verify");
     if (SG_UNLIKELY(!fn))
         return 0; /* no nettle to ask: nothing is verified */
@@ -229,7 +230,7 @@ __attribute__((noinline)) static int rsa_memo(const struct rsa_public_key *key, 
 SG_EXPORT int nettle_rsa_pkcs1_verify(const struct rsa_public_key *key, size_t length,
                                       const uint8_t *digest_info, const mpz_t signature)
 {
-    rsa_fn *fn = (rsa_fn *)reached(&rsa_sites, __builtin_return_address(0),
+    rsa_fn *fn = (rsa_fn *)reached(&rsa_sites, &rsa_used, __builtin_return_address(0),
                                    "nettle_rsa_pkcs1_verify");
     if (SG_UNLIKELY(!fn))
         return 0;

@@ -159,13 +159,11 @@ struct lib {
 static struct lib libs[LIBS]; /* published by lib_count; written under sg_lock_memo */
 static int lib_count;
 static struct sg_callsites sites SG_TABLE; /* call site -> struct lib *; put under sg_lock_memo */
-/* Set (release) once a call site was put: before, the table's page is not
- * read, since a read maps it and the first put faults on it again. */
 static int sites_used;
 
 static struct lib *site(const void *ret)
 {
-    return __atomic_load_n(&sites_used, __ATOMIC_ACQUIRE) ? sg_callsite_get(&sites, ret) : NULL;
+    return sg_callsite_recall(&sites, &sites_used, ret);
 }
 
 /* cap: the bytes b holds (an entry BLOB_MAX; a query what its input needs,
@@ -289,14 +287,8 @@ static struct lib *lib_for(const void *ret, struct lib *spare)
         l->verify = fn;
         __atomic_store_n(&lib_count, lib_count + 1, __ATOMIC_RELEASE);
     }
-    if (l) {
-        /* The first put reads a slot, then writes it: written to first (a
-         * write to a page never touched maps it at once), one fault, not two. */
-        if (!sites_used)
-            __atomic_fetch_or((unsigned char *)&sites, 0, __ATOMIC_RELAXED);
-        sg_callsite_put(&sites, ret, l);
-        __atomic_store_n(&sites_used, 1, __ATOMIC_RELEASE);
-    }
+    if (l)
+        sg_callsite_remember(&sites, &sites_used, ret, l);
     pthread_mutex_unlock(&sg_lock_memo);
     if (l)
         return l;

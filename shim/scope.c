@@ -129,6 +129,10 @@ void *sg_callsite_get(struct sg_callsites *c, const void *ret)
 
 void sg_callsite_put(struct sg_callsites *c, const void *ret, void *val)
 {
+    /* A put reads a slot, then writes it: written to first (a write to a page
+     * never touched maps it at once, a read maps the zero page), one fault, not
+     * two. The value does not change; puts are rare. */
+    __atomic_fetch_or((unsigned char *)c, 0, __ATOMIC_RELAXED);
     for (unsigned i = 0, h = slot_of(ret); i < 16; i++) {
         unsigned s = (h + i) % SG_CALLSITES;
         if (!c->slot[s].ret) {
@@ -137,4 +141,15 @@ void sg_callsite_put(struct sg_callsites *c, const void *ret, void *val)
             return;
         }
     }
+}
+
+void *sg_callsite_recall(struct sg_callsites *c, const int *used, const void *ret)
+{
+    return __atomic_load_n(used, __ATOMIC_ACQUIRE) ? sg_callsite_get(c, ret) : NULL;
+}
+
+void sg_callsite_remember(struct sg_callsites *c, int *used, const void *ret, void *val)
+{
+    sg_callsite_put(c, ret, val);
+    __atomic_store_n(used, 1, __ATOMIC_RELEASE);
 }

@@ -97,4 +97,11 @@ struct sg_callsites {
 void *sg_callsite_get(struct sg_callsites *c, const void *ret);
 void sg_callsite_put(struct sg_callsites *c, const void *ret, void *val);
 
+/* The same for a table asked before anything else guards it: its page is not
+ * read before its first put (a read maps the page as zero, and that put would
+ * fault on it a second time). *used, a variable of the caller's apart from the
+ * table, is set once a call site was put; remember under the caller's lock. */
+void *sg_callsite_recall(struct sg_callsites *c, const int *used, const void *ret);
+void sg_callsite_remember(struct sg_callsites *c, int *used, const void *ret, void *val);
+
 #endif

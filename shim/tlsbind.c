@@ -84,11 +84,11 @@ static void refresh(struct claim *e)
 
 static struct claim *find(void *session)
 {
-    if (!session) { /* a free entry */
-        for (int i = 0; i < CLAIMS; i++)
+    if (!session) { /* a free entry: a freed one, else the first never used (not read) */
+        for (int i = 0; i < top; i++)
             if (!claims[i].session)
                 return &claims[i];
-        return NULL;
+        return top < CLAIMS ? &claims[top] : NULL;
     }
     for (int i = 0; i < top; i++)
         if (claims[i].session == session)
@@ -102,7 +102,7 @@ static struct claim *take(time_t t)
     for (int i = 0; !e && i < CLAIMS; i++)
         if (!claims[i].inside && t - claims[i].touched > STALE)
             e = &claims[i];
-    if (e && !e->session)
+    if (e && (e - claims >= top || !e->session))
         __atomic_add_fetch(&used, 1, __ATOMIC_RELAXED);
     if (e && e - claims >= top)
         top = (int)(e - claims) + 1;
