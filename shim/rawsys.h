@@ -15,14 +15,24 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+/* One system call, its result as the kernel gives it (-errno on failure). */
+#if defined(__x86_64__)
+static inline long sg_raw_call(long nr, long a, long b, long c, long d, long e)
+{
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+                     : "rcx", "r11", "memory");
+    return r;
+}
+#endif
+
 /* Whether fd is open, and if so whether it is a socket: fstat's answer. */
 static inline int sg_raw_fstat(int fd, struct stat *st)
 {
-#if defined(__x86_64__) && defined(SYS_fstat)
-    long r;
-    __asm__ volatile("syscall" : "=a"(r) : "0"((long)SYS_fstat), "D"((long)fd), "S"(st)
-                     : "rcx", "r11", "memory");
-    return r < 0 ? -1 : 0;
+#if defined(__x86_64__)
+    return sg_raw_call(SYS_fstat, fd, (long)st, 0, 0, 0) < 0 ? -1 : 0;
 #else
     int saved = errno, r = fstat(fd, st);
     errno = saved;
@@ -33,10 +43,8 @@ static inline int sg_raw_fstat(int fd, struct stat *st)
 /* poll() with a zero timeout: which of fds are open (POLLNVAL: closed). */
 static inline int sg_raw_poll(struct pollfd *fds, unsigned n)
 {
-#if defined(__x86_64__) && defined(SYS_poll)
-    long r;
-    __asm__ volatile("syscall" : "=a"(r) : "0"((long)SYS_poll), "D"(fds), "S"((long)n), "d"(0L)
-                     : "rcx", "r11", "memory");
+#if defined(__x86_64__)
+    long r = sg_raw_call(SYS_poll, (long)fds, n, 0, 0, 0);
     return r < 0 ? -1 : (int)r;
 #else
     int saved = errno, r = poll(fds, n, 0);
@@ -48,11 +56,8 @@ static inline int sg_raw_poll(struct pollfd *fds, unsigned n)
 /* prctl(PR_GET_NAME): the command name (16 bytes). */
 static inline int sg_raw_get_name(char *name)
 {
-#if defined(__x86_64__) && defined(SYS_prctl)
-    long r;
-    __asm__ volatile("syscall" : "=a"(r) : "0"((long)SYS_prctl), "D"((long)PR_GET_NAME), "S"(name)
-                     : "rcx", "r11", "memory");
-    return r < 0 ? -1 : 0;
+#if defined(__x86_64__)
+    return sg_raw_call(SYS_prctl, PR_GET_NAME, (long)name, 0, 0, 0) < 0 ? -1 : 0;
 #else
     int saved = errno, r = prctl(PR_GET_NAME, name);
     errno = saved;
@@ -68,16 +73,6 @@ static inline int sg_raw_get_name(char *name)
  * nothing. On x86-64 none of these is a cancellation point, unlike libc's: the
  * library's own short file reads are not where a thread should end. */
 #if defined(__x86_64__)
-static inline long sg_raw_call(long nr, long a, long b, long c, long d, long e)
-{
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    long r;
-    __asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
-                     : "rcx", "r11", "memory");
-    return r;
-}
-
 static inline long sg_raw_result(long r)
 {
     if (r < 0 && r > -4096) {
