@@ -19,8 +19,7 @@ _Static_assert(sizeof libs[0] <= SG_RECORD_MAX, "backend.c binds a record on the
 
 static int is_libssl(const char *path)
 {
-    const char *base = strrchr(path, '/');
-    return sg_starts(base ? base + 1 : path, "libssl.so");
+    return sg_basename_starts(path, "libssl.so");
 }
 
 /* What only SMTP sessions need, into o from lib (a copy: its checks are

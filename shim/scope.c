@@ -6,12 +6,6 @@
 #include "real.h"
 #include "scope.h"
 
-static int basename_starts(const char *path, const char *prefix)
-{
-    const char *base = strrchr(path, '/');
-    return sg_starts(base ? base + 1 : path, prefix);
-}
-
 /* The object whose mapped segments hold addr: a walk over the loaded
  * objects' program headers. dladdr() would also scan the object's whole
  * symbol table for the nearest name (~16,000 instructions in libssl, ~45,000
@@ -62,7 +56,7 @@ static int find_by_prefix(struct dl_phdr_info *info, size_t size, void *arg)
 {
     struct search *s = arg;
     (void)size;
-    if (info->dlpi_name && basename_starts(info->dlpi_name, s->prefix))
+    if (info->dlpi_name && sg_basename_starts(info->dlpi_name, s->prefix))
         s->handle = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
     return s->handle != NULL;
 }

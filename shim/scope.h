@@ -3,6 +3,8 @@
 #ifndef SG_SCOPE_H
 #define SG_SCOPE_H
 
+#include <string.h>
+
 /* Whether s starts with prefix: strncmp(s, prefix, strlen(prefix)) == 0
  * without the lazy binding of strncmp, which the first TLS call of every
  * process would pay for (issue 15); the prefixes are short. */
@@ -11,6 +13,13 @@ static inline int sg_starts(const char *s, const char *prefix)
     while (*prefix && *s == *prefix)
         s++, prefix++;
     return !*prefix;
+}
+
+/* Whether the file name of path (after its last '/') starts with prefix. */
+static inline int sg_basename_starts(const char *path, const char *prefix)
+{
+    const char *base = strrchr(path, '/');
+    return sg_starts(base ? base + 1 : path, prefix);
 }
 
 /* The function sym the caller at ret would have reached without us: its own
