@@ -51,6 +51,16 @@ struct sg_gnutls {
 #undef SG_MEMBER
 };
 
+/* The bytes of crt as GnuTLS parsed them (export2, exports_as_parsed: a
+ * certificate modified since is encoded anew), in der, which the caller
+ * frees with *g->free_fn: 0 when there are none to trust as its DER. */
+static inline int sg_gnutls_der(struct sg_gnutls *g, gnutls_x509_crt_t crt, gnutls_datum_t *der)
+{
+    *der = (gnutls_datum_t){NULL, 0};
+    return g->exports_as_parsed && crt && g->free_fn &&
+           g->gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, der) >= 0 && der->data;
+}
+
 /* The GnuTLS that the caller at ret would have reached for sym; NULL when
  * none is loaded. */
 struct sg_gnutls *sg_gnutls_for_caller(const void *ret, const char *sym);

@@ -30,9 +30,8 @@ SG_EXPORT unsigned gnutls_x509_crt_equals(gnutls_x509_crt_t a, gnutls_x509_crt_t
     struct sg_gnutls *g = sg_gnutls_for_caller(CALLER, "gnutls_x509_crt_equals");
     if (SG_UNLIKELY(!g || !g->gnutls_x509_crt_equals))
         SG_GNUTLS_PASS_ON(gnutls_x509_crt_equals, 0, a, b);
-    gnutls_datum_t der = {NULL, 0};
-    if (!sg_smtp_ever() || !g->exports_as_parsed || !a || !b ||
-        g->gnutls_x509_crt_export2(b, GNUTLS_X509_FMT_DER, &der) < 0)
+    gnutls_datum_t der;
+    if (!sg_smtp_ever() || !a || !sg_gnutls_der(g, b, &der))
         return g->gnutls_x509_crt_equals(a, b);
     unsigned same = g->gnutls_x509_crt_equals2(a, &der);
     (*g->free_fn)(der.data);

@@ -166,15 +166,6 @@ SG_EXPORT int gnutls_x509_rdn_get2(const gnutls_datum_t *idn, gnutls_datum_t *st
     return r;
 }
 
-/* The DER crt is keyed by, in der (the caller frees with gnutls_free): 0
- * when there is none to trust as its input. */
-static int crt_key(struct sg_gnutls *g, gnutls_x509_crt_t crt, gnutls_datum_t *der)
-{
-    *der = (gnutls_datum_t){NULL, 0};
-    return g->exports_as_parsed && crt && g->free_fn &&
-           g->gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, der) >= 0 && der->data;
-}
-
 /* A key identifier of crt (fn: AKI, the authority's; SKI, the subject's)
  * into id (*size bytes), from the memo: 1 when answered. */
 static int key_id_recall(struct sg_gnutls *g, int fn, const gnutls_datum_t *der, void *id,
@@ -199,7 +190,7 @@ static int key_id(struct sg_gnutls *g, int fn, key_id_fn *real, gnutls_x509_crt_
                   size_t *size, unsigned *critical)
 {
     gnutls_datum_t der;
-    if (!sg_smtp_ever() || !id || !size || !crt_key(g, crt, &der))
+    if (!sg_smtp_ever() || !id || !size || !sg_gnutls_der(g, crt, &der))
         return real(crt, id, size, critical);
     if (key_id_recall(g, fn, &der, id, size, critical)) {
         (*g->free_fn)(der.data);
@@ -236,7 +227,7 @@ typedef time_t time_fn(gnutls_x509_crt_t);
 static time_t validity(struct sg_gnutls *g, int fn, time_fn *real, gnutls_x509_crt_t crt)
 {
     gnutls_datum_t der;
-    if (!sg_smtp_ever() || !crt_key(g, crt, &der))
+    if (!sg_smtp_ever() || !sg_gnutls_der(g, crt, &der))
         return real(crt);
     time_t t;
     unsigned unused;
@@ -289,7 +280,7 @@ SG_EXPORT int gnutls_x509_crt_get_basic_constraints(gnutls_x509_crt_t crt, unsig
         SG_GNUTLS_PASS_ON(gnutls_x509_crt_get_basic_constraints, GNUTLS_E_INTERNAL_ERROR,
                           crt, critical, ca, pathlen);
     gnutls_datum_t der;
-    if (!sg_smtp_ever() || !crt_key(g, crt, &der))
+    if (!sg_smtp_ever() || !sg_gnutls_der(g, crt, &der))
         return g->gnutls_x509_crt_get_basic_constraints(crt, critical, ca, pathlen);
     struct bc_answer a;
     unsigned unused;
@@ -317,7 +308,7 @@ SG_EXPORT int gnutls_x509_crt_get_key_usage(gnutls_x509_crt_t crt, unsigned *usa
                           crt, usage, critical);
     gnutls_datum_t der;
     /* usage NULL is an error GnuTLS reports itself */
-    if (!sg_smtp_ever() || !usage || !crt_key(g, crt, &der))
+    if (!sg_smtp_ever() || !usage || !sg_gnutls_der(g, crt, &der))
         return g->gnutls_x509_crt_get_key_usage(crt, usage, critical);
     unsigned a[2], unused; /* usage, critical */
     if (recall(g, KU, 0, der.data, der.size, a, sizeof a, &unused) == (long)sizeof a) {
@@ -355,7 +346,7 @@ SG_EXPORT int gnutls_x509_crt_get_extension_info(gnutls_x509_crt_t crt, unsigned
                           crt, indx, oid, oid_size, critical);
     gnutls_datum_t der;
     /* no buffer: GnuTLS says how much room (a failure, not kept) */
-    if (!sg_smtp_ever() || !oid || !oid_size || !crt_key(g, crt, &der))
+    if (!sg_smtp_ever() || !oid || !oid_size || !sg_gnutls_der(g, crt, &der))
         return g->gnutls_x509_crt_get_extension_info(crt, indx, oid, oid_size, critical);
     struct ext_answer a;
     unsigned unused;
