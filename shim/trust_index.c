@@ -554,8 +554,9 @@ static int member(const uint64_t *set, int n, uint64_t key)
 /* A set of name keys with a one-word filter (a bit per key's low six bits):
  * most anchors of a bundle are told apart by one test, not by comparing
  * with every name. The keys are hashes (name_key.h). */
+#define NAMES 64 /* the names a selection follows: the chain's, then anchors' issuers */
 struct names {
-    uint64_t key[64], filter;
+    uint64_t key[NAMES], filter;
     int n;
 };
 
@@ -585,7 +586,6 @@ static uint64_t issuer_key(const unsigned char *der, size_t n)
 int sg_trust_index_select(const struct sg_trust_index *x, const unsigned char *const *der,
                           const size_t *len, int n, int *out, struct sg_der *got, int max)
 {
-    enum { NAMES = 64 };
     struct names names = {.n = 0};
     int found = 0;
     for (int i = 0; i < n && names.n + 2 <= NAMES; i++) {
